@@ -151,3 +151,54 @@ export function trainSource(data: DataSection): DataSource {
       return { corpus: 'files', ...data.train };
   }
 }
+
+/** Tokenizers: `bytes` (UTF-8 bytes, vocab 256) and `gpt2` (GPT-2 BPE, r50k_base, vocab 50257). */
+export const TokenizerName = z.enum(['bytes', 'gpt2']);
+export type TokenizerName = z.infer<typeof TokenizerName>;
+
+const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex sha256');
+const Count = z.int().nonnegative();
+
+/** What a resolved token stream was made from; recorded with every run and result. */
+export const StreamInfo = z.strictObject({
+  name: z.string(),
+  source: DataSource,
+  tokenizer: TokenizerName,
+  /** sha256 of the exact UTF-8 text that was tokenized. */
+  sha256: Sha256Hex,
+  bytes: Count,
+  tokens: Count,
+  description: z.string(),
+});
+export type StreamInfo = z.infer<typeof StreamInfo>;
+
+/**
+ * The batch sampler's full position: xoshiro128** state words plus how many batches
+ * were drawn, and the shape and stream it was drawn for (so a resume against a different
+ * stream or batch shape is refused rather than silently diverging).
+ */
+export const SamplerState = z.strictObject({
+  algorithm: z.literal('xoshiro128**'),
+  seed: z.int().nonnegative(),
+  s: z.tuple([z.int(), z.int(), z.int(), z.int()]).refine(
+    (words) => words.every((w) => w >= 0 && w <= 0xffffffff) && words.some((w) => w !== 0),
+    'xoshiro128** state must be four unsigned 32-bit words, not all zero',
+  ),
+  batches: Count,
+  batch: z.int().positive(),
+  context: z.int().positive(),
+  streamTokens: Count,
+});
+export type SamplerState = z.infer<typeof SamplerState>;
+
+/** The pinned perplexity protocol, recorded beside every perplexity it produced. */
+export const PerplexityProtocol = z.strictObject({
+  name: z.literal('non-overlapping-windows'),
+  version: z.literal(1),
+  context: z.int().min(2),
+  windows: z.int().positive(),
+  streamTokens: Count,
+  predicted: z.int().positive(),
+  droppedTailTokens: Count,
+});
+export type PerplexityProtocol = z.infer<typeof PerplexityProtocol>;
