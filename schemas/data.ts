@@ -53,17 +53,23 @@ export const FilePaths = z
   .meta({ description: 'UTF-8 text files, joined by a blank line in the order given' });
 export type FilePaths = z.infer<typeof FilePaths>;
 
+export const CorpusName = z.enum(['sotu', 'moby-dick', 'files']);
+export type CorpusName = z.infer<typeof CorpusName>;
+
+const UNKNOWN_CORPUS = `expected \`corpus\` to be one of: ${CorpusName.options.join(', ')}`;
+
 /** Which selector each corpus takes; used to word the "wrong selector" messages. */
-const SELECTOR_OF = { sotu: 'years', 'moby-dick': 'items', files: 'paths' } as const;
-type CorpusName = keyof typeof SELECTOR_OF;
+const SELECTOR_OF: Record<CorpusName, string> = { sotu: 'years', 'moby-dick': 'items', files: 'paths' };
 
 /** A strict object whose unknown-key message points at the selector that corpus does take. */
 function corpusObject<S extends z.core.$ZodLooseShape>(corpus: CorpusName, where: string, shape: S) {
   return z.strictObject(shape, {
     error: (issue) => {
+      const selector = `\`${SELECTOR_OF[corpus]}\``;
+      if (issue.code === 'invalid_type') return `expected ${where}: an object with the ${corpus} selector ${selector}`;
       if (issue.code !== 'unrecognized_keys') return undefined;
       const keys = issue.keys.map((k) => `\`${k}\``).join(', ');
-      return `unknown key ${keys} in ${where}: a ${corpus} corpus is selected with \`${SELECTOR_OF[corpus]}\``;
+      return `unknown key ${keys} in ${where}: a ${corpus} corpus is selected with ${selector}`;
     },
   });
 }
@@ -88,12 +94,13 @@ export type FilesSource = z.infer<typeof FilesSource>;
 
 /** One corpus text: a corpus plus its selector. Discriminated on `corpus`. */
 export const DataSource = z.discriminatedUnion('corpus', [SotuSource, MobyDickSource, FilesSource], {
-  error: (issue) =>
-    issue.code === 'invalid_union' ? 'expected `corpus` to be one of: sotu, moby-dick, files' : undefined,
+  error: (issue) => {
+    if (issue.code === 'invalid_union') return UNKNOWN_CORPUS;
+    if (issue.code === 'invalid_type') return 'expected a data source: an object with `corpus` and its selector';
+    return undefined;
+  },
 });
 export type DataSource = z.infer<typeof DataSource>;
-
-export const CorpusName = z.enum(['sotu', 'moby-dick', 'files']);
 
 /** Evaluation-set names become metric names (`ppl/<name>`), so keep them plain. */
 export const EvalName = z
@@ -102,12 +109,24 @@ export const EvalName = z
 
 const EvalSets = z
   .record(EvalName, DataSource, {
-    error: (issue) =>
-      issue.code === 'invalid_key'
-        ? `evaluation-set name ${JSON.stringify(issue.input)} must use letters, digits, ".", "_" and "-" only`
-        : undefined,
+    error: (issue) => {
+      if (issue.code === 'invalid_key') {
+        return `evaluation-set name ${JSON.stringify(issue.input)} must use letters, digits, ".", "_" and "-" only`;
+      }
+      if (issue.code === 'invalid_type') return 'expected `eval`: named evaluation sets, each a data source';
+      return undefined;
+    },
   })
   .refine((sets) => Object.keys(sets).length > 0, '`eval` needs at least one named evaluation set');
+
+function sectionObject<S extends z.core.$ZodLooseShape>(shape: S) {
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `unknown key ${issue.keys.map((k) => `\`${k}\``).join(', ')} in \`data\`; its keys are corpus, train, eval`
+        : undefined,
+  });
+}
 
 /**
  * A recipe's `data` section: the train split is the top-level `corpus` with the `train`
@@ -117,25 +136,28 @@ const EvalSets = z
 export const DataSection = z.discriminatedUnion(
   'corpus',
   [
-    z.strictObject({
+    sectionObject({
       corpus: z.literal('sotu'),
       train: corpusObject('sotu', '`train`', { years: SotuYears.optional() }),
       eval: EvalSets,
     }),
-    z.strictObject({
+    sectionObject({
       corpus: z.literal('moby-dick'),
       train: corpusObject('moby-dick', '`train`', { items: MobyDickItems.optional() }),
       eval: EvalSets,
     }),
-    z.strictObject({
+    sectionObject({
       corpus: z.literal('files'),
       train: corpusObject('files', '`train`', { paths: FilePaths }),
       eval: EvalSets,
     }),
   ],
   {
-    error: (issue) =>
-      issue.code === 'invalid_union' ? 'expected `corpus` to be one of: sotu, moby-dick, files' : undefined,
+    error: (issue) => {
+      if (issue.code === 'invalid_union') return UNKNOWN_CORPUS;
+      if (issue.code === 'invalid_type') return 'expected `data`: an object with corpus, train and eval';
+      return undefined;
+    },
   },
 );
 export type DataSection = z.infer<typeof DataSection>;

@@ -70,3 +70,17 @@ describe('DataSection', () => {
       '✖ years range [2000, 1990] is reversed: from must be ≤ to\n  → at eval.x.years');
   });
 });
+
+describe('DataSection shape errors', () => {
+  it('says what a missing or mistyped part should be', () => {
+    assert.equal(errorOf(DataSection, { corpus: 'sotu', eval: { a: { corpus: 'sotu' } } }),
+      '✖ expected `train`: an object with the sotu selector `years`\n  → at train');
+    assert.equal(errorOf(DataSection, { corpus: 'sotu', train: {} }),
+      '✖ expected `eval`: named evaluation sets, each a data source\n  → at eval');
+    assert.equal(errorOf(DataSection, { corpus: 'sotu', train: {}, eval: { a: { corpus: 'sotu' } }, test: 1 }),
+      '✖ unknown key `test` in `data`; its keys are corpus, train, eval');
+    assert.equal(errorOf(DataSection, 5), '✖ expected `data`: an object with corpus, train and eval');
+    assert.equal(errorOf(DataSection, { corpus: 'sotu', train: {}, eval: { a: 'sotu' } }),
+      '✖ expected a data source: an object with `corpus` and its selector\n  → at eval.a');
+  });
+});
