@@ -124,9 +124,10 @@ export class BatchSampler {
 
   /**
    * Continue from a saved position. The stream length and batch shape must be those the
-   * state was saved with: anything else would silently draw different windows.
+   * state was saved with (pass the run's own B and T as `expect` to have that checked):
+   * anything else would silently draw different windows.
    */
-  static restore(tokens: Int32Array, state: unknown): BatchSampler {
+  static restore(tokens: Int32Array, state: unknown, expect?: { batch: number; context: number }): BatchSampler {
     const parsed = SamplerState.safeParse(state);
     if (!parsed.success) {
       throw new Error(`invalid sampler state: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
@@ -136,6 +137,12 @@ export class BatchSampler {
       throw new Error(
         `sampler state was saved for a train stream of ${s.streamTokens} tokens, this one has ${tokens.length}. ` +
           'HINT: the data section or tokenizer changed since the checkpoint; resume with the recipe that made it.',
+      );
+    }
+    if (expect && (expect.batch !== s.batch || expect.context !== s.context)) {
+      throw new Error(
+        `sampler state was saved for batches of B = ${s.batch}, T = ${s.context}, this run uses B = ${expect.batch}, T = ${expect.context}. ` +
+          'HINT: resume with the recipe that made the checkpoint, or restart the stage.',
       );
     }
     return new BatchSampler(tokens, s.batch, s.context, s.seed, s.s, s.batches);

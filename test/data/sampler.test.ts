@@ -104,6 +104,10 @@ describe('BatchSampler', () => {
     });
     const state = BatchSampler.create(tokens, { batch: 2, context: 8, seed: 1 }).state();
     assert.throws(() => BatchSampler.restore(tokens.subarray(0, 999), state), /saved for a train stream of 1000 tokens, this one has 999\. HINT:/);
+    assert.throws(() => BatchSampler.restore(tokens, state, { batch: 4, context: 8 }), {
+      message: 'sampler state was saved for batches of B = 2, T = 8, this run uses B = 4, T = 8. HINT: resume with the recipe that made the checkpoint, or restart the stage.',
+    });
+    assert.equal(BatchSampler.restore(tokens, state, { batch: 2, context: 8 }).state().batches, 0);
     assert.throws(() => BatchSampler.restore(tokens, { ...state, s: [0, 0, 0, 0] }), /invalid sampler state: .*not all zero/);
     assert.throws(() => BatchSampler.restore(tokens, { ...state, algorithm: 'mt19937' }), /invalid sampler state/);
   });
