@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { DataSection, trainSource } from './data';
 import { Model } from './model';
-import { ACCEPTED_INPUTS, STAGE_OUTPUT, Stage, stageInputs, type StageKind } from './stages';
+import { ACCEPTED_INPUTS, aStage, STAGE_OUTPUT, Stage, stageInputs, type StageKind } from './stages';
 
 // The stage vocabulary, re-exported so that a workflow needs one import for the recipe and its stages.
 export { Stage, StageKind, STAGE_KINDS, stageInputs } from './stages';
@@ -130,7 +130,7 @@ function checkGraph(recipe: RecipeFields, ctx: z.core.$RefinementCtx<RecipeField
 function wrongInputMessage(kind: StageKind, input: string, inputKind: StageKind): string {
   const accepted = ACCEPTED_INPUTS[kind].join(' or ');
   const produces = STAGE_OUTPUT[inputKind] === 'model' ? 'a model' : 'a report, not a model';
-  return `a ${kind} stage takes its input from a ${accepted} stage, but "${input}" is a ${inputKind} stage (it produces ${produces})`;
+  return `${aStage(kind)} takes its input from ${aStage(accepted)}, but "${input}" is ${aStage(inputKind)} (it produces ${produces})`;
 }
 
 type Edge = { target: number; path: PropertyKey[] };

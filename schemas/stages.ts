@@ -32,12 +32,17 @@ const unitInterval = (what: string) =>
     .min(0, `${what} must be in [0, 1)`)
     .lt(1, `${what} must be in [0, 1)`);
 
+/** "a pretrain stage", "an evaluate stage": for messages. */
+export function aStage(kind: string): string {
+  return `${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind} stage`;
+}
+
 /** A strict object whose unknown-key message names the stage kind, so a key given to the wrong kind is obvious. */
 function stageObject<S extends z.core.$ZodLooseShape>(kind: string, shape: S) {
   return z.strictObject(shape, {
     error: (issue) =>
       issue.code === 'unrecognized_keys'
-        ? `unknown key ${issue.keys.map((k) => `\`${k}\``).join(', ')} in a ${kind} stage`
+        ? `unknown key ${issue.keys.map((k) => `\`${k}\``).join(', ')} in ${aStage(kind)}`
         : undefined,
   });
 }

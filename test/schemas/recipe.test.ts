@@ -1,0 +1,256 @@
+// The recipe: both examples parse to explicit configurations; malformed recipes (unknown
+// keys, wrong types, unknown kinds, graph errors, syntax errors) are rejected with messages
+// that name the culprit path and, for files, the line:column.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+
+import { Recipe, stageCacheConfig, topologicalOrder } from '../../schemas/recipe';
+import { parseRecipe, type ParseRecipeResult } from '../../schemas/recipe-text';
+
+const EXAMPLES = path.resolve(__dirname, '../../examples');
+
+const HEAD = `name: t
+model: { layers: 1, dim: 8, heads: 2, context: 8, tokenizer: bytes }
+data:
+  corpus: sotu
+  train: { years: [1790, 1800] }
+  eval:
+    recent: { corpus: sotu, years: [2000, 2001] }
+    whale: { corpus: moby-dick }
+stages:
+`;
+const PRETRAIN = 'kind: pretrain, steps: 10, batch: 2, lr: 0.001';
+
+function ok(text: string, source = 'r.yaml') {
+  const result = parseRecipe(text, source);
+  if (!result.ok) assert.fail(`expected a valid recipe, got:\n${result.message}`);
+  return result.recipe;
+}
+
+function failure(text: string, source = 'r.yaml'): Extract<ParseRecipeResult, { ok: false }> {
+  const result = parseRecipe(text, source);
+  assert.equal(result.ok, false, 'expected the recipe to be rejected');
+  return result as Extract<ParseRecipeResult, { ok: false }>;
+}
+
+/** The single issue at `path`; fails listing all issues when there is none. */
+function issueAt(result: Extract<ParseRecipeResult, { ok: false }>, path: string) {
+  const found = result.issues.filter((i) => i.path === path);
+  assert.equal(found.length, 1, `expected one issue at ${path}, got:\n${result.message}`);
+  return found[0];
+}
+
+describe('examples', () => {
+  for (const file of ['quickstart.yaml', 'llama-small.yaml']) {
+    it(`${file} validates, with every default filled in`, () => {
+      const recipe = ok(readFileSync(path.join(EXAMPLES, file), 'utf8'), file);
+      for (const stage of recipe.stages) {
+        if (stage.kind === 'pretrain') {
+          for (const key of ['minLr', 'warmup', 'weightDecay', 'beta1', 'beta2', 'eps', 'gradClip', 'accum', 'checkpointEvery', 'evalEvery']) {
+            assert.ok(key in stage, `${stage.id}.${key} is resolved`);
+          }
+        } else {
+          assert.ok(stage.sets.length > 0 && stage.batch > 0 && stage.runtime === 'native');
+        }
+      }
+      // The resolved recipe is a fixed point: stored and re-validated, it is unchanged.
+      assert.deepEqual(Recipe.parse(JSON.parse(JSON.stringify(recipe))), recipe);
+    });
+  }
+
+  it('quickstart resolves the documented defaults', () => {
+    const recipe = ok(readFileSync(path.join(EXAMPLES, 'quickstart.yaml'), 'utf8'));
+    assert.equal(recipe.model.mlpRatio, 4);
+    const [dense, report] = recipe.stages;
+    assert.equal(dense.kind, 'pretrain');
+    if (dense.kind !== 'pretrain') return;
+    assert.equal(dense.minLr, dense.lr / 10);
+    assert.equal(dense.warmup, 30); // min(100, floor(300 / 10))
+    assert.equal(dense.gradClip, 1);
+    assert.equal(dense.evalEvery, null);
+    assert.equal(report.kind, 'evaluate');
+    if (report.kind !== 'evaluate') return;
+    assert.deepEqual(report.sets, ['sotu-recent', 'moby-dick']);
+  });
+
+  it('a JSON recipe parses like its YAML twin', () => {
+    const yaml = readFileSync(path.join(EXAMPLES, 'llama-small.yaml'), 'utf8');
+    const fromYaml = ok(yaml, 'llama-small.yaml');
+    assert.deepEqual(ok(JSON.stringify(fromYaml, null, 2), 'llama-small.json'), fromYaml);
+    // By content when the name says nothing.
+    assert.deepEqual(ok(JSON.stringify(fromYaml), 'stdin'), fromYaml);
+  });
+});
+
+describe('per-field errors', () => {
+  it('an unknown key is reported at its own path, naming the stage kind', () => {
+    const r = failure(HEAD + `  - { id: a, ${PRETRAIN}, method: sste }\n`);
+    assert.match(issueAt(r, 'stages[0].method').message, /unknown key `method` in a pretrain stage/);
+    assert.match(r.message, /→ at stages\[0\]\.method \(r\.yaml:10:/);
+  });
+
+  it('an unknown top-level key and the key it probably meant', () => {
+    const r = failure(HEAD.replace('model:', 'modle:') + `  - { id: a, ${PRETRAIN} }\n`);
+    assert.match(issueAt(r, 'modle').message, /unknown key `modle` in the recipe/);
+    assert.equal(issueAt(r, 'model').message, 'missing required key `model`');
+  });
+
+  it('wrong types name the key and what it should be', () => {
+    const r = failure(HEAD + `  - { id: a, kind: pretrain, steps: many, batch: 2.5, lr: -1 }\n`);
+    assert.equal(issueAt(r, 'stages[0].steps').message, 'expected `steps`: a whole number');
+    assert.equal(issueAt(r, 'stages[0].batch').message, 'expected `batch` (windows per optimizer step): a whole number');
+    assert.equal(issueAt(r, 'stages[0].lr').message, '`lr` must be positive');
+  });
+
+  it('a missing required key is called missing', () => {
+    const r = failure(HEAD + `  - { id: a, kind: pretrain, batch: 2, lr: 0.1 }\n`);
+    assert.equal(issueAt(r, 'stages[0].steps').message, 'missing required key `steps`');
+  });
+
+  it('an unknown stage kind lists the kinds that exist', () => {
+    const r = failure(HEAD + `  - { id: a, ${PRETRAIN} }\n  - id: m\n    kind: prune\n    from: a\n`);
+    const issue = issueAt(r, 'stages[1].kind');
+    assert.equal(issue.message, 'unknown stage kind "prune": the kinds that exist are pretrain, evaluate');
+    assert.deepEqual([issue.line, issue.column], [12, 5]);
+  });
+
+  it('a stage without a kind, and a stage that is not a mapping', () => {
+    const r = failure(HEAD + `  - { id: a }\n  - 3\n`);
+    assert.equal(issueAt(r, 'stages[0].kind').message, 'a stage needs `kind`: one of pretrain, evaluate');
+    assert.match(issueAt(r, 'stages[1]').message, /expected a stage/);
+  });
+
+  it('pretrain cross-field constraints', () => {
+    const r = failure(HEAD + `  - { id: a, ${PRETRAIN}, accum: 3, minLr: 0.01, warmup: 11 }\n`);
+    assert.match(issueAt(r, 'stages[0].accum').message, /must divide `batch`/);
+    assert.match(issueAt(r, 'stages[0].minLr').message, /must not exceed `lr`/);
+    assert.match(issueAt(r, 'stages[0].warmup').message, /must not exceed `steps`/);
+  });
+
+  it('evaluate accepts only the native runtime for now', () => {
+    const r = failure(HEAD + `  - { id: a, ${PRETRAIN} }\n  - { id: e, kind: evaluate, from: a, runtime: onnxruntime }\n`);
+    assert.match(issueAt(r, 'stages[1].runtime').message, /must be "native"/);
+  });
+
+  it('recipe-level fields', () => {
+    const r = failure(HEAD.replace('name: t', 'name: My Run\nseed: -1\ndevice: tpu') + `  - { id: a, ${PRETRAIN} }\n`);
+    assert.match(issueAt(r, 'name').message, /slug/);
+    assert.match(issueAt(r, 'seed').message, /\[0, 2\^32 − 1\]/);
+    assert.equal(issueAt(r, 'device').message, '`device` must be "cpu" or "cuda"');
+  });
+
+  it('at least one stage', () => {
+    assert.equal(issueAt(failure(HEAD.replace('stages:\n', 'stages: []\n')), 'stages').message, 'a recipe needs at least one stage');
+  });
+
+  it('an empty file', () => {
+    const r = failure('');
+    assert.equal(r.issues[0].message, 'a recipe is a mapping with keys name, seed, device, model, data and stages');
+  });
+});
+
+describe('graph errors', () => {
+  it('duplicate ids', () => {
+    const r = failure(HEAD + `  - { id: a, ${PRETRAIN} }\n  - { id: a, ${PRETRAIN} }\n`);
+    assert.equal(issueAt(r, 'stages[1].id').message, 'duplicate stage id "a" (also stages[0])');
+  });
+
+  it('a dangling from, single and in a list', () => {
+    const r = failure(HEAD + `  - { id: a, ${PRETRAIN}, from: nope }\n  - { id: e, kind: evaluate, from: [a, gone] }\n`);
+    assert.match(issueAt(r, 'stages[0].from').message, /`from` names "nope", but no stage has that id \(ids: a, e\)/);
+    assert.match(issueAt(r, 'stages[1].from[1]').message, /"gone"/);
+  });
+
+  it('a cycle is reported once, with its path', () => {
+    const r = failure(
+      HEAD +
+        `  - { id: a, ${PRETRAIN}, from: c }\n  - { id: b, ${PRETRAIN}, from: a }\n  - { id: c, ${PRETRAIN}, from: b }\n`,
+    );
+    assert.equal(r.issues.length, 1, r.message);
+    assert.equal(
+      issueAt(r, 'stages[0].from').message,
+      'stages form a cycle through `from` (each takes its input from the next): a → c → b → a',
+    );
+  });
+
+  it('a stage naming itself', () => {
+    const r = failure(HEAD + `  - { id: a, ${PRETRAIN}, from: a }\n`);
+    assert.equal(issueAt(r, 'stages[0].from').message, 'stage "a" names itself in `from`');
+  });
+
+  it('a stage consuming the wrong kind of input', () => {
+    const r = failure(
+      HEAD +
+        `  - { id: a, ${PRETRAIN} }\n  - { id: e, kind: evaluate, from: a }\n` +
+        `  - { id: b, ${PRETRAIN}, from: e }\n  - { id: f, kind: evaluate, from: [a, e] }\n`,
+    );
+    assert.equal(
+      issueAt(r, 'stages[2].from').message,
+      'a pretrain stage takes its input from a pretrain stage, but "e" is an evaluate stage (it produces a report, not a model)',
+    );
+    assert.equal(
+      issueAt(r, 'stages[3].from[1]').message,
+      'an evaluate stage takes its input from a pretrain stage, but "e" is an evaluate stage (it produces a report, not a model)',
+    );
+  });
+
+  it('evaluation sets must exist and be listed once', () => {
+    const r = failure(HEAD + `  - { id: a, ${PRETRAIN} }\n  - { id: e, kind: evaluate, from: a, sets: [recent, old, recent] }\n`);
+    assert.equal(issueAt(r, 'stages[1].sets[1]').message, 'unknown evaluation set "old": `data.eval` defines recent, whale');
+    assert.match(issueAt(r, 'stages[1].sets[2]').message, /listed twice/);
+  });
+});
+
+describe('syntax errors', () => {
+  it('YAML: line and column of the fault', () => {
+    const r = failure(HEAD + `  - { id: a, ${PRETRAIN}\n`);
+    assert.equal(r.issues[0].path, '');
+    assert.match(r.issues[0].message, /^YAML syntax error: /);
+    assert.equal(r.issues[0].line, 11);
+    assert.match(r.message, /→ at r\.yaml:11:\d+/);
+  });
+
+  it('YAML: a duplicate key', () => {
+    const r = failure('name: a\nname: b\n');
+    assert.equal(r.issues[0].message, 'YAML syntax error: Map keys must be unique');
+    assert.deepEqual([r.issues[0].line, r.issues[0].column], [2, 1]);
+  });
+
+  it('JSON: line and column of the fault', () => {
+    const r = failure('{\n  "name": "x",\n}\n', 'r.json');
+    assert.match(r.issues[0].message, /^JSON syntax error: /);
+    assert.equal(r.issues[0].line, 3);
+    assert.match(r.message, /→ at r\.json:3:1/);
+  });
+});
+
+describe('graph helpers', () => {
+  const recipe = ok(
+    HEAD +
+      `  - { id: report, kind: evaluate, from: [late, early] }\n` +
+      `  - { id: late, ${PRETRAIN}, from: early }\n` +
+      `  - { id: early, ${PRETRAIN} }\n` +
+      `  - { id: side, ${PRETRAIN} }\n`,
+  );
+
+  it('topologicalOrder puts inputs first and breaks ties by declaration order', () => {
+    assert.deepEqual(
+      topologicalOrder(recipe).map((s) => s.id),
+      ['early', 'late', 'report', 'side'],
+    );
+  });
+
+  it('stageCacheConfig ignores the stage id and from, and keeps what changes the output', () => {
+    const [, late, early] = recipe.stages;
+    const a = stageCacheConfig(recipe, early);
+    const b = stageCacheConfig(recipe, late);
+    assert.deepEqual(a, b, 'same kind and settings, different id and from: same config');
+    assert.equal('id' in (a.stage as object) || 'from' in (a.stage as object), false);
+    const reseeded = stageCacheConfig({ ...recipe, seed: 1 }, early);
+    assert.notDeepEqual(reseeded, a);
+    const report = recipe.stages[0];
+    assert.deepEqual(stageCacheConfig({ ...recipe, seed: 1 }, report), stageCacheConfig(recipe, report), 'evaluation ignores the seed');
+  });
+});
