@@ -1,0 +1,129 @@
+// The `--json` outputs of the sieve CLI: a stable, machine-readable interface.
+//
+// Field names follow DESIGN.md's CLI section (`sieve run --json` → `{ id }`; `status` → per
+// stage `id`, `status`, `step`, `steps`; `show` → per stage `id`, `kind`, `status`,
+// `metrics` (name → number), `artifacts` with `sha256` and an absolute `path`). Additions
+// are allowed, renames are not. Timestamps are ISO-8601 UTC strings; durations are
+// milliseconds. activities/store/records.ts builds these shapes from the database.
+import { z } from 'zod';
+import { Recipe, RecipeIssue } from './recipe';
+import { ArtifactKind, Environment, RunStatus, StageStatus } from './tables';
+
+const Timestamp = z.iso.datetime();
+const NullableTimestamp = Timestamp.nullable();
+
+/** `sieve run --json`, printed last. */
+export const RunOutput = z.strictObject({ id: z.string() });
+export type RunOutput = z.infer<typeof RunOutput>;
+
+/** `sieve validate --json`: the resolved recipe (every default filled in), or the issues. */
+export const ValidateOutput = z.discriminatedUnion('ok', [
+  z.strictObject({ ok: z.literal(true), recipe: Recipe }),
+  z.strictObject({ ok: z.literal(false), issues: z.array(RecipeIssue) }),
+]);
+export type ValidateOutput = z.infer<typeof ValidateOutput>;
+
+export const StageStatusOutput = z.strictObject({
+  id: z.string(),
+  status: StageStatus,
+  step: z.int().nonnegative(),
+  /** null for a stage without a step count. */
+  steps: z.int().nonnegative().nullable(),
+});
+export type StageStatusOutput = z.infer<typeof StageStatusOutput>;
+
+/** `sieve status <run> --json`. */
+export const StatusOutput = z.strictObject({
+  id: z.string(),
+  status: RunStatus,
+  stages: z.array(StageStatusOutput),
+});
+export type StatusOutput = z.infer<typeof StatusOutput>;
+
+/** `sieve status --json` without a run: the runs still pending or running. */
+export const StatusListOutput = z.strictObject({ runs: z.array(StatusOutput) });
+export type StatusListOutput = z.infer<typeof StatusListOutput>;
+
+export const ArtifactOutput = z.strictObject({
+  sha256: z.string(),
+  /** Absolute path of the stored file. */
+  path: z.string(),
+  bytes: z.int().nonnegative(),
+  kind: ArtifactKind,
+  /** How the stage used it: `input`, `model`, `checkpoint`, `report`, … */
+  role: z.string(),
+  /** The step a checkpoint was taken at; null otherwise. */
+  step: z.int().nonnegative().nullable(),
+});
+export type ArtifactOutput = z.infer<typeof ArtifactOutput>;
+
+export const StageRef = z.strictObject({ runId: z.string(), stageId: z.string() });
+export type StageRef = z.infer<typeof StageRef>;
+
+export const ShowStage = z.strictObject({
+  id: z.string(),
+  kind: z.string(),
+  status: StageStatus,
+  /** The stages it consumed (lineage inside the run). */
+  from: z.array(z.string()),
+  attempt: z.int().nonnegative(),
+  step: z.int().nonnegative(),
+  steps: z.int().nonnegative().nullable(),
+  /** Final value per metric: the step-less value if recorded, else the latest step's; null stands for NaN. */
+  metrics: z.record(z.string(), z.number().nullable()),
+  artifacts: z.array(ArtifactOutput),
+  /** True when the outputs were taken from another stage (the cache, or the parent run on resume) instead of computed. */
+  cached: z.boolean(),
+  reusedFrom: StageRef.nullable(),
+  /** Why the stage ran or was reused, in words. */
+  reason: z.string().nullable(),
+  cacheKey: z.string().nullable(),
+  timings: z.strictObject({
+    startedAt: NullableTimestamp,
+    finishedAt: NullableTimestamp,
+    /** finishedAt − startedAt. */
+    wallMs: z.number().nonnegative().nullable(),
+    /** Time spent computing, summed over attempts. */
+    computeMs: z.number().nonnegative().nullable(),
+  }),
+  error: z.string().nullable(),
+});
+export type ShowStage = z.infer<typeof ShowStage>;
+
+/** `sieve show <run> --json`. */
+export const ShowOutput = z.strictObject({
+  id: z.string(),
+  name: z.string(),
+  status: RunStatus,
+  /** The run this one resumed, if any (lineage across runs). */
+  parentRunId: z.string().nullable(),
+  recipeHash: z.string(),
+  codeVersion: z.string(),
+  environment: Environment,
+  createdAt: Timestamp,
+  startedAt: NullableTimestamp,
+  finishedAt: NullableTimestamp,
+  error: z.string().nullable(),
+  recipe: Recipe,
+  /** In the recipe's declaration order; stages that never started are absent. */
+  stages: z.array(ShowStage),
+});
+export type ShowOutput = z.infer<typeof ShowOutput>;
+
+export const HistoryEntry = z.strictObject({
+  id: z.string(),
+  name: z.string(),
+  status: RunStatus,
+  parentRunId: z.string().nullable(),
+  recipeHash: z.string(),
+  codeVersion: z.string(),
+  createdAt: Timestamp,
+  startedAt: NullableTimestamp,
+  finishedAt: NullableTimestamp,
+  error: z.string().nullable(),
+});
+export type HistoryEntry = z.infer<typeof HistoryEntry>;
+
+/** `sieve history --json`: newest first. */
+export const HistoryOutput = z.strictObject({ runs: z.array(HistoryEntry) });
+export type HistoryOutput = z.infer<typeof HistoryOutput>;
