@@ -1,0 +1,94 @@
+// Temporal workers for sieve's task queues. `sieve` carries the pipeline workflow and the control
+// activities that write SQLite; `cpu` and `gpu` carry the compute activities (stages). The
+// embedded mode runs `sieve` + `cpu` in-process; `sieve worker --queue gpu` runs on GPU hosts.
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createComputeActivities, createControlActivities } from '../../activities';
+import { NAMESPACE } from './dev-server';
+import { installRuntime, quietLogger } from './runtime';
+
+export type Queue = 'sieve' | 'cpu' | 'gpu';
+export const QUEUES: readonly Queue[] = ['sieve', 'cpu', 'gpu'];
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
+
+/**
+ * The workflow bundle, cached under SIEVE_HOME by a hash of the sources it is built from, because
+ * webpack takes seconds and every `sieve run` starts a worker.
+ */
+export async function workflowBundle(home: string): Promise<{ code: string }> {
+  const hash = crypto.createHash('sha256');
+  for (const dir of ['workflows', 'schemas']) {
+    for (const file of fs.readdirSync(path.join(ROOT, dir)).sort()) {
+      if (!file.endsWith('.ts')) continue;
+      hash.update(file).update(fs.readFileSync(path.join(ROOT, dir, file)));
+    }
+  }
+  hash.update(require('@temporalio/worker/package.json').version);
+  const cacheFile = path.join(home, 'cache', `workflows-${hash.digest('hex').slice(0, 16)}.js`);
+  if (fs.existsSync(cacheFile)) return { code: fs.readFileSync(cacheFile, 'utf8') };
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS, logger: quietLogger() });
+  fs.mkdirSync(path.dirname(cacheFile), { recursive: true });
+  const tmp = `${cacheFile}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, code);
+  fs.renameSync(tmp, cacheFile);
+  return { code };
+}
+
+export interface WorkerSet {
+  run(): Promise<void>;
+  shutdown(): void;
+}
+
+/** Workers for the given queues on one connection. */
+export async function createWorkers(opts: { address: string; home: string; queues: readonly Queue[]; identity?: string }): Promise<WorkerSet> {
+  installRuntime();
+  // The CUDA backend is a later issue: a host without one must not take GPU work it cannot do.
+  if (opts.queues.includes('gpu')) throw new Error('this build of sieve has no CUDA backend, so it cannot serve the gpu queue; use `device: cpu` in the recipe.');
+  const connection = await NativeConnection.connect({ address: opts.address });
+  const workers: Worker[] = [];
+  const common: Partial<WorkerOptions> = { connection, namespace: NAMESPACE, identity: opts.identity ?? `sieve@${process.pid}` };
+  for (const queue of opts.queues) {
+    if (queue === 'sieve') {
+      workers.push(
+        await Worker.create({
+          ...common,
+          connection,
+          taskQueue: 'sieve',
+          workflowBundle: await workflowBundle(opts.home),
+          activities: createControlActivities({ home: opts.home }),
+        }),
+      );
+    } else {
+      workers.push(
+        await Worker.create({
+          ...common,
+          connection,
+          taskQueue: queue,
+          activities: createComputeActivities({ home: opts.home }),
+          // One stage at a time per worker: a stage already uses every core (or the GPU).
+          maxConcurrentActivityTaskExecutions: 1,
+          // No grace period: on shutdown a running stage is cancelled at once, writes a checkpoint,
+          // heartbeats it and fails its attempt, which another worker then resumes.
+          shutdownGraceTime: 0,
+        }),
+      );
+    }
+  }
+  return {
+    run: async () => {
+      try {
+        await Promise.all(workers.map((w) => w.run()));
+      } finally {
+        await connection.close();
+      }
+    },
+    shutdown: () => {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    },
+  };
+}

@@ -1,0 +1,90 @@
+// The messages that cross the workflow ↔ activity boundary. Sandbox-pure (zod only): the pipeline
+// workflow imports these. Only references and small numbers travel here — tensors and checkpoints
+// stay in the artifact store and are named by sha256.
+
+import { z } from 'zod';
+import type { Recipe } from './recipe';
+
+export const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a sha256 hex digest');
+
+/** A content-addressed file in SIEVE_HOME/artifacts. */
+export const ArtifactRef = z.strictObject({
+  sha256: Sha256,
+  bytes: z.number().int().nonnegative(),
+  kind: z.enum(['checkpoint', 'model', 'eval-report', 'metrics']),
+  role: z.string(),
+});
+export type ArtifactRef = z.infer<typeof ArtifactRef>;
+
+/** A checkpoint written mid-stage, reported by heartbeat and by the `checkpointSaved` signal. */
+export const CheckpointRef = z.strictObject({
+  stageId: z.string(),
+  step: z.number().int().nonnegative(),
+  sha256: Sha256,
+  bytes: z.number().int().nonnegative(),
+});
+export type CheckpointRef = z.infer<typeof CheckpointRef>;
+
+/** What a finished stage hands to the stages that consume it, and to the recorder. */
+export const StageOutput = z.strictObject({
+  artifacts: z.array(ArtifactRef),
+  metrics: z.record(z.string(), z.number()),
+  /** Wall time spent computing (not queueing) in this stage, summed over attempts that ran here. */
+  computeMs: z.number().nonnegative(),
+  /** Notable happenings inside the activity (resumed from step N, …), journaled by the recorder. */
+  events: z.array(z.strictObject({ type: z.string(), at: z.string(), payload: z.record(z.string(), z.unknown()) })),
+});
+export type StageOutput = z.infer<typeof StageOutput>;
+
+export const RunOptions = z.strictObject({
+  noCache: z.boolean(),
+  /** Longest gap between heartbeats before Temporal declares a compute attempt dead and retries it. */
+  heartbeatTimeoutSec: z.number().positive(),
+  maxAttempts: z.number().int().positive(),
+});
+export type RunOptions = z.infer<typeof RunOptions>;
+
+/** Carried by `sieve resume`: what the earlier run finished and where its partial stages stopped. */
+export const ResumePlan = z.strictObject({
+  parentRunId: z.string(),
+  completed: z.record(z.string(), StageOutput),
+  checkpoints: z.record(z.string(), CheckpointRef),
+});
+export type ResumePlan = z.infer<typeof ResumePlan>;
+
+export const StageStatus = z.enum(['pending', 'running', 'completed', 'cached', 'reused', 'failed', 'skipped', 'cancelled']);
+export type StageStatus = z.infer<typeof StageStatus>;
+
+export const StageProgress = z.strictObject({
+  id: z.string(),
+  kind: z.string(),
+  status: StageStatus,
+  reason: z.string().nullable(),
+  checkpoint: CheckpointRef.nullable(),
+  error: z.string().nullable(),
+});
+export type StageProgress = z.infer<typeof StageProgress>;
+
+/** Heartbeat details of a compute activity: tiny, the newest wins. */
+export const Heartbeat = z.strictObject({
+  step: z.number().int().nonnegative(),
+  steps: z.number().int().nonnegative(),
+  loss: z.number().nullable(),
+  tokensPerSec: z.number().nullable(),
+  /** Seconds left at the current pace, as the stage itself measures it. */
+  etaSec: z.number().nullable(),
+  checkpoint: CheckpointRef.nullable(),
+});
+export type Heartbeat = z.infer<typeof Heartbeat>;
+
+/** What the workflow hands a compute activity: the whole recipe (small), the stage to run, its inputs. */
+export interface StageTask {
+  runId: string;
+  recipe: Recipe;
+  stageId: string;
+  /** Outputs of the stages named in `from`, by stage id. */
+  inputs: Record<string, StageOutput>;
+  cacheKey: string;
+  /** Where an earlier execution of this run (`sieve resume`) stopped; a retry's own heartbeat wins over it. */
+  resumeFrom: CheckpointRef | null;
+}
