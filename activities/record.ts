@@ -1,0 +1,202 @@
+// The control activities (task queue `sieve`, on the host that owns SIEVE_HOME/sieve.db): they
+// open and close runs, decide whether a stage must run (stage cache, `sieve resume`), and record
+// what the compute stages report. Every write is idempotent, because Temporal may retry any of
+// these after a crash between the write and the acknowledgement.
+
+import crypto from 'node:crypto';
+import { eq } from 'drizzle-orm';
+import { canonicalJson } from '../schemas/canonical';
+import { trainSource, type DataSource } from '../schemas/data';
+import type { CheckpointRef, RunOptions, StageOutput } from '../schemas/pipeline';
+import { stageCacheConfig, stageInputs, type Recipe, type RecipeStage } from '../schemas/recipe';
+import { Model } from '../kernels';
+import { runs } from '../schemas/tables';
+import { loadCorpus } from './data/corpus';
+import type { SieveDb } from './store/db';
+import type { ArtifactStore } from './store/artifacts';
+import {
+  codeVersion,
+  createRun,
+  environment,
+  explainCacheMiss,
+  findCachedStage,
+  linkArtifacts,
+  recordMetrics,
+  setRunStatus,
+  stageCacheKey,
+  upsertStage,
+  appendEvent,
+  type StageCacheInput,
+} from './store/records';
+
+export interface ControlDeps {
+  db: SieveDb;
+  store: ArtifactStore;
+}
+
+export interface StagePlan {
+  decision: 'run' | 'cached' | 'reused';
+  reason: string;
+  cacheKey: string;
+  /** Set when the stage is served without running. */
+  output: StageOutput | null;
+}
+
+function findStage(recipe: Recipe, stageId: string): RecipeStage {
+  const stage = recipe.stages.find((s) => s.id === stageId);
+  if (!stage) throw new Error(`recipe ${recipe.name} has no stage ${stageId}`);
+  return stage;
+}
+
+const sha256 = (text: string) => crypto.createHash('sha256').update(text).digest('hex');
+
+/** Hash of the text a stage reads: its train split and/or the evaluation sets it uses, by name. */
+function dataHash(recipe: Recipe, stage: RecipeStage): string {
+  const text = (source: DataSource) => loadCorpus(source).sha256;
+  const evalSets = (names: readonly string[]) => Object.fromEntries(names.map((n) => [n, text(recipe.data.eval[n])]));
+  switch (stage.kind) {
+    case 'pretrain':
+      return sha256(canonicalJson({ train: text(trainSource(recipe.data)), eval: stage.evalEvery === null ? {} : evalSets(Object.keys(recipe.data.eval)) }));
+    case 'evaluate':
+      return sha256(canonicalJson({ eval: evalSets(stage.sets) }));
+  }
+}
+
+export function controlActivities(deps: ControlDeps) {
+  const { db, store } = deps;
+
+  const recordOutput = (runId: string, stageId: string, output: StageOutput) => {
+    linkArtifacts(
+      db,
+      output.artifacts.map((a) => ({ runId, stageId, role: a.role, artifact: { sha256: a.sha256, bytes: a.bytes, kind: a.kind } })),
+    );
+    recordMetrics(db, Object.entries(output.metrics).map(([name, value]) => ({ runId, stageId, name, value })));
+  };
+
+  return {
+    async beginRun(input: { runId: string; recipe: Recipe; options: RunOptions; parentRunId: string | null }): Promise<void> {
+      createRun(db, {
+        id: input.runId,
+        recipe: input.recipe,
+        codeVersion: codeVersion(),
+        environment: environment({ blas: Model.backend.blas }),
+        parentRunId: input.parentRunId,
+      });
+      for (const stage of input.recipe.stages) upsertStage(db, { runId: input.runId, stage });
+      setRunStatus(db, input.runId, 'running');
+    },
+
+    async prepareStage(input: {
+      runId: string;
+      recipe: Recipe;
+      stageId: string;
+      inputs: Record<string, StageOutput>;
+      noCache: boolean;
+      reuse: { runId: string; output: StageOutput } | null;
+    }): Promise<StagePlan> {
+      const { runId, recipe } = input;
+      const stage = findStage(recipe, input.stageId);
+      const inputModels = stageInputs(stage).map((id) => {
+        const model = input.inputs[id]?.artifacts.find((a) => a.role === 'model');
+        if (!model) throw new Error(`stage ${stage.id}: input ${id} has no model artifact`);
+        return model;
+      });
+      const basis: StageCacheInput = {
+        kind: stage.kind,
+        config: stageCacheConfig(recipe, stage),
+        inputs: inputModels.map((m) => m.sha256),
+        dataHash: dataHash(recipe, stage),
+        codeVersion: codeVersion(),
+      };
+      const cacheKey = stageCacheKey(basis);
+      linkArtifacts(
+        db,
+        inputModels.map((m) => ({ runId, stageId: stage.id, role: 'input', artifact: { sha256: m.sha256, bytes: m.bytes, kind: m.kind } })),
+      );
+
+      if (input.reuse) {
+        for (const a of input.reuse.output.artifacts) await store.verify(a.sha256);
+        const reason = `finished in run ${input.reuse.runId}, which this run resumes`;
+        recordOutput(runId, stage.id, input.reuse.output);
+        upsertStage(db, { runId, stage, status: 'reused', cacheKey, cacheBasis: basis, reusedFrom: { runId: input.reuse.runId, stageId: stage.id }, reason });
+        return { decision: 'reused', reason, cacheKey, output: input.reuse.output };
+      }
+      if (!input.noCache) {
+        const hit = await findCachedStage(db, store, cacheKey);
+        if (hit) {
+          const output: StageOutput = {
+            artifacts: hit.artifacts.map((a) => ({ sha256: a.sha256, bytes: a.bytes, kind: a.kind, role: a.role })),
+            metrics: Object.fromEntries(Object.entries(hit.metrics).map(([k, v]) => [k, v ?? NaN])),
+            computeMs: 0,
+            events: [],
+          };
+          const reason = `cache hit: same inputs, config, data and code as stage ${hit.stageId} of run ${hit.runId}`;
+          recordOutput(runId, stage.id, output);
+          upsertStage(db, { runId, stage, status: 'cached', cacheKey, cacheBasis: basis, reusedFrom: { runId: hit.runId, stageId: hit.stageId }, reason, computeMs: 0 });
+          return { decision: 'cached', reason, cacheKey, output };
+        }
+      }
+      const reason = input.noCache ? 'cache disabled (--no-cache)' : `cache miss: ${explainCacheMiss(db, recipe.name, stage.id, basis)}`;
+      upsertStage(db, { runId, stage, status: 'running', cacheKey, cacheBasis: basis, reason, environment: environment({ blas: Model.backend.blas }) });
+      return { decision: 'run', reason, cacheKey, output: null };
+    },
+
+    async recordCheckpoint(input: { runId: string; checkpoint: CheckpointRef }): Promise<void> {
+      const { runId, checkpoint } = input;
+      linkArtifacts(db, [
+        { runId, stageId: checkpoint.stageId, role: 'checkpoint', step: checkpoint.step, artifact: { sha256: checkpoint.sha256, bytes: checkpoint.bytes, kind: 'checkpoint' } },
+      ]);
+      const recipe = runRecipe(db, runId);
+      upsertStage(db, { runId, stage: findStage(recipe, checkpoint.stageId), step: checkpoint.step });
+      appendEvent(db, { runId, stageId: checkpoint.stageId, type: 'stage.checkpoint', payload: { step: checkpoint.step, sha256: checkpoint.sha256 } });
+    },
+
+    async recordStageResult(input: { runId: string; stageId: string; cacheKey: string; output: StageOutput }): Promise<void> {
+      const { runId, stageId, output } = input;
+      const recipe = runRecipe(db, runId);
+      const stage = findStage(recipe, stageId);
+      recordOutput(runId, stageId, output);
+      await recordHistory(db, store, runId, stageId, output);
+      for (const e of output.events) appendEvent(db, { runId, stageId, type: `stage.${e.type}`, payload: e.payload, at: new Date(e.at) });
+      const steps = stage.kind === 'pretrain' ? stage.steps : undefined;
+      upsertStage(db, { runId, stage, status: 'completed', computeMs: output.computeMs, step: steps, error: null });
+    },
+
+    async recordStageEnd(input: { runId: string; stageId: string; status: 'failed' | 'skipped' | 'cancelled'; error: string | null }): Promise<void> {
+      const recipe = runRecipe(db, input.runId);
+      upsertStage(db, { runId: input.runId, stage: findStage(recipe, input.stageId), status: input.status, error: input.error });
+    },
+
+    async finishRun(input: { runId: string; status: 'completed' | 'failed' | 'cancelled'; error: string | null }): Promise<void> {
+      setRunStatus(db, input.runId, input.status, input.error);
+    },
+  };
+}
+
+function runRecipe(db: SieveDb, runId: string): Recipe {
+  const row = db.select({ recipe: runs.recipe }).from(runs).where(eq(runs.id, runId)).get();
+  if (!row) throw new Error(`no run ${runId} in the database`);
+  return row.recipe;
+}
+
+/** A pretrain stage's per-step losses, learning rates and evaluations become step-indexed metrics. */
+async function recordHistory(db: SieveDb, store: ArtifactStore, runId: string, stageId: string, output: StageOutput) {
+  const history = output.artifacts.find((a) => a.role === 'history');
+  if (!history) return;
+  const steps = JSON.parse((await store.read(history.sha256)).toString('utf8')) as Array<{
+    step: number;
+    loss: number;
+    lr: number;
+    gradNorm: number;
+    eval?: Record<string, number>;
+  }>;
+  recordMetrics(
+    db,
+    steps.flatMap((s) => [
+      { runId, stageId, step: s.step, name: 'train/loss', value: s.loss },
+      { runId, stageId, step: s.step, name: 'train/lr', value: s.lr },
+      { runId, stageId, step: s.step, name: 'train/grad_norm', value: s.gradNorm },
+      ...Object.entries(s.eval ?? {}).map(([set, ppl]) => ({ runId, stageId, step: s.step, name: `eval/${set}/ppl`, value: ppl })),
+    ]),
+  );
+}

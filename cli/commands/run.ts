@@ -1,0 +1,128 @@
+// `sieve run <recipe>`: validate, submit as a Temporal workflow (workflow id = run id), follow it
+// with a progress bar per stage, and print a summary. Submission is idempotent: the same recipe
+// while a run of it is still going attaches to that run instead of starting a second one.
+
+import { WorkflowIdConflictPolicy } from '@temporalio/common';
+import type { Recipe } from '../../schemas/recipe';
+import type { RunOptions } from '../../schemas/pipeline';
+import { openDb } from '../../activities/store/db';
+import { listRuns } from '../../activities/store/records';
+import { pipeline, type PipelineInput } from '../../workflows/pipeline';
+import { openTemporal, type TemporalSession } from '../temporal/connect';
+import type { Queue } from '../temporal/worker';
+import { loadRecipeFile } from './_recipe';
+import { printSummary } from './_summary';
+import { followRun } from './_watch';
+import { UsageError, defineCommand, jsonOption, printJson, sieveHome } from './_shared';
+import { spawnDetachedWorker } from './_detach';
+
+export const runOptions = {
+  'no-cache': { type: 'boolean', description: 're-run every stage even when a cached result exists' },
+  detach: { type: 'boolean', description: 'submit and return; the run continues in the background' },
+  'heartbeat-timeout': { type: 'string', description: 'seconds without a heartbeat before a stage attempt is retried elsewhere', default: '60' },
+  'max-attempts': { type: 'string', description: 'attempts per stage before it fails', default: '5' },
+  ...jsonOption,
+} as const;
+
+export default defineCommand({
+  name: 'run',
+  description: 'run a recipe end to end (durable: resumable after crashes)',
+  positionals: ['<recipe>'],
+  options: runOptions,
+  async run({ positionals: [file], values }) {
+    const { recipe, hash } = loadRecipeFile(file);
+    const options = parseRunOptions(values);
+    const home = sieveHome();
+    const temporal = (await openTemporal(home, { start: true }))!;
+    try {
+      checkDevice(recipe, temporal);
+      const runId = await chooseRunId(home, temporal, recipe.name, hash);
+      await submit(temporal, { runId, recipe, options, resume: null });
+      return await follow(temporal, runId, recipe, { home, detach: Boolean(values.detach), json: Boolean(values.json) });
+    } finally {
+      await temporal.close();
+    }
+  },
+});
+
+export function parseRunOptions(values: Record<string, unknown>): RunOptions {
+  const positive = (flag: string, integer: boolean) => {
+    const raw = values[flag] as string;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new UsageError(`--${flag} must be a positive ${integer ? 'integer' : 'number'}, got "${raw}".`);
+    return n;
+  };
+  return {
+    noCache: Boolean(values['no-cache']),
+    heartbeatTimeoutSec: positive('heartbeat-timeout', false),
+    maxAttempts: positive('max-attempts', true),
+  };
+}
+
+/** The queues an embedded worker must serve for this recipe. */
+export function queuesFor(recipe: Recipe): Queue[] {
+  return ['sieve', recipe.device === 'cuda' ? 'gpu' : 'cpu'];
+}
+
+function checkDevice(recipe: Recipe, temporal: TemporalSession) {
+  if (recipe.device === 'cuda' && temporal.embedded)
+    throw new Error('the recipe asks for device: cuda, but this build of sieve has no CUDA backend and no GPU worker can join an embedded server; use device: cpu.');
+}
+
+/**
+ * `<name>-<recipe hash prefix>`, with `-2`, `-3`… for later runs of the same recipe. A run of this
+ * recipe that Temporal still reports as running is reused, which makes submission idempotent.
+ */
+async function chooseRunId(home: string, temporal: TemporalSession, name: string, hash: string): Promise<string> {
+  const base = `${name}-${hash.slice(0, 8)}`;
+  const { db, close } = openDb({ home });
+  let taken: Set<string>;
+  try {
+    taken = new Set(listRuns(db, { name, limit: 10_000 }).map((r) => r.id));
+  } finally {
+    close();
+  }
+  for (let n = 1; ; n++) {
+    const id = n === 1 ? base : `${base}-${n}`;
+    const state = await temporal.client.workflow
+      .getHandle(id)
+      .describe()
+      .then((d) => d.status.name)
+      .catch(() => null);
+    if (state === 'RUNNING') return id;
+    if (state === null && !taken.has(id)) return id;
+  }
+}
+
+export async function submit(temporal: TemporalSession, input: PipelineInput) {
+  await temporal.client.workflow.start(pipeline, {
+    workflowId: input.runId,
+    taskQueue: 'sieve',
+    args: [input],
+    // Submitting the same run id while it runs attaches to it instead of failing or duplicating.
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+  });
+}
+
+/** Follows a submitted run (or hands it to a background worker with --detach) and reports how it ended. */
+export async function follow(temporal: TemporalSession, runId: string, recipe: Recipe, opts: { home: string; detach: boolean; json: boolean }): Promise<number> {
+  if (opts.detach) {
+    if (temporal.embedded) spawnDetachedWorker(opts.home, runId, queuesFor(recipe));
+    if (opts.json) printJson({ id: runId });
+    else console.log(`${runId} submitted; follow it with \`sieve status ${runId}\`.`);
+    return 0;
+  }
+  if (!opts.json) console.error(`run ${runId}${temporal.embedded ? '' : ` on ${temporal.address}`}`);
+  const end = await followRun(temporal, runId, { home: opts.home, queues: queuesFor(recipe), quiet: opts.json });
+  if (end.kind === 'detached') {
+    const hint = temporal.embedded
+      ? `it continues when a worker serves it (\`sieve worker\`), or stop it with \`sieve cancel ${runId}\``
+      : 'it continues on the cluster\'s workers';
+    console.error(`\ndetached from ${runId}: ${hint}.`);
+    if (opts.json) printJson({ id: runId });
+    return 130;
+  }
+  if (!opts.json) printSummary(opts.home, runId);
+  if (opts.json) printJson({ id: runId });
+  return end.status === 'COMPLETED' && end.stages.every((s) => s.status !== 'failed') ? 0 : 1;
+}

@@ -1,0 +1,47 @@
+// `sieve show <run>`: everything recorded about a run — recipe hash, code version, machine,
+// lineage (parent run, each stage's inputs), and per stage its status, why it ran or was reused,
+// timings, metrics and artifacts (sha256 and absolute path).
+
+import { createArtifactStore } from '../../activities/store/artifacts';
+import { openDb } from '../../activities/store/db';
+import { getRun } from '../../activities/store/records';
+import { formatNumber } from './_summary';
+import { defineCommand, formatDuration, jsonOption, printJson, sieveHome } from './_shared';
+
+export default defineCommand({
+  name: 'show',
+  description: 'show a run: stages, metrics, artifacts, timings, lineage',
+  positionals: ['<run>'],
+  options: { ...jsonOption },
+  async run({ positionals: [runId], values }) {
+    const home = sieveHome();
+    const { db, close } = openDb({ home });
+    try {
+      const run = getRun(db, createArtifactStore(home), runId);
+      if (!run) throw new Error(`no run "${runId}" in ${home}; \`sieve history\` lists the runs.`);
+      if (values.json) return printJson(run);
+      const env = run.environment;
+      const lines = [
+        `run       ${run.id}  (${run.status}${run.error ? `: ${run.error}` : ''})`,
+        `recipe    ${run.name}  sha256:${run.recipeHash.slice(0, 16)}`,
+        `code      ${run.codeVersion}`,
+        `machine   ${env.hostname}, ${env.cpu.model} × ${env.cpu.cores}, node ${env.node}, blas ${env.blas ?? 'none'}`,
+        `created   ${run.createdAt}   finished ${run.finishedAt ?? '-'}`,
+      ];
+      if (run.parentRunId) lines.push(`resumes   ${run.parentRunId}`);
+      for (const s of run.stages) {
+        lines.push('', `stage ${s.id} (${s.kind}) — ${s.status}${s.from.length ? `, from ${s.from.join(', ')}` : ''}`);
+        if (s.reason) lines.push(`  why       ${s.reason}`);
+        if (s.reusedFrom) lines.push(`  reused    stage ${s.reusedFrom.stageId} of run ${s.reusedFrom.runId}`);
+        if (s.error) lines.push(`  error     ${s.error}`);
+        lines.push(`  time      wall ${formatDuration(s.timings.wallMs)}, compute ${formatDuration(s.timings.computeMs)}, attempts ${s.attempt}`);
+        if (s.steps !== null) lines.push(`  steps     ${s.step}/${s.steps}`);
+        for (const [name, value] of Object.entries(s.metrics)) lines.push(`  metric    ${name} = ${value === null ? 'NaN' : formatNumber(value)}`);
+        for (const a of s.artifacts) lines.push(`  artifact  ${a.role.padEnd(10)} ${a.kind.padEnd(11)} ${a.sha256.slice(0, 16)}  ${a.path}${a.step !== null ? `  (step ${a.step})` : ''}`);
+      }
+      console.log(lines.join('\n'));
+    } finally {
+      close();
+    }
+  },
+});
