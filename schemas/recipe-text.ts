@@ -34,6 +34,11 @@ export function parseRecipe(text: string, sourceName: string): ParseRecipeResult
       const at = position ? lineCounter.linePos(Number(position[1])) : null;
       return fail([syntaxIssue('JSON', (error as Error).message, at)]);
     }
+    // JSON.parse keeps the last of two equal keys; a recipe with both is ambiguous, so refuse it.
+    const duplicates = doc.errors.filter((error) => error.code === 'DUPLICATE_KEY');
+    if (duplicates.length > 0) {
+      return fail(duplicates.map((error) => syntaxIssue('JSON', error.message, lineCounter.linePos(error.pos[0]))));
+    }
   } else {
     if (doc.errors.length > 0) {
       return fail(doc.errors.map((error) => syntaxIssue('YAML', error.message, lineCounter.linePos(error.pos[0]))));

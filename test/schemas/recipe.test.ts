@@ -218,6 +218,12 @@ describe('syntax errors', () => {
     assert.deepEqual([r.issues[0].line, r.issues[0].column], [2, 1]);
   });
 
+  it('JSON: a duplicate key is refused, not resolved silently', () => {
+    const r = failure('{\n  "name": "a",\n  "name": "b"\n}\n', 'r.json');
+    assert.equal(r.issues[0].message, 'JSON syntax error: Map keys must be unique');
+    assert.deepEqual([r.issues[0].line, r.issues[0].column], [3, 3]);
+  });
+
   it('JSON: line and column of the fault', () => {
     const r = failure('{\n  "name": "x",\n}\n', 'r.json');
     assert.match(r.issues[0].message, /^JSON syntax error: /);
