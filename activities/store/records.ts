@@ -448,7 +448,7 @@ export interface CachedStage {
   runId: string;
   stageId: string;
   finishedAt: Date | null;
-  /** Everything the stage made (not its inputs), each verified against its hash. */
+  /** What the stage made (not its inputs, not its mid-stage checkpoints), each verified against its hash. */
   artifacts: Array<{ sha256: string; bytes: number; kind: ArtifactKind; role: string; step: number | null; path: string }>;
   /** Its final metrics (step-less values, else the latest step's). */
   metrics: Record<string, number | null>;
@@ -456,8 +456,8 @@ export interface CachedStage {
 }
 
 /**
- * The newest completed stage with this cache key whose outputs all still exist and hash
- * correctly, or null. Only stages that computed their outputs are candidates (a cached or
+ * The newest completed stage with this cache key whose outputs (everything it made except
+ * mid-stage checkpoints) all still exist and hash correctly, or null. Only stages that computed their outputs are candidates (a cached or
  * reused stage points at one that did); a candidate with a missing or corrupt artifact is
  * passed over, so a damaged store means a re-run, never a stale or broken result.
  */
@@ -469,7 +469,9 @@ export async function findCachedStage(db: SieveDb, store: ArtifactStore, cacheKe
     .orderBy(desc(stages.finishedAt), desc(sql`${stages}.rowid`))
     .all();
   for (const candidate of candidates) {
-    const outputs = stageArtifactRows(db, candidate.runId, candidate.stageId).filter((a) => a.role !== 'input');
+    // Mid-stage checkpoints are how a stage resumed, not what it hands on: a finished stage
+    // is reusable without them, so they are neither verified nor returned.
+    const outputs = stageArtifactRows(db, candidate.runId, candidate.stageId).filter((a) => a.role !== 'input' && a.role !== 'checkpoint');
     try {
       for (const output of outputs) await store.verify(output.sha256);
     } catch (error) {

@@ -195,6 +195,19 @@ describe('artifacts and the stage cache', () => {
     assert.equal(await findCachedStage(handle.db, store, 'f'.repeat(64)), null);
   });
 
+  it('does not need the mid-stage checkpoints of a finished stage', async () => {
+    newRun('r1');
+    const basis = cacheInput(quickstart, dense);
+    const key = stageCacheKey(basis);
+    const model = await completedDense('r1', 'model with checkpoints', key, basis);
+    const checkpoint = await store.put(Buffer.from('checkpoint at 50'));
+    linkArtifacts(handle.db, [{ runId: 'r1', stageId: 'dense', role: 'checkpoint', step: 50, artifact: { ...checkpoint, kind: 'checkpoint' } }]);
+    chmodSync(checkpoint.path, 0o644);
+    unlinkSync(checkpoint.path); // pruned to save disk
+    const hit = await findCachedStage(handle.db, store, key);
+    assert.deepEqual(hit?.artifacts.map((a) => a.sha256), [model.sha256]);
+  });
+
   it('passes over a candidate whose artifact is missing or corrupt', async () => {
     const basis = cacheInput(quickstart, dense);
     const key = stageCacheKey(basis);
