@@ -7,6 +7,4 @@ export default defineConfig({
   dialect: 'sqlite',
   schema: './schemas/tables.ts',
   out: './migrations',
-  strict: true,
-  verbose: true,
 });

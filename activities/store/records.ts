@@ -165,6 +165,9 @@ export function createRun(db: SieveDb, input: CreateRunInput): RunRow {
         }
         return existing;
       }
+      if (input.parentRunId && !tx.select({ id: runs.id }).from(runs).where(eq(runs.id, input.parentRunId)).get()) {
+        throw new Error(`run ${input.id} names parent run ${input.parentRunId}, which is not in the database`);
+      }
       const row = tx
         .insert(runs)
         .values({

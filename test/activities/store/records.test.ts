@@ -91,6 +91,10 @@ describe('runs', () => {
     assert.throws(() => newRun('r1', { ...quickstart, seed: 5 }), /run r1 already exists with a different recipe/);
   });
 
+  it('createRun checks that a parent run exists', () => {
+    assert.throws(() => newRun('child', quickstart, 'ghost'), /names parent run ghost, which is not in the database/);
+  });
+
   it('setRunStatus stamps times and journals only changes', () => {
     newRun('r1');
     const running = setRunStatus(handle.db, 'r1', 'running');
