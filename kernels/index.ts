@@ -1,0 +1,715 @@
+// kernels/index.ts — the typed TypeScript face of sieve's native engine (build/Release/sieve.node).
+//
+// Promises:
+//   - Every argument is checked here, in JS, before native code sees it; a bad config, shape,
+//     buffer or token id is one clear sentence in an InvalidArgumentError, never a crash. The
+//     binding and the C ABI check again, and their status codes map to the same classes.
+//   - Long calls return Promises and run off the JS thread (forwardBackward, optimizerStep,
+//     evalNll, logits); `cancel()` makes the pending one reject with CancelledError; a second
+//     call while one is pending rejects with StateError ("model is busy").
+//   - Views (params, grads, masks, adamM, adamV, tensor(name)) are Float32Arrays over the
+//     native memory: writes go straight to what the next forward reads. After dispose() they
+//     are empty (detached), never dangling.
+//   - Objects crossing into native code set every field; `null` means unset.
+// The native addon is loaded on first use, so importing this module never fails by itself.
+import { join } from 'node:path';
+
+// ---------------------------------------------------------------- errors
+
+/** Base class of every error the engine reports. `status` is the C ABI status code. */
+export class SieveError extends Error {
+  readonly status: number;
+  constructor(message: string, status: number) {
+    super(message);
+    this.name = new.target.name;
+    this.status = status;
+  }
+}
+/** A bad config, shape, size, token id or option. */
+export class InvalidArgumentError extends SieveError {
+  constructor(message: string) {
+    super(message, STATUS.invalidArgument);
+  }
+}
+/** The call does not fit the model's state: busy with another call, or disposed. */
+export class StateError extends SieveError {
+  constructor(message: string) {
+    super(message, STATUS.state);
+  }
+}
+/** `cancel()` stopped the call between steps. After a cancelled forwardBackward the gradients are partial. */
+export class CancelledError extends SieveError {
+  constructor(message = 'cancelled') {
+    super(message, STATUS.cancelled);
+  }
+}
+export class OutOfMemoryError extends SieveError {
+  constructor(message: string) {
+    super(message, STATUS.outOfMemory);
+  }
+}
+/** A bug in the engine; the message says what went wrong. */
+export class InternalError extends SieveError {
+  constructor(message: string) {
+    super(message, STATUS.internal);
+  }
+}
+
+const STATUS = { invalidArgument: 1, state: 2, cancelled: 3, outOfMemory: 4, internal: 5 } as const;
+
+function fromNative(e: unknown): unknown {
+  if (!(e instanceof Error)) return e;
+  const status = (e as Error & { status?: unknown }).status;
+  switch (status) {
+    case STATUS.invalidArgument:
+      return new InvalidArgumentError(e.message);
+    case STATUS.state:
+      return new StateError(e.message);
+    case STATUS.cancelled:
+      return new CancelledError(e.message);
+    case STATUS.outOfMemory:
+      return new OutOfMemoryError(e.message);
+    case STATUS.internal:
+      return new InternalError(e.message);
+  }
+  return e instanceof TypeError ? new InvalidArgumentError(e.message) : e;
+}
+
+function sync<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+// ---------------------------------------------------------------- the native binding (declared exactly)
+
+interface NativeConfig {
+  family: number;
+  layers: number;
+  dim: number;
+  heads: number;
+  context: number;
+  vocab: number;
+  mlpHidden: number;
+  normEps: number;
+  ropeTheta: number;
+}
+
+interface NativeTensor {
+  name: string;
+  offset: number;
+  size: number;
+  shape: number[];
+  kind: number;
+  scope: number;
+  decay: boolean;
+}
+
+interface NativeTimers {
+  totalSeconds: number;
+  gemmSeconds: number;
+  gemmFlops: number;
+  attentionSeconds: number;
+  optimizerSeconds: number;
+  tokens: number;
+}
+
+interface NativeModel {
+  info(): { numParams: number; tensors: NativeTensor[] };
+  buffer(which: number): ArrayBuffer;
+  init(seed: number): void;
+  getStep(): number;
+  setStep(step: number): void;
+  getThreads(): number;
+  setThreads(threads: number): void;
+  setTransform(tensor: number, kind: number, params: Float32Array | null): void;
+  setGradHook(tensor: number, kind: number, params: Float32Array | null): void;
+  setUpdateRule(tensor: number, kind: number, params: Float32Array | null): void;
+  zeroGrad(): void;
+  forwardBackward(
+    inputs: Int32Array,
+    targets: Int32Array,
+    teacher: Float32Array | null,
+    lossScale: number,
+    kdAlpha: number,
+    kdTau: number,
+    B: number,
+    T: number,
+  ): Promise<{ loss: number; ce: number; kl: number; tokens: number }>;
+  optimizerStep(lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, gradClip: number): Promise<number>;
+  evalNll(tokens: Int32Array, B: number, T: number, onProgress: ((done: number, total: number) => void) | null): Promise<Float32Array>;
+  logits(tokens: Int32Array, B: number, T: number, onProgress: ((done: number, total: number) => void) | null): Promise<Float32Array>;
+  timers(): NativeTimers;
+  resetTimers(): void;
+  cancel(): void;
+  dispose(): void;
+  isBusy(): boolean;
+}
+
+interface NativeBinding {
+  NativeModel: new (config: NativeConfig) => NativeModel;
+  configCheck(config: NativeConfig): void;
+  backend(): { abiVersion: number; name: string; blas: string | null; threads: number };
+  setDefaultThreads(threads: number): void;
+  lrAt(step: number, peak: number, min: number, warmup: number, total: number): number;
+  benchSgemm(transA: number, transB: number, M: number, N: number, K: number, reps: number, threads: number, engine: number): Promise<number>;
+}
+
+const ADDON = join(__dirname, '..', 'build', 'Release', 'sieve.node');
+let binding: NativeBinding | null = null;
+
+function native(): NativeBinding {
+  if (binding) return binding;
+  try {
+    binding = require(ADDON) as NativeBinding;
+  } catch (e) {
+    throw new Error(`the sieve native addon is not built (${ADDON}): run \`npm install\`, which runs node-gyp rebuild; ${(e as Error).message}`);
+  }
+  if (binding.backend().blas === null) {
+    process.stderr.write(
+      'sieve: OpenBLAS was not found when the addon was built; the portable GEMM is in use (slower). ' +
+        'Install OpenBLAS (e.g. apt-get install libopenblas-dev) and run `npm install` again.\n',
+    );
+  }
+  return binding;
+}
+
+// ---------------------------------------------------------------- public types
+
+export type ModelFamily = 'gpt2' | 'llama';
+
+export interface ModelConfig {
+  family: ModelFamily;
+  layers: number;
+  dim: number;
+  heads: number;
+  context: number;
+  vocab: number;
+  /** Hidden width of the MLP (4·dim for GPT-2; commonly ≈ 8/3·dim for LLaMA). */
+  mlpHidden: number;
+  normEps: number;
+  /** RoPE base for llama; null for gpt2. */
+  ropeTheta: number | null;
+}
+
+export type TensorKind = 'embedding' | 'linear' | 'norm' | 'bias' | 'head';
+export type TensorScope = 'attn' | 'ffn' | null;
+
+export interface TensorInfo {
+  /** docs/architecture.md naming, e.g. `blocks.0.attn.qkv.weight`. */
+  name: string;
+  /** Offset in floats into every flat buffer (params, grads, masks, adamM, adamV). */
+  offset: number;
+  size: number;
+  /** [out, in] for matrices (nn.Linear layout), [n] for vectors. */
+  shape: readonly number[];
+  kind: TensorKind;
+  /** Sparsification/quantization scope; only linear weights inside blocks have one. */
+  scope: TensorScope;
+  /** Whether decoupled weight decay applies (2-D matrices: linear weights, embeddings, head). */
+  decay: boolean;
+}
+
+export type BufferName = 'param' | 'grad' | 'mask' | 'm' | 'v';
+
+/** W̃ = f(W) used by a linear layer's forward; the gradient reaches W straight through. */
+export type TransformKind = 'none' | 'mask';
+/** Applied to a tensor's gradient after clipping, before its update rule. */
+export type GradHook = { kind: 'none' } | { kind: 'masked-decay'; lambda: number };
+/** How a tensor (parameter group) is updated. */
+export type UpdateRule = 'adamw' | 'frozen';
+
+export interface ForwardBackwardOptions {
+  /** The gradient is of lossScale · loss (e.g. 1 / micro-batches for gradient accumulation). */
+  lossScale: number;
+  /** Teacher logits (B·T·V) for distillation, or null. */
+  teacherLogits: Float32Array | null;
+  /** loss = alpha·tau²·KL(softmax(t/tau) ‖ softmax(s/tau)) + (1 − alpha)·CE; set exactly when teacherLogits is. */
+  kd: { alpha: number; tau: number } | null;
+}
+
+export interface ForwardBackwardResult {
+  /** The (mixed) loss, mean over predicted tokens, not scaled by lossScale. */
+  loss: number;
+  ce: number;
+  /** KL(teacher ‖ student) at temperature tau; 0 without a teacher. */
+  kl: number;
+  /** Predicted tokens (targets ≥ 0). */
+  tokens: number;
+}
+
+export interface OptimizerOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Decoupled, on tensors with decay = true only. */
+  weightDecay: number;
+  /** Global-norm gradient clipping threshold, or null for none. */
+  gradClip: number | null;
+}
+
+export interface EngineTimers {
+  /** Inside forwardBackward. */
+  totalSeconds: number;
+  /** Linear-layer and LM-head GEMMs within it. */
+  gemmSeconds: number;
+  gemmFlops: number;
+  /** Attention forward + backward (their GEMMs included). */
+  attentionSeconds: number;
+  optimizerSeconds: number;
+  tokens: number;
+}
+
+export interface Backend {
+  name: string;
+  /** The BLAS library behind the GEMMs, or null when the portable GEMM is compiled in. */
+  blas: string | null;
+  /** Threads a new model gets by default (OMP_NUM_THREADS, else the core count). */
+  threads: number;
+}
+
+export interface LrSchedule {
+  peak: number;
+  min: number;
+  warmup: number;
+  total: number;
+}
+
+// ---------------------------------------------------------------- argument checks
+
+const article = (word: string) => (/^[AEIOUaeiou]/.test(word) ? `an ${word}` : `a ${word}`);
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (v === undefined) return 'undefined';
+  if (ArrayBuffer.isView(v)) return `${article(v.constructor.name)} of ${(v as Float32Array).length} elements`;
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'string') return JSON.stringify(v);
+  return article(typeof v);
+}
+
+function fail(message: string): never {
+  throw new InvalidArgumentError(message);
+}
+
+function int(v: unknown, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in [${min}, ${max}]`;
+    fail(`Expected an integer ${range} for ${name} but received ${describe(v)}`);
+  }
+  return v;
+}
+
+function num(v: unknown, name: string, ok: (x: number) => boolean, what: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) fail(`Expected ${what} for ${name} but received ${describe(v)}`);
+  return v;
+}
+
+function typed<A extends Int32Array | Float32Array>(v: unknown, ctor: { new (n: number): A; name: string }, name: string, length: number, shape: string): A {
+  if (!(v instanceof ctor) || v.length !== length) {
+    fail(`Expected ${article(ctor.name)} of ${shape} = ${length} elements for ${name} but received ${describe(v)}`);
+  }
+  return v as A;
+}
+
+function checkTokens(a: Int32Array, vocab: number, name: string, allowIgnore: boolean): void {
+  for (let i = 0; i < a.length; i++) {
+    const t = a[i];
+    if (t >= 0 && t < vocab) continue;
+    if (allowIgnore && t === -1) continue;
+    fail(`${name}[${i}] = ${t} is not a token id of this model (vocab ${vocab}${allowIgnore ? '; -1 ignores a position' : ''})`);
+  }
+}
+
+const FAMILIES: Record<ModelFamily, number> = { gpt2: 0, llama: 1 };
+const KINDS: TensorKind[] = ['embedding', 'linear', 'norm', 'bias', 'head'];
+const SCOPES: TensorScope[] = [null, 'attn', 'ffn'];
+const BUFFERS: Record<BufferName, number> = { param: 0, grad: 1, mask: 2, m: 3, v: 4 };
+const TRANSFORMS: Record<TransformKind, number> = { none: 0, mask: 1 };
+const HOOKS = { none: 0, 'masked-decay': 1 } as const;
+const RULES: Record<UpdateRule, number> = { adamw: 0, frozen: 1 };
+
+/** Checks a config in JS with the engine's own wording, then asks the native side. */
+function nativeConfig(c: ModelConfig): NativeConfig {
+  if (typeof c !== 'object' || c === null) fail(`Expected a model config object but received ${describe(c)}`);
+  if (!(c.family in FAMILIES)) fail(`unknown model family ${describe(c.family)}: expected 'gpt2' or 'llama'`);
+  const whole = (v: unknown, name: string, min: number) => {
+    if (typeof v !== 'number' || !Number.isInteger(v)) fail(`${name} must be a whole number, got ${describe(v)}`);
+    if (v < min) fail(`${name} must be at least ${min}, got ${v}`);
+    return v;
+  };
+  const layers = whole(c.layers, 'layers', 1);
+  const dim = whole(c.dim, 'dim', 1);
+  const heads = whole(c.heads, 'heads', 1);
+  if (dim % heads !== 0) fail(`heads (${heads}) must divide dim (${dim})`);
+  const context = whole(c.context, 'context', 1);
+  const vocab = whole(c.vocab, 'vocab', 2);
+  const mlpHidden = whole(c.mlpHidden, 'mlpHidden', 1);
+  if (typeof c.normEps !== 'number' || !Number.isFinite(c.normEps) || c.normEps <= 0) {
+    fail(`normEps must be a finite number > 0, got ${describe(c.normEps)}`);
+  }
+  let ropeTheta = 0;
+  if (c.family === 'llama') {
+    if (typeof c.ropeTheta !== 'number' || !Number.isFinite(c.ropeTheta) || c.ropeTheta <= 0) {
+      fail(`ropeTheta must be a finite number > 0 for llama, got ${describe(c.ropeTheta)}`);
+    }
+    if ((dim / heads) % 2 !== 0) fail(`head size dim/heads = ${dim / heads} must be even for RoPE (llama)`);
+    ropeTheta = c.ropeTheta;
+  } else if (c.ropeTheta !== null) {
+    fail(`ropeTheta must be null for gpt2, which has no RoPE; got ${describe(c.ropeTheta)}`);
+  }
+  const out: NativeConfig = { family: FAMILIES[c.family], layers, dim, heads, context, vocab, mlpHidden, normEps: c.normEps, ropeTheta };
+  sync(() => native().configCheck(out));
+  return out;
+}
+
+/** Throws InvalidArgumentError with the reason when `config` is not a model this engine can build. */
+export function checkConfig(config: ModelConfig): void {
+  nativeConfig(config);
+}
+
+// ---------------------------------------------------------------- the model
+
+/**
+ * A decoder-only transformer in native memory: one flat parameter buffer with a named offset
+ * table, and gradients, AdamW moments and masks in the same layout (allocated on first use:
+ * a frozen teacher that only runs `logits` never allocates them).
+ */
+export class Model {
+  readonly config: Readonly<ModelConfig>;
+  readonly tensors: readonly TensorInfo[];
+  readonly numParams: number;
+  #native: NativeModel | null;
+  readonly #byName = new Map<string, { info: TensorInfo; index: number }>();
+  readonly #views: (Float32Array | null)[] = [null, null, null, null, null];
+
+  private constructor(config: ModelConfig, model: NativeModel) {
+    this.config = Object.freeze({ ...config });
+    this.#native = model;
+    const info = sync(() => model.info());
+    this.numParams = info.numParams;
+    this.tensors = Object.freeze(
+      info.tensors.map((t, index) => {
+        const ti: TensorInfo = Object.freeze({
+          name: t.name,
+          offset: t.offset,
+          size: t.size,
+          shape: Object.freeze([...t.shape]),
+          kind: KINDS[t.kind],
+          scope: SCOPES[t.scope],
+          decay: t.decay,
+        });
+        this.#byName.set(t.name, { info: ti, index });
+        return ti;
+      }),
+    );
+  }
+
+  /** Creates a model with zero parameters (call `init(seed)` or write `params`). threads: null = the backend default. */
+  static create(config: ModelConfig, opts: { threads?: number | null } = {}): Model {
+    const nc = nativeConfig(config);
+    const threads = opts.threads === undefined || opts.threads === null ? undefined : int(opts.threads, 'opts.threads', 1, 1024);
+    const model = sync(() => new (native().NativeModel)(nc));
+    if (threads !== undefined) sync(() => model.setThreads(threads));
+    return new Model(config, model);
+  }
+
+  /** The engine this process runs on. */
+  static get backend(): Backend {
+    return backend;
+  }
+
+  #live(): NativeModel {
+    if (!this.#native) throw new StateError('model has been disposed');
+    return this.#native;
+  }
+
+  #view(which: number): Float32Array {
+    const cached = this.#views[which];
+    if (cached && this.#native) return cached;
+    const model = this.#live();
+    const view = new Float32Array(sync(() => model.buffer(which)));
+    this.#views[which] = view;
+    return view;
+  }
+
+  /** The flat parameter buffer (numParams floats). */
+  get params(): Float32Array {
+    return this.#view(BUFFERS.param);
+  }
+  /** Gradients, accumulated by forwardBackward until zeroGrad. */
+  get grads(): Float32Array {
+    return this.#view(BUFFERS.grad);
+  }
+  /** Masks (1 = kept), all ones until written. Read by the `mask` transform and the masked-decay hook. */
+  get masks(): Float32Array {
+    return this.#view(BUFFERS.mask);
+  }
+  get adamM(): Float32Array {
+    return this.#view(BUFFERS.m);
+  }
+  get adamV(): Float32Array {
+    return this.#view(BUFFERS.v);
+  }
+
+  #tensor(name: string): { info: TensorInfo; index: number } {
+    if (typeof name !== 'string') fail(`Expected a tensor name for name but received ${describe(name)}`);
+    const t = this.#byName.get(name);
+    if (!t) fail(`this model has no tensor named '${name}' (see model.tensors for the names)`);
+    return t;
+  }
+
+  /** Info of the tensor called `name`. */
+  info(name: string): TensorInfo {
+    return this.#tensor(name).info;
+  }
+
+  /** A view of one tensor in one of the flat buffers; writes go through to native memory. */
+  tensor(name: string, buffer: BufferName = 'param'): Float32Array {
+    const { info } = this.#tensor(name);
+    if (!(buffer in BUFFERS)) fail(`Expected one of 'param', 'grad', 'mask', 'm', 'v' for buffer but received ${describe(buffer)}`);
+    return this.#view(BUFFERS[buffer]).subarray(info.offset, info.offset + info.size);
+  }
+
+  /** The optimizer step counter (steps taken); checkpoints restore it so bias correction continues. */
+  get step(): number {
+    const model = this.#live();
+    return sync(() => model.getStep());
+  }
+  set step(value: number) {
+    const step = int(value, 'step', 0);
+    const model = this.#live();
+    sync(() => model.setStep(step));
+  }
+
+  /** Threads this model's calls use. */
+  get threads(): number {
+    const model = this.#live();
+    return sync(() => model.getThreads());
+  }
+  set threads(value: number) {
+    const threads = int(value, 'threads', 1, 1024);
+    const model = this.#live();
+    sync(() => model.setThreads(threads));
+  }
+
+  /** GPT-2 style initialisation from `seed` (docs/kernels.md): same seed, same bits. */
+  init(seed: number): void {
+    const s = int(seed, 'seed', 0);
+    const model = this.#live();
+    sync(() => model.init(s));
+  }
+
+  /** Sets the weight transform of a linear weight (`mask`: W̃ = M ⊙ W, straight-through gradient). */
+  setTransform(name: string, kind: TransformKind): void {
+    const { index } = this.#tensor(name);
+    if (!(kind in TRANSFORMS)) fail(`Expected 'none' or 'mask' for the transform of '${name}' but received ${describe(kind)}`);
+    const model = this.#live();
+    sync(() => model.setTransform(index, TRANSFORMS[kind], null));
+  }
+
+  /** Sets the gradient hook of a tensor (`masked-decay`: g ← g + λ·(1 − M) ⊙ W, after clipping). */
+  setGradHook(name: string, hook: GradHook): void {
+    const { index } = this.#tensor(name);
+    if (typeof hook !== 'object' || hook === null || !(hook.kind in HOOKS)) {
+      fail(`Expected { kind: 'none' } or { kind: 'masked-decay', lambda } for the gradient hook of '${name}' but received ${describe(hook)}`);
+    }
+    let params: Float32Array | null = null;
+    if (hook.kind === 'masked-decay') {
+      params = Float32Array.of(num(hook.lambda, `the masked-decay lambda of '${name}'`, (x) => x >= 0, 'a finite number >= 0'));
+    }
+    const model = this.#live();
+    sync(() => model.setGradHook(index, HOOKS[hook.kind], params));
+  }
+
+  /** Sets the update rule (parameter group) of a tensor. */
+  setUpdateRule(name: string, rule: UpdateRule): void {
+    const { index } = this.#tensor(name);
+    if (!(rule in RULES)) fail(`Expected 'adamw' or 'frozen' for the update rule of '${name}' but received ${describe(rule)}`);
+    const model = this.#live();
+    sync(() => model.setUpdateRule(index, RULES[rule], null));
+  }
+
+  zeroGrad(): void {
+    const model = this.#live();
+    sync(() => model.zeroGrad());
+  }
+
+  #batch(B: unknown, T: unknown, minT: number): { B: number; T: number } {
+    const b = int(B, 'B', 1);
+    const t = int(T, 'T', minT);
+    if (t > this.config.context) fail(`T = ${t} exceeds the model's context (${this.config.context})`);
+    if (b * t > 2 ** 24) fail(`B*T = ${b * t} tokens is too many for one call (at most ${2 ** 24})`);
+    return { B: b, T: t };
+  }
+
+  /**
+   * Forward and backward of one micro-batch: inputs and targets are (B, T) token ids; a target
+   * of -1 ignores that position. Gradients accumulate into `grads` until zeroGrad().
+   */
+  async forwardBackward(inputs: Int32Array, targets: Int32Array, B: number, T: number, opts: ForwardBackwardOptions): Promise<ForwardBackwardResult> {
+    const model = this.#live();
+    const s = this.#batch(B, T, 1);
+    const n = s.B * s.T;
+    const V = this.config.vocab;
+    typed(inputs, Int32Array, 'inputs', n, 'B*T');
+    typed(targets, Int32Array, 'targets', n, 'B*T');
+    if (typeof opts !== 'object' || opts === null) fail(`Expected { lossScale, teacherLogits, kd } for opts but received ${describe(opts)}`);
+    const lossScale = num(opts.lossScale, 'opts.lossScale', () => true, 'a finite number');
+    if ((opts.teacherLogits === null) !== (opts.kd === null)) fail('opts.teacherLogits and opts.kd must be given together (or both null)');
+    let alpha = 0;
+    let tau = 1;
+    if (opts.teacherLogits !== null) {
+      typed(opts.teacherLogits, Float32Array, 'opts.teacherLogits', n * V, 'B*T*V');
+      alpha = num(opts.kd?.alpha, 'opts.kd.alpha', (x) => x >= 0 && x <= 1, 'a number in [0, 1]');
+      tau = num(opts.kd?.tau, 'opts.kd.tau', (x) => x > 0, 'a finite number > 0');
+    }
+    checkTokens(inputs, V, 'inputs', false);
+    checkTokens(targets, V, 'targets', true);
+    if (!targets.some((t) => t >= 0)) fail('every target is -1: the batch has nothing to predict');
+    try {
+      return await model.forwardBackward(inputs, targets, opts.teacherLogits, lossScale, alpha, tau, s.B, s.T);
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** Global-norm clip → gradient hooks → update rules; returns the gradient norm before clipping. */
+  async optimizerStep(opts: OptimizerOptions): Promise<{ gradNorm: number }> {
+    const model = this.#live();
+    if (typeof opts !== 'object' || opts === null) fail(`Expected optimizer options but received ${describe(opts)}`);
+    const lr = num(opts.lr, 'opts.lr', (x) => x >= 0, 'a finite number >= 0');
+    const beta1 = num(opts.beta1, 'opts.beta1', (x) => x >= 0 && x < 1, 'a number in [0, 1)');
+    const beta2 = num(opts.beta2, 'opts.beta2', (x) => x >= 0 && x < 1, 'a number in [0, 1)');
+    const eps = num(opts.eps, 'opts.eps', (x) => x > 0, 'a finite number > 0');
+    const wd = num(opts.weightDecay, 'opts.weightDecay', (x) => x >= 0, 'a finite number >= 0');
+    const clip = opts.gradClip === null ? 0 : num(opts.gradClip, 'opts.gradClip', (x) => x > 0, 'a finite number > 0 or null');
+    try {
+      return { gradNorm: await model.optimizerStep(lr, beta1, beta2, eps, wd, clip) };
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /**
+   * Next-token NLL of every predicted position of B windows of T tokens: result[b·(T−1) + t] is
+   * −log p(tokens[b, t+1] | tokens[b, ..t]). `onProgress(done, total)` counts windows; cancel()
+   * stops between chunks of windows. Memory-light: no gradients, no stored activations.
+   */
+  async evalNll(tokens: Int32Array, B: number, T: number, onProgress?: (done: number, total: number) => void): Promise<Float32Array> {
+    return this.#infer('evalNll', tokens, B, T, 2, onProgress);
+  }
+
+  /** Logits (B·T·V) of B windows of T tokens: a distillation teacher's output, or an export check. */
+  async logits(tokens: Int32Array, B: number, T: number, onProgress?: (done: number, total: number) => void): Promise<Float32Array> {
+    return this.#infer('logits', tokens, B, T, 1, onProgress);
+  }
+
+  async #infer(which: 'evalNll' | 'logits', tokens: Int32Array, B: number, T: number, minT: number, onProgress?: (done: number, total: number) => void): Promise<Float32Array> {
+    const model = this.#live();
+    const s = this.#batch(B, T, minT);
+    typed(tokens, Int32Array, 'tokens', s.B * s.T, 'B*T');
+    if (onProgress !== undefined && typeof onProgress !== 'function') fail(`Expected a function for onProgress but received ${describe(onProgress)}`);
+    checkTokens(tokens, this.config.vocab, 'tokens', false);
+    try {
+      return await model[which](tokens, s.B, s.T, onProgress ?? null);
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** Accumulated time split (benchmark hook). */
+  timers(): EngineTimers {
+    const model = this.#live();
+    return sync(() => model.timers());
+  }
+
+  resetTimers(): void {
+    const model = this.#live();
+    sync(() => model.resetTimers());
+  }
+
+  /** Makes the pending async call (if any) reject with CancelledError at its next check. */
+  cancel(): void {
+    this.#native?.cancel();
+  }
+
+  /** True while an async call is pending. */
+  get busy(): boolean {
+    return this.#native?.isBusy() ?? false;
+  }
+
+  get disposed(): boolean {
+    return this.#native === null;
+  }
+
+  /** Frees the native memory now; views read as empty afterwards. Refused while a call is pending. */
+  dispose(): void {
+    if (!this.#native) return;
+    const model = this.#native;
+    sync(() => model.dispose());
+    this.#native = null;
+    this.#views.fill(null);
+  }
+}
+
+// ---------------------------------------------------------------- module functions
+
+/** The engine this process runs on (loads the addon on first access). */
+export const backend: Backend = Object.freeze({
+  get name() {
+    return native().backend().name;
+  },
+  get blas() {
+    return native().backend().blas;
+  },
+  get threads() {
+    return native().backend().threads;
+  },
+  toJSON() {
+    const b = native().backend();
+    return { name: b.name, blas: b.blas, threads: b.threads };
+  },
+});
+
+/** Warm-up + cosine: step < warmup: peak·(step+1)/warmup; step ≥ total: min; else the cosine from peak to min. */
+export function lrAt(step: number, s: LrSchedule): number {
+  const st = int(step, 'step', 0);
+  if (typeof s !== 'object' || s === null) fail(`Expected { peak, min, warmup, total } for the schedule but received ${describe(s)}`);
+  const peak = num(s.peak, 'schedule.peak', (x) => x >= 0, 'a finite number >= 0');
+  const min = num(s.min, 'schedule.min', (x) => x >= 0 && x <= peak, `a number in [0, peak = ${peak}]`);
+  const warmup = int(s.warmup, 'schedule.warmup', 0);
+  const total = int(s.total, 'schedule.total', warmup);
+  return sync(() => native().lrAt(st, peak, min, warmup, total));
+}
+
+export interface SgemmBench {
+  transA: boolean;
+  transB: boolean;
+  M: number;
+  N: number;
+  K: number;
+  reps: number;
+  threads: number;
+  /** 'blas': the BLAS library's own threaded sgemm (the reference); 'engine': the engine's deterministic split. */
+  path: 'blas' | 'engine';
+}
+
+/** Mean seconds of one sgemm C(M,N) = op(A)·op(B) on random data (benchmark hook; do not run beside a model call). */
+export async function benchSgemm(b: SgemmBench): Promise<number> {
+  const M = int(b.M, 'M', 1, 65536);
+  const N = int(b.N, 'N', 1, 65536);
+  const K = int(b.K, 'K', 1, 65536);
+  const reps = int(b.reps, 'reps', 1, 100000);
+  const threads = int(b.threads, 'threads', 1, 1024);
+  if (b.path !== 'blas' && b.path !== 'engine') fail(`Expected 'blas' or 'engine' for path but received ${describe(b.path)}`);
+  try {
+    return await native().benchSgemm(b.transA ? 1 : 0, b.transB ? 1 : 0, M, N, K, reps, threads, b.path === 'blas' ? 0 : 1);
+  } catch (e) {
+    throw fromNative(e);
+  }
+}

@@ -1,0 +1,654 @@
+// binding.cc — the N-API binding of the sieve C ABI (node-addon-api).
+//
+// Only exports, argument checks and AsyncWorkers: no maths. Promises:
+//   - No call can crash the process on bad input: every value is type-checked here (the
+//     TS wrapper checks them first with friendlier messages), and every C status becomes a
+//     JS Error carrying `status` (the SIEVE_E_* number) for kernels/index.ts to map.
+//   - Long calls (forward+backward, optimizer step, evaluation, logits, the sgemm bench)
+//     run on the libuv pool and return Promises. A model runs one async call at a time;
+//     a second is refused with "model is busy". cancel() sets the C cancel flag, cleared
+//     when the next call is queued (so a cancel never leaks into a later call).
+//   - Buffer views are external ArrayBuffers over the model's memory, one per buffer kind,
+//     each holding a reference to the native model (so a view that outlives the model
+//     object never dangles). dispose() detaches them and frees the memory at once.
+#include <napi.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sieve.h"
+
+namespace {
+
+// ---------------------------------------------------------------- errors and arguments
+
+Napi::Error status_error(Napi::Env env, int status, const std::string& message) {
+  Napi::Error e = Napi::Error::New(env, message);
+  e.Set("status", Napi::Number::New(env, status));
+  return e;
+}
+
+void check(Napi::Env env, int status) {
+  if (status != SIEVE_OK) throw status_error(env, status, sieve_last_error());
+}
+
+[[noreturn]] void type_error(Napi::Env env, const std::string& message) { throw Napi::TypeError::New(env, message); }
+
+double get_number(const Napi::Value& v, const char* name) {
+  if (!v.IsNumber()) type_error(v.Env(), std::string("expected a number for ") + name);
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+int64_t get_int(const Napi::Value& v, const char* name) {
+  const double d = get_number(v, name);
+  if (!std::isfinite(d) || std::floor(d) != d || std::fabs(d) > 9007199254740991.0)
+    type_error(v.Env(), std::string("expected an integer for ") + name);
+  return (int64_t)d;
+}
+
+template <class T, napi_typedarray_type Kind>
+Napi::TypedArrayOf<T> get_typed(const Napi::Value& v, const char* name, const char* type_name, int64_t length) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != Kind)
+    type_error(v.Env(), std::string("expected ") + type_name + " for " + name);
+  auto a = v.As<Napi::TypedArrayOf<T>>();
+  if ((int64_t)a.ElementLength() != length)
+    type_error(v.Env(), std::string(name) + " has " + std::to_string(a.ElementLength()) + " elements, expected " +
+                            std::to_string(length));
+  return a;
+}
+
+Napi::Int32Array get_i32(const Napi::Value& v, const char* name, int64_t length) {
+  return get_typed<int32_t, napi_int32_array>(v, name, "an Int32Array", length);
+}
+Napi::Float32Array get_f32(const Napi::Value& v, const char* name, int64_t length) {
+  return get_typed<float, napi_float32_array>(v, name, "a Float32Array", length);
+}
+
+std::vector<float> get_params(const Napi::Value& v) {
+  if (v.IsNull() || v.IsUndefined()) return {};
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    type_error(v.Env(), "expected a Float32Array or null for params");
+  auto a = v.As<Napi::Float32Array>();
+  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
+}
+
+int64_t checked_product(Napi::Env env, int64_t a, int64_t b, const char* what) {
+  if (a < 0 || b < 0 || (b != 0 && a > (int64_t(1) << 40) / b)) type_error(env, std::string(what) + " is too large");
+  return a * b;
+}
+
+// ---------------------------------------------------------------- the model object
+
+// Owns the native model; shared by the JS object, in-flight workers and buffer views.
+struct Holder {
+  sieve_model* model = nullptr;
+  ~Holder() { sieve_model_destroy(model); }
+};
+
+constexpr int kBufferKinds = 5;
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeModel",
+                       {
+                           InstanceMethod<&ModelWrap::Info>("info"),
+                           InstanceMethod<&ModelWrap::Buffer>("buffer"),
+                           InstanceMethod<&ModelWrap::Init>("init"),
+                           InstanceMethod<&ModelWrap::GetStep>("getStep"),
+                           InstanceMethod<&ModelWrap::SetStep>("setStep"),
+                           InstanceMethod<&ModelWrap::GetThreads>("getThreads"),
+                           InstanceMethod<&ModelWrap::SetThreads>("setThreads"),
+                           InstanceMethod<&ModelWrap::SetTransform>("setTransform"),
+                           InstanceMethod<&ModelWrap::SetGradHook>("setGradHook"),
+                           InstanceMethod<&ModelWrap::SetUpdateRule>("setUpdateRule"),
+                           InstanceMethod<&ModelWrap::ZeroGrad>("zeroGrad"),
+                           InstanceMethod<&ModelWrap::ForwardBackward>("forwardBackward"),
+                           InstanceMethod<&ModelWrap::OptimizerStep>("optimizerStep"),
+                           InstanceMethod<&ModelWrap::EvalNll>("evalNll"),
+                           InstanceMethod<&ModelWrap::Logits>("logits"),
+                           InstanceMethod<&ModelWrap::Timers>("timers"),
+                           InstanceMethod<&ModelWrap::ResetTimers>("resetTimers"),
+                           InstanceMethod<&ModelWrap::Cancel>("cancel"),
+                           InstanceMethod<&ModelWrap::Dispose>("dispose"),
+                           InstanceMethod<&ModelWrap::IsBusy>("isBusy"),
+                       });
+  }
+
+  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 1 || !info[0].IsObject()) type_error(env, "expected a config object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    sieve_config c{};
+    c.family = (int32_t)get_int(o.Get("family"), "config.family");
+    c.layers = get_int(o.Get("layers"), "config.layers");
+    c.dim = get_int(o.Get("dim"), "config.dim");
+    c.heads = get_int(o.Get("heads"), "config.heads");
+    c.context = get_int(o.Get("context"), "config.context");
+    c.vocab = get_int(o.Get("vocab"), "config.vocab");
+    c.mlp_hidden = get_int(o.Get("mlpHidden"), "config.mlpHidden");
+    c.norm_eps = (float)get_number(o.Get("normEps"), "config.normEps");
+    c.rope_theta = (float)get_number(o.Get("ropeTheta"), "config.ropeTheta");
+    holder_ = std::make_shared<Holder>();
+    check(env, sieve_model_create(&holder_->model, &c));
+    config_ = c;
+  }
+
+  // Clears the busy flag and drops the keep-alive reference when an async call settles.
+  void Settle() { busy_ = false; }
+  std::shared_ptr<Holder> holder() const { return holder_; }
+
+ private:
+  friend class Completion;
+
+  sieve_model* Model(Napi::Env env) const {
+    if (!holder_->model) throw status_error(env, SIEVE_E_STATE, "model has been disposed");
+    return holder_->model;
+  }
+  // For calls that touch state: refused while an async call runs.
+  sieve_model* Idle(Napi::Env env) const {
+    sieve_model* m = Model(env);
+    if (busy_)
+      throw status_error(env, SIEVE_E_STATE, "model is busy: await the pending call (or cancel() it) before this one");
+    return m;
+  }
+
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    sieve_model* m = Model(env);
+    int64_t n_params = 0, n_tensors = 0;
+    check(env, sieve_model_num_params(m, &n_params));
+    check(env, sieve_model_num_tensors(m, &n_tensors));
+    Napi::Array tensors = Napi::Array::New(env, n_tensors);
+    for (int64_t i = 0; i < n_tensors; i++) {
+      sieve_tensor_info t{};
+      check(env, sieve_model_tensor(m, i, &t));
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", t.name);
+      o.Set("offset", (double)t.offset);
+      o.Set("size", (double)t.size);
+      Napi::Array shape = Napi::Array::New(env, t.ndim);
+      for (int32_t d = 0; d < t.ndim; d++) shape.Set(d, (double)t.shape[d]);
+      o.Set("shape", shape);
+      o.Set("kind", t.kind);
+      o.Set("scope", t.scope);
+      o.Set("decay", t.decay != 0);
+      tensors.Set(i, o);
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("numParams", (double)n_params);
+    out.Set("tensors", tensors);
+    return out;
+  }
+
+  Napi::Value Buffer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int64_t which = get_int(info[0], "buffer");
+    if (which < 0 || which >= kBufferKinds) type_error(env, "unknown buffer kind");
+    if (!views_[which].IsEmpty()) return views_[which].Value();
+    float* data = nullptr;
+    int64_t size = 0;
+    check(env, sieve_model_buffer(Idle(env), (int32_t)which, &data, &size));
+    auto* keep = new std::shared_ptr<Holder>(holder_);
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
+        env, data, (size_t)size * sizeof(float), [](Napi::Env, void*, std::shared_ptr<Holder>* k) { delete k; }, keep);
+    views_[which] = Napi::Persistent(ab);
+    return ab;
+  }
+
+  Napi::Value Init(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int64_t seed = get_int(info[0], "seed");
+    if (seed < 0) type_error(env, "seed must be >= 0");
+    check(env, sieve_model_init(Idle(env), (uint64_t)seed));
+    return env.Undefined();
+  }
+
+  Napi::Value GetStep(const Napi::CallbackInfo& info) {
+    int64_t step = 0;
+    check(info.Env(), sieve_model_get_step(Model(info.Env()), &step));
+    return Napi::Number::New(info.Env(), (double)step);
+  }
+
+  Napi::Value SetStep(const Napi::CallbackInfo& info) {
+    check(info.Env(), sieve_model_set_step(Idle(info.Env()), get_int(info[0], "step")));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value GetThreads(const Napi::CallbackInfo& info) {
+    int32_t threads = 0;
+    check(info.Env(), sieve_model_get_threads(Model(info.Env()), &threads));
+    return Napi::Number::New(info.Env(), threads);
+  }
+
+  Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+    check(info.Env(), sieve_model_set_threads(Idle(info.Env()), (int32_t)get_int(info[0], "threads")));
+    return info.Env().Undefined();
+  }
+
+  template <int (*Setter)(sieve_model*, int64_t, int32_t, const float*, int64_t)>
+  Napi::Value SetSeam(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int64_t tensor = get_int(info[0], "tensor");
+    const int32_t kind = (int32_t)get_int(info[1], "kind");
+    const std::vector<float> params = get_params(info[2]);
+    check(env, Setter(Idle(env), tensor, kind, params.data(), (int64_t)params.size()));
+    return env.Undefined();
+  }
+  Napi::Value SetTransform(const Napi::CallbackInfo& info) { return SetSeam<sieve_model_set_transform>(info); }
+  Napi::Value SetGradHook(const Napi::CallbackInfo& info) { return SetSeam<sieve_model_set_grad_hook>(info); }
+  Napi::Value SetUpdateRule(const Napi::CallbackInfo& info) { return SetSeam<sieve_model_set_update_rule>(info); }
+
+  Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
+    check(info.Env(), sieve_model_zero_grad(Idle(info.Env())));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value ForwardBackward(const Napi::CallbackInfo& info);
+  Napi::Value OptimizerStep(const Napi::CallbackInfo& info);
+  Napi::Value EvalNll(const Napi::CallbackInfo& info) { return Infer(info, true); }
+  Napi::Value Logits(const Napi::CallbackInfo& info) { return Infer(info, false); }
+  Napi::Value Infer(const Napi::CallbackInfo& info, bool nll);
+
+  Napi::Value Timers(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    sieve_timers t{};
+    check(env, sieve_model_timers(Model(env), &t));
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("totalSeconds", t.total_seconds);
+    o.Set("gemmSeconds", t.gemm_seconds);
+    o.Set("gemmFlops", t.gemm_flops);
+    o.Set("attentionSeconds", t.attention_seconds);
+    o.Set("optimizerSeconds", t.optimizer_seconds);
+    o.Set("tokens", (double)t.tokens);
+    return o;
+  }
+
+  Napi::Value ResetTimers(const Napi::CallbackInfo& info) {
+    check(info.Env(), sieve_model_reset_timers(Idle(info.Env())));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Cancel(const Napi::CallbackInfo& info) {
+    if (holder_->model) check(info.Env(), sieve_model_cancel(holder_->model));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value IsBusy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_); }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!holder_->model) return env.Undefined();  // disposing twice is harmless
+    Idle(env);
+    for (auto& ref : views_) {
+      if (ref.IsEmpty()) continue;
+      Napi::ArrayBuffer ab = ref.Value();
+      if (!ab.IsDetached()) ab.Detach();  // views read as empty from now on, never freed memory
+      ref.Reset();
+    }
+    sieve_model_destroy(holder_->model);
+    holder_->model = nullptr;
+    return env.Undefined();
+  }
+
+  // Marks the model busy and clears a stale cancel request; returns the model.
+  sieve_model* BeginAsync(Napi::Env env) {
+    sieve_model* m = Idle(env);
+    check(env, sieve_model_clear_cancel(m));
+    busy_ = true;
+    return m;
+  }
+
+  // The same bounds as the C side, checked before an output buffer is allocated for them.
+  void CheckBatch(Napi::Env env, int64_t B, int64_t T, int64_t min_T) const {
+    auto fail = [&](const std::string& m) { throw status_error(env, SIEVE_E_INVALID_ARGUMENT, m); };
+    if (B < 1) fail("B must be at least 1, got " + std::to_string(B));
+    if (T < min_T) fail("T must be at least " + std::to_string(min_T) + ", got " + std::to_string(T));
+    if (T > config_.context)
+      fail("T = " + std::to_string(T) + " exceeds the model's context (" + std::to_string(config_.context) + ")");
+    if (B > (int64_t(1) << 24) / T) fail("B*T = " + std::to_string(B * T) + " tokens is too many for one call");
+  }
+
+  std::shared_ptr<Holder> holder_;
+  sieve_config config_{};
+  bool busy_ = false;
+  Napi::Reference<Napi::ArrayBuffer> views_[kBufferKinds];
+};
+
+// ---------------------------------------------------------------- async calls
+
+// The settle half shared by every worker: resolves or rejects the promise, clears the
+// model's busy flag, and keeps the JS model object alive while the call runs.
+class Completion {
+ public:
+  Completion(Napi::Env env, ModelWrap* wrap)
+      : deferred_(Napi::Promise::Deferred::New(env)), wrap_(wrap), holder_(wrap ? wrap->holder() : nullptr) {
+    if (wrap) self_ = Napi::Persistent(wrap->Value());
+  }
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+  sieve_model* model() const { return holder_->model; }
+  void Resolve(Napi::Value v) {
+    Release();
+    deferred_.Resolve(v);
+  }
+  void Reject(Napi::Env env, int status, const std::string& message) {
+    Release();
+    deferred_.Reject(status_error(env, status, message).Value());
+  }
+  void Reject(Napi::Value error) {
+    Release();
+    deferred_.Reject(error);
+  }
+
+ private:
+  void Release() {
+    if (wrap_) wrap_->Settle();
+    if (!self_.IsEmpty()) self_.Reset();
+  }
+  Napi::Promise::Deferred deferred_;
+  ModelWrap* wrap_;
+  std::shared_ptr<Holder> holder_;
+  Napi::ObjectReference self_;
+};
+
+class ForwardBackwardWorker : public Napi::AsyncWorker {
+ public:
+  ForwardBackwardWorker(Napi::Env env, ModelWrap* wrap) : Napi::AsyncWorker(env), done_(env, wrap) {}
+  std::vector<int32_t> inputs, targets;
+  Napi::Reference<Napi::Float32Array> teacher;
+  const float* teacher_data = nullptr;
+  sieve_loss_opts opts{};
+  int64_t B = 0, T = 0;
+  Napi::Promise Promise() const { return done_.Promise(); }
+
+ protected:
+  void Execute() override {
+    status_ = sieve_model_forward_backward(done_.model(), &out_, inputs.data(), targets.data(), teacher_data, &opts, B,
+                                           T);
+    if (status_ != SIEVE_OK) SetError(sieve_last_error());
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("loss", out_.loss);
+    o.Set("ce", out_.ce);
+    o.Set("kl", out_.kl);
+    o.Set("tokens", (double)out_.tokens);
+    teacher.Reset();
+    done_.Resolve(o);
+  }
+  void OnError(const Napi::Error& e) override {
+    teacher.Reset();
+    done_.Reject(Env(), status_, e.Message());
+  }
+
+ private:
+  Completion done_;
+  sieve_loss out_{};
+  int status_ = SIEVE_OK;
+};
+
+Napi::Value ModelWrap::ForwardBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  // (inputs, targets, teacher | null, lossScale, kdAlpha, kdTau, B, T)
+  const int64_t B = get_int(info[6], "B"), T = get_int(info[7], "T");
+  Model(env);
+  CheckBatch(env, B, T, 1);
+  const int64_t n = B * T;
+  auto inputs = get_i32(info[0], "inputs", n);
+  auto targets = get_i32(info[1], "targets", n);
+  const float loss_scale = (float)get_number(info[3], "lossScale");
+  const float alpha = (float)get_number(info[4], "kdAlpha");
+  const float tau = (float)get_number(info[5], "kdTau");
+  Napi::Float32Array teacher;
+  if (!info[2].IsNull() && !info[2].IsUndefined())
+    teacher = get_f32(info[2], "teacherLogits", checked_product(env, n, config_.vocab, "B*T*V"));
+  BeginAsync(env);
+  auto* w = new ForwardBackwardWorker(env, this);
+  w->inputs.assign(inputs.Data(), inputs.Data() + n);
+  w->targets.assign(targets.Data(), targets.Data() + n);
+  if (!teacher.IsEmpty()) {
+    w->teacher = Napi::Persistent(teacher);
+    w->teacher_data = teacher.Data();
+  }
+  w->opts = sieve_loss_opts{loss_scale, alpha, tau};
+  w->B = B;
+  w->T = T;
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+class OptimizerWorker : public Napi::AsyncWorker {
+ public:
+  OptimizerWorker(Napi::Env env, ModelWrap* wrap, sieve_optim_opts opts)
+      : Napi::AsyncWorker(env), done_(env, wrap), opts_(opts) {}
+  Napi::Promise Promise() const { return done_.Promise(); }
+
+ protected:
+  void Execute() override {
+    status_ = sieve_model_optimizer_step(done_.model(), &norm_, &opts_);
+    if (status_ != SIEVE_OK) SetError(sieve_last_error());
+  }
+  void OnOK() override { done_.Resolve(Napi::Number::New(Env(), norm_)); }
+  void OnError(const Napi::Error& e) override { done_.Reject(Env(), status_, e.Message()); }
+
+ private:
+  Completion done_;
+  sieve_optim_opts opts_;
+  float norm_ = 0;
+  int status_ = SIEVE_OK;
+};
+
+Napi::Value ModelWrap::OptimizerStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  // (lr, beta1, beta2, eps, weightDecay, gradClip)
+  sieve_optim_opts o{};
+  o.lr = (float)get_number(info[0], "lr");
+  o.beta1 = (float)get_number(info[1], "beta1");
+  o.beta2 = (float)get_number(info[2], "beta2");
+  o.eps = (float)get_number(info[3], "eps");
+  o.weight_decay = (float)get_number(info[4], "weightDecay");
+  o.grad_clip = (float)get_number(info[5], "gradClip");
+  BeginAsync(env);
+  auto* w = new OptimizerWorker(env, this, o);
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+struct Progress {
+  int64_t done, total;
+};
+
+class InferWorker : public Napi::AsyncProgressWorker<Progress> {
+ public:
+  InferWorker(Napi::Env env, ModelWrap* wrap) : Napi::AsyncProgressWorker<Progress>(env), done_(env, wrap) {}
+  bool nll = true;
+  std::vector<int32_t> tokens;
+  int64_t B = 0, T = 0;
+  Napi::Reference<Napi::Float32Array> out;
+  float* out_data = nullptr;
+  Napi::FunctionReference on_progress;
+  Napi::Promise Promise() const { return done_.Promise(); }
+
+ protected:
+  static void Report(void* user, int64_t done, int64_t total) {
+    Progress p{done, total};
+    static_cast<const ExecutionProgress*>(user)->Send(&p, 1);
+  }
+  void Execute(const ExecutionProgress& progress) override {
+    void* user = const_cast<ExecutionProgress*>(&progress);
+    sieve_progress_fn fn = on_progress.IsEmpty() ? nullptr : &InferWorker::Report;
+    status_ = nll ? sieve_model_eval_nll(done_.model(), out_data, tokens.data(), B, T, fn, user)
+                  : sieve_model_logits(done_.model(), out_data, tokens.data(), B, T, fn, user);
+    if (status_ != SIEVE_OK) SetError(sieve_last_error());
+  }
+  void OnProgress(const Progress* data, size_t count) override {
+    if (count == 0 || on_progress.IsEmpty() || !callback_error_.IsEmpty()) return;
+    Napi::Env env = Env();
+    try {
+      on_progress.Call({Napi::Number::New(env, (double)data[count - 1].done),
+                        Napi::Number::New(env, (double)data[count - 1].total)});
+    } catch (const Napi::Error& e) {
+      // a throwing progress callback stops the call; the promise rejects with its error
+      callback_error_ = Napi::Persistent(e.Value());
+      if (done_.model()) sieve_model_cancel(done_.model());
+    }
+  }
+  void OnOK() override {
+    if (!callback_error_.IsEmpty()) return Fail();
+    Napi::Float32Array result = out.Value();
+    out.Reset();
+    on_progress.Reset();
+    done_.Resolve(result);
+  }
+  void OnError(const Napi::Error& e) override {
+    if (!callback_error_.IsEmpty()) return Fail();
+    out.Reset();
+    on_progress.Reset();
+    done_.Reject(Env(), status_, e.Message());
+  }
+
+ private:
+  void Fail() {
+    Napi::Value err = callback_error_.Value();
+    callback_error_.Reset();
+    out.Reset();
+    on_progress.Reset();
+    done_.Reject(err);
+  }
+  Completion done_;
+  int status_ = SIEVE_OK;
+  Napi::ObjectReference callback_error_;
+};
+
+Napi::Value ModelWrap::Infer(const Napi::CallbackInfo& info, bool nll) {
+  Napi::Env env = info.Env();
+  // (tokens, B, T, onProgress | null)
+  const int64_t B = get_int(info[1], "B"), T = get_int(info[2], "T");
+  Model(env);
+  CheckBatch(env, B, T, nll ? 2 : 1);
+  const int64_t n = B * T;
+  auto tokens = get_i32(info[0], "tokens", n);
+  Napi::Function fn;
+  if (!info[3].IsNull() && !info[3].IsUndefined()) {
+    if (!info[3].IsFunction()) type_error(env, "expected a function or null for onProgress");
+    fn = info[3].As<Napi::Function>();
+  }
+  const int64_t out_len = nll ? B * (T - 1) : checked_product(env, n, config_.vocab, "B*T*V");
+  Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)out_len);
+  BeginAsync(env);
+  auto* w = new InferWorker(env, this);
+  w->nll = nll;
+  w->tokens.assign(tokens.Data(), tokens.Data() + n);
+  w->B = B;
+  w->T = T;
+  w->out = Napi::Persistent(out);
+  w->out_data = out.Data();
+  if (!fn.IsEmpty()) w->on_progress = Napi::Persistent(fn);
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+// ---------------------------------------------------------------- module functions
+
+sieve_config read_config(const Napi::Value& v) {
+  if (!v.IsObject()) type_error(v.Env(), "expected a config object");
+  Napi::Object o = v.As<Napi::Object>();
+  sieve_config c{};
+  c.family = (int32_t)get_int(o.Get("family"), "config.family");
+  c.layers = get_int(o.Get("layers"), "config.layers");
+  c.dim = get_int(o.Get("dim"), "config.dim");
+  c.heads = get_int(o.Get("heads"), "config.heads");
+  c.context = get_int(o.Get("context"), "config.context");
+  c.vocab = get_int(o.Get("vocab"), "config.vocab");
+  c.mlp_hidden = get_int(o.Get("mlpHidden"), "config.mlpHidden");
+  c.norm_eps = (float)get_number(o.Get("normEps"), "config.normEps");
+  c.rope_theta = (float)get_number(o.Get("ropeTheta"), "config.ropeTheta");
+  return c;
+}
+
+Napi::Value ConfigCheck(const Napi::CallbackInfo& info) {
+  const sieve_config c = read_config(info[0]);
+  check(info.Env(), sieve_config_check(&c));
+  return info.Env().Undefined();
+}
+
+Napi::Value Backend(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  sieve_backend_info b{};
+  check(env, sieve_backend(&b));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("abiVersion", b.abi_version);
+  o.Set("name", b.name);
+  o.Set("blas", b.blas ? Napi::Value(Napi::String::New(env, b.blas)) : env.Null());
+  o.Set("threads", b.default_threads);
+  return o;
+}
+
+Napi::Value SetDefaultThreads(const Napi::CallbackInfo& info) {
+  check(info.Env(), sieve_set_default_threads((int32_t)get_int(info[0], "threads")));
+  return info.Env().Undefined();
+}
+
+Napi::Value LrAt(const Napi::CallbackInfo& info) {
+  double lr = 0;
+  check(info.Env(), sieve_lr_at(&lr, get_int(info[0], "step"), get_number(info[1], "peak"),
+                                get_number(info[2], "min"), get_int(info[3], "warmup"), get_int(info[4], "total")));
+  return Napi::Number::New(info.Env(), lr);
+}
+
+class BenchWorker : public Napi::AsyncWorker {
+ public:
+  BenchWorker(Napi::Env env) : Napi::AsyncWorker(env), done_(env, nullptr) {}
+  int32_t ta = 0, tb = 0, reps = 1, threads = 1, engine = 0;
+  int64_t M = 1, N = 1, K = 1;
+  Napi::Promise Promise() const { return done_.Promise(); }
+
+ protected:
+  void Execute() override {
+    status_ = sieve_bench_sgemm(&seconds_, ta, tb, M, N, K, reps, threads, engine);
+    if (status_ != SIEVE_OK) SetError(sieve_last_error());
+  }
+  void OnOK() override { done_.Resolve(Napi::Number::New(Env(), seconds_)); }
+  void OnError(const Napi::Error& e) override { done_.Reject(Env(), status_, e.Message()); }
+
+ private:
+  Completion done_;
+  double seconds_ = 0;
+  int status_ = SIEVE_OK;
+};
+
+Napi::Value BenchSgemm(const Napi::CallbackInfo& info) {
+  // (transA, transB, M, N, K, reps, threads, engine)
+  auto* w = new BenchWorker(info.Env());
+  w->ta = (int32_t)get_int(info[0], "transA");
+  w->tb = (int32_t)get_int(info[1], "transB");
+  w->M = get_int(info[2], "M");
+  w->N = get_int(info[3], "N");
+  w->K = get_int(info[4], "K");
+  w->reps = (int32_t)get_int(info[5], "reps");
+  w->threads = (int32_t)get_int(info[6], "threads");
+  w->engine = (int32_t)get_int(info[7], "engine");
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeModel", ModelWrap::Define(env));
+  exports.Set("configCheck", Napi::Function::New<ConfigCheck>(env, "configCheck"));
+  exports.Set("backend", Napi::Function::New<Backend>(env, "backend"));
+  exports.Set("setDefaultThreads", Napi::Function::New<SetDefaultThreads>(env, "setDefaultThreads"));
+  exports.Set("lrAt", Napi::Function::New<LrAt>(env, "lrAt"));
+  exports.Set("benchSgemm", Napi::Function::New<BenchSgemm>(env, "benchSgemm"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(sieve, InitModule)
