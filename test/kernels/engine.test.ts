@@ -1,0 +1,341 @@
+// The typed wrapper kernels/index.ts over the real addon: argument checks and their messages,
+// views that write through, learning, cancellation, the busy refusal, progress, dispose.
+// Facts only: nothing here asserts on timing.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import {
+  backend,
+  CancelledError,
+  checkConfig,
+  InvalidArgumentError,
+  lrAt,
+  Model,
+  type ModelConfig,
+  SieveError,
+  StateError,
+} from '../../kernels';
+
+const gpt2: ModelConfig = { family: 'gpt2', layers: 2, dim: 32, heads: 4, context: 32, vocab: 64, mlpHidden: 128, normEps: 1e-5, ropeTheta: null };
+const llama: ModelConfig = { ...gpt2, family: 'llama', mlpHidden: 96, ropeTheta: 10000 };
+const noKd = { lossScale: 1, teacherLogits: null, kd: null };
+const adam = { lr: 3e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1 };
+
+function tokens(n: number, vocab: number, seed = 1): Int32Array {
+  const out = new Int32Array(n);
+  let s = seed;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    out[i] = (s >>> 8) % vocab;
+  }
+  return out;
+}
+
+function model(config = gpt2, seed = 1): Model {
+  const m = Model.create(config);
+  m.init(seed);
+  return m;
+}
+
+async function rejects(p: Promise<unknown>, cls: new (...a: never[]) => Error, message: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof cls, `expected ${cls.name}, got ${String(e)}`);
+    assert.match((e as Error).message, message);
+    return true;
+  });
+}
+
+function throws(f: () => unknown, cls: new (...a: never[]) => Error, message: RegExp): void {
+  assert.throws(f, (e: unknown) => {
+    assert.ok(e instanceof cls, `expected ${cls.name}, got ${String(e)}`);
+    assert.match((e as Error).message, message);
+    return true;
+  });
+}
+
+describe('config checks', () => {
+  const bad: [Partial<ModelConfig>, RegExp][] = [
+    [{ heads: 3 }, /^heads \(3\) must divide dim \(32\)$/],
+    [{ layers: 0 }, /^layers must be at least 1, got 0$/],
+    [{ context: 0 }, /^context must be at least 1, got 0$/],
+    [{ family: 'bert' as never }, /^unknown model family "bert": expected 'gpt2' or 'llama'$/],
+    [{ vocab: 1 }, /^vocab must be at least 2, got 1$/],
+    [{ dim: 2.5 }, /^dim must be a whole number, got 2.5$/],
+    [{ normEps: 0 }, /^normEps must be a finite number > 0, got 0$/],
+    [{ ropeTheta: 10000 }, /^ropeTheta must be null for gpt2/],
+  ];
+  for (const [edit, message] of bad) {
+    test(`rejects ${JSON.stringify(edit)}`, () => {
+      throws(() => Model.create({ ...gpt2, ...edit }), InvalidArgumentError, message);
+      throws(() => checkConfig({ ...gpt2, ...edit }), InvalidArgumentError, message);
+    });
+  }
+  test('llama needs an even head size and a RoPE theta', () => {
+    throws(() => Model.create({ ...llama, heads: 32 }), InvalidArgumentError, /^head size dim\/heads = 1 must be even for RoPE \(llama\)$/);
+    throws(() => Model.create({ ...llama, ropeTheta: null }), InvalidArgumentError, /^ropeTheta must be a finite number > 0 for llama/);
+  });
+  test('errors share one base class', () => {
+    try {
+      Model.create({ ...gpt2, layers: 0 });
+      assert.fail('no error');
+    } catch (e) {
+      assert.ok(e instanceof SieveError);
+      assert.equal((e as SieveError).status, 1);
+    }
+  });
+});
+
+describe('the model surface', () => {
+  test('tensor table, views by name, buffers of the same layout', () => {
+    const m = model();
+    assert.equal(m.params.length, m.numParams);
+    assert.equal(m.tensors[0].name, 'tok_emb.weight');
+    const qkv = m.info('blocks.1.attn.qkv.weight');
+    assert.deepEqual([...qkv.shape], [96, 32]);
+    assert.equal(qkv.kind, 'linear');
+    assert.equal(qkv.scope, 'attn');
+    assert.equal(qkv.decay, true);
+    assert.equal(m.info('blocks.0.mlp.proj.weight').scope, 'ffn');
+    assert.equal(m.info('norm_f.bias').decay, false);
+    for (const b of ['grad', 'mask', 'm', 'v'] as const) assert.equal(m.tensor('blocks.0.mlp.fc.weight', b).length, 128 * 32);
+    assert.ok(m.masks.every((x) => x === 1), 'masks start at ones');
+    const view = m.tensor('blocks.0.norm1.weight');
+    view[3] = 42;
+    assert.equal(m.params[m.info('blocks.0.norm1.weight').offset + 3], 42);
+    throws(() => m.tensor('blocks.7.attn.qkv.weight'), InvalidArgumentError, /no tensor named 'blocks.7.attn.qkv.weight'/);
+    throws(() => m.tensor('tok_emb.weight', 'adam' as never), InvalidArgumentError, /Expected one of 'param', 'grad', 'mask', 'm', 'v' for buffer/);
+    m.dispose();
+  });
+
+  test('writes through a view reach the forward', async () => {
+    for (const config of [gpt2, llama]) {
+      const m = model(config);
+      const x = tokens(2 * 16, config.vocab);
+      const before = await m.logits(x, 2, 16);
+      assert.ok(before.some((v) => v !== 0));
+      // the LM head (tied to tok_emb for gpt2) set to zero makes every logit exactly zero
+      m.tensor(config.family === 'gpt2' ? 'tok_emb.weight' : 'lm_head.weight').fill(0);
+      if (config.family === 'gpt2') m.tensor('pos_emb.weight').fill(0);
+      const after = await m.logits(x, 2, 16);
+      assert.equal(after.length, 2 * 16 * config.vocab);
+      assert.ok(after.every((v) => v === 0));
+      m.dispose();
+    }
+  });
+
+  test('the step counter is readable and settable', () => {
+    const m = model();
+    assert.equal(m.step, 0);
+    m.step = 1234;
+    assert.equal(m.step, 1234);
+    throws(() => (m.step = -1), InvalidArgumentError, /Expected an integer >= 0 for step but received -1/);
+    m.dispose();
+  });
+
+  test('same seed, same bits; other seed, other bits', () => {
+    const a = model(gpt2, 7);
+    const b = model(gpt2, 7);
+    const c = model(gpt2, 8);
+    assert.deepEqual(Buffer.from(a.params.buffer), Buffer.from(b.params.buffer));
+    assert.notDeepEqual(Buffer.from(a.params.buffer), Buffer.from(c.params.buffer));
+    for (const m of [a, b, c]) m.dispose();
+  });
+
+  test('backend and lrAt', () => {
+    assert.equal(backend.name, 'cpu');
+    assert.ok(backend.threads >= 1);
+    assert.equal(Model.backend.name, 'cpu');
+    const s = { peak: 1e-3, min: 1e-4, warmup: 10, total: 110 };
+    assert.equal(lrAt(0, s), 1e-4);
+    assert.equal(lrAt(9, s), 1e-3);
+    assert.ok(Math.abs(lrAt(60, s) - 5.5e-4) < 1e-15);
+    assert.equal(lrAt(500, s), 1e-4);
+    throws(() => lrAt(0, { ...s, min: 1 }), InvalidArgumentError, /schedule.min/);
+    throws(() => lrAt(-1, s), InvalidArgumentError, /for step but received -1/);
+  });
+});
+
+describe('argument checks before native code', () => {
+  test('forwardBackward', async () => {
+    const m = model();
+    const B = 2;
+    const T = 16;
+    const x = tokens(B * T, 64);
+    await rejects(m.forwardBackward(x.subarray(1), x, B, T, noKd), InvalidArgumentError, /^Expected an Int32Array of B\*T = 32 elements for inputs but received an Int32Array of 31 elements$/);
+    await rejects(m.forwardBackward(new Float64Array(32) as never, x, B, T, noKd), InvalidArgumentError, /for inputs but received a Float64Array of 32 elements/);
+    const bad = x.slice();
+    bad[5] = 64;
+    await rejects(m.forwardBackward(bad, x, B, T, noKd), InvalidArgumentError, /^inputs\[5\] = 64 is not a token id of this model \(vocab 64\)$/);
+    const ignored = x.slice().fill(-1);
+    await rejects(m.forwardBackward(x, ignored, B, T, noKd), InvalidArgumentError, /every target is -1/);
+    await rejects(m.forwardBackward(tokens(66, 64), tokens(66, 64), 2, 33, noKd), InvalidArgumentError, /^T = 33 exceeds the model's context \(32\)$/);
+    await rejects(m.forwardBackward(x, x, B, T, { ...noKd, teacherLogits: new Float32Array(B * T * 64) }), InvalidArgumentError, /must be given together/);
+    await rejects(
+      m.forwardBackward(x, x, B, T, { lossScale: 1, teacherLogits: new Float32Array(B * T * 64), kd: { alpha: 2, tau: 1 } }),
+      InvalidArgumentError,
+      /opts.kd.alpha/,
+    );
+    await rejects(m.forwardBackward(x, x, B, T, { lossScale: 1, teacherLogits: new Float32Array(10), kd: { alpha: 0.5, tau: 1 } }), InvalidArgumentError, /B\*T\*V = 2048 elements for opts.teacherLogits/);
+    await rejects(m.forwardBackward(x, x, 0, T, noKd), InvalidArgumentError, /Expected an integer >= 1 for B but received 0/);
+    await rejects(m.optimizerStep({ ...adam, beta2: 1 }), InvalidArgumentError, /opts.beta2/);
+    m.dispose();
+  });
+
+  test('evaluation and seams', async () => {
+    const m = model(llama);
+    await rejects(m.evalNll(tokens(8, 64), 8, 1), InvalidArgumentError, /Expected an integer >= 2 for T but received 1/);
+    await rejects(m.logits(tokens(8, 64), 2, 4, 5 as never), InvalidArgumentError, /Expected a function for onProgress/);
+    throws(() => m.setTransform('tok_emb.weight', 'mask'), InvalidArgumentError, /'tok_emb.weight' is not a linear weight/);
+    throws(() => m.setTransform('blocks.0.mlp.up.weight', 'sste' as never), InvalidArgumentError, /Expected 'none' or 'mask'/);
+    throws(() => m.setGradHook('blocks.0.mlp.up.weight', { kind: 'masked-decay', lambda: -1 }), InvalidArgumentError, /masked-decay lambda/);
+    throws(() => m.setUpdateRule('blocks.0.mlp.up.weight', 'sgd' as never), InvalidArgumentError, /Expected 'adamw' or 'frozen'/);
+    m.dispose();
+  });
+});
+
+describe('training and evaluation', () => {
+  test('a tiny model learns: the loss on its data falls', async () => {
+    for (const config of [gpt2, llama]) {
+      const m = model(config, 3);
+      const B = 4;
+      const T = 32;
+      // a short repeating pattern: learnable, so the loss must drop well below ln(64) = 4.16
+      const text = Int32Array.from({ length: B * T + 1 }, (_, i) => [5, 9, 12, 5, 30, 41, 9, 2][i % 8]);
+      const losses: number[] = [];
+      for (let s = 0; s < 40; s++) {
+        m.zeroGrad();
+        // two micro-batches of 2 sequences: gradient accumulation with lossScale 1/2
+        let loss = 0;
+        for (let k = 0; k < 2; k++) {
+          const off = k * 2 * T;
+          const r = await m.forwardBackward(text.subarray(off, off + 2 * T), text.subarray(off + 1, off + 1 + 2 * T), 2, T, { ...noKd, lossScale: 0.5 });
+          loss += r.loss / 2;
+        }
+        const { gradNorm } = await m.optimizerStep({ ...adam, lr: lrAt(s, { peak: 1e-2, min: 1e-3, warmup: 5, total: 40 }) });
+        assert.ok(Number.isFinite(gradNorm));
+        losses.push(loss);
+      }
+      assert.equal(m.step, 40);
+      assert.ok(losses[0] > 3.5, `initial loss ${losses[0]}`);
+      assert.ok(losses.at(-1)! < 1.0, `${config.family}: loss went from ${losses[0]} to ${losses.at(-1)}`);
+      const nll = await m.evalNll(text.subarray(0, 4 * T), 4, T);
+      assert.equal(nll.length, 4 * (T - 1));
+      const mean = nll.reduce((a, b) => a + b, 0) / nll.length;
+      assert.ok(mean < 1.0, `eval NLL ${mean}`);
+      m.dispose();
+    }
+  });
+
+  test('distillation from an identical teacher has zero KL; the teacher needs no training state', async () => {
+    const teacher = model(gpt2, 5);
+    const student = model(gpt2, 5);
+    const x = tokens(2 * 32 + 1, 64, 9);
+    const t = await teacher.logits(x.subarray(0, 64), 2, 32);
+    const r = await student.forwardBackward(x.subarray(0, 64), x.subarray(1), 2, 32, { lossScale: 1, teacherLogits: t, kd: { alpha: 1, tau: 2 } });
+    assert.ok(Math.abs(r.kl) < 1e-6, `kl ${r.kl}`);
+    assert.ok(r.ce > 3);
+    assert.equal(r.tokens, 64);
+    teacher.dispose();
+    student.dispose();
+  });
+
+  test('a frozen tensor does not move; the rest does', async () => {
+    const m = model();
+    m.setUpdateRule('blocks.0.attn.out.weight', 'frozen');
+    const frozen = m.tensor('blocks.0.attn.out.weight').slice();
+    const other = m.tensor('blocks.0.attn.qkv.weight').slice();
+    const x = tokens(65, 64);
+    await m.forwardBackward(x.subarray(0, 64), x.subarray(1), 2, 32, noKd);
+    await m.optimizerStep(adam);
+    assert.deepEqual(m.tensor('blocks.0.attn.out.weight'), frozen);
+    assert.notDeepEqual(m.tensor('blocks.0.attn.qkv.weight'), other);
+    m.dispose();
+  });
+
+  test('progress reports windows done; a throwing callback rejects the call with its error', async () => {
+    const m = model({ ...gpt2, context: 512 });
+    const seen: [number, number][] = [];
+    await m.evalNll(tokens(24 * 512, 64), 24, 512, (done, total) => seen.push([done, total]));
+    assert.ok(seen.length >= 1);
+    assert.deepEqual(seen.at(-1), [24, 24]);
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i][0] > seen[i - 1][0]);
+    await assert.rejects(
+      m.evalNll(tokens(24 * 512, 64), 24, 512, () => {
+        throw new Error('boom from onProgress');
+      }),
+      /boom from onProgress/,
+    );
+    assert.equal(m.busy, false);
+    m.dispose();
+  });
+});
+
+describe('concurrency, cancellation, disposal', () => {
+  test('a second call while one is pending is refused: model is busy', async () => {
+    const m = model();
+    const x = tokens(8 * 32 + 1, 64);
+    const pending = m.forwardBackward(x.subarray(0, 256), x.subarray(1), 8, 32, noKd);
+    assert.equal(m.busy, true);
+    await rejects(m.optimizerStep(adam), StateError, /model is busy/);
+    await rejects(m.evalNll(x.subarray(0, 256), 8, 32), StateError, /model is busy/);
+    throws(() => m.zeroGrad(), StateError, /model is busy/);
+    throws(() => m.dispose(), StateError, /model is busy/);
+    const r = await pending;
+    assert.ok(r.loss > 0);
+    assert.equal(m.busy, false);
+    await m.optimizerStep(adam); // usable again
+    m.dispose();
+  });
+
+  test('cancel() rejects the pending call with CancelledError, and the model stays usable', async () => {
+    const m = model({ ...gpt2, layers: 4, dim: 64, mlpHidden: 256, context: 256 });
+    const x = tokens(400 * 256, 64);
+    const pending = m.evalNll(x, 400, 256);
+    m.cancel();
+    await rejects(pending, CancelledError, /cancelled/);
+    const fb = m.forwardBackward(x.subarray(0, 8 * 256), x.subarray(1, 8 * 256 + 1), 8, 256, noKd);
+    m.cancel();
+    await rejects(fb, CancelledError, /cancelled/);
+    // a cancel with nothing pending does not leak into the next call
+    m.cancel();
+    const nll = await m.evalNll(x.subarray(0, 2 * 256), 2, 256);
+    assert.equal(nll.length, 2 * 255);
+    m.dispose();
+  });
+
+  test('dispose frees the memory: views empty out, later calls are clear errors', async () => {
+    const m = model();
+    const params = m.params;
+    const view = m.tensor('blocks.0.mlp.fc.weight');
+    m.dispose();
+    assert.equal(m.disposed, true);
+    assert.equal(params.length, 0);
+    assert.equal(view.length, 0);
+    throws(() => m.params, StateError, /model has been disposed/);
+    throws(() => m.init(1), StateError, /model has been disposed/);
+    await rejects(m.evalNll(tokens(64, 64), 2, 32), StateError, /model has been disposed/);
+    m.dispose(); // twice is harmless
+    m.cancel();
+  });
+
+  test('thread count does not change the bits', async () => {
+    const run = async (threads: number) => {
+      const m = Model.create({ ...gpt2, dim: 64, mlpHidden: 256, context: 64 }, { threads });
+      m.init(11);
+      const x = tokens(8 * 64 + 1, 64, 4);
+      const losses: number[] = [];
+      for (let s = 0; s < 3; s++) {
+        m.zeroGrad();
+        losses.push((await m.forwardBackward(x.subarray(0, 512), x.subarray(1), 8, 64, noKd)).loss);
+        await m.optimizerStep(adam);
+      }
+      const params = Buffer.from(m.params.slice().buffer);
+      m.dispose();
+      return { losses, params };
+    };
+    const one = await run(1);
+    const two = await run(2);
+    assert.deepEqual(one.losses, two.losses);
+    assert.ok(one.params.equals(two.params));
+  });
+});
