@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <mutex>
-#include <string>
 #include <vector>
 
 #ifdef SIEVE_HAVE_OPENBLAS
@@ -144,12 +143,8 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 
 const char* blas_name() {
 #ifdef SIEVE_HAVE_OPENBLAS
-  static const std::string name = [] {
-    std::string config = openblas_get_config();
-    // openblas_get_config() starts with "OpenBLAS <version>"; add the core it picked.
-    return config + " (core " + openblas_get_corename() + ")";
-  }();
-  return name.c_str();
+  // "OpenBLAS <version> <build options> <core picked at run time> MAX_THREADS=<n>"
+  return openblas_get_config();
 #else
   return nullptr;
 #endif
