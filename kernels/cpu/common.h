@@ -79,10 +79,18 @@ inline float dot_f32(const float* a, const float* b, int64_t n) {
   return acc[0];
 }
 
+// The maximum is exact in any order; the lanes only let it vectorize. NaNs are ignored
+// unless every element is NaN (softmax inputs are finite).
 inline float max_f32(const float* x, int64_t n) {
-  float m = x[0];
-  for (int64_t i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
-  return m;
+  float acc[kLanes];
+  for (int j = 0; j < kLanes; j++) acc[j] = x[0];
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; j++) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+  for (int j = 0; i < n; i++, j++) acc[j] = x[i] > acc[j] ? x[i] : acc[j];
+  for (int w = kLanes / 2; w > 0; w /= 2)
+    for (int j = 0; j < w; j++) acc[j] = acc[j + w] > acc[j] ? acc[j + w] : acc[j];
+  return acc[0];
 }
 
 // ---- exp without libm: Cody-Waite range reduction and a degree-6 polynomial (Cephes

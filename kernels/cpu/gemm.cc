@@ -99,11 +99,14 @@ void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
 #endif
 }
 
-// The split: along the longer side of C, into a power-of-two number of parts (at most
-// kMaxParts, each at least kMinPart rows or columns, rounded to multiples of 16).
-// Small products stay whole: a parallel region costs more than they do.
-constexpr int64_t kMaxParts = 8;
-constexpr int64_t kMinPart = 32;
+// The split: along the longer side of C, into a power-of-two number of parts: at most
+// kMaxParts, each at least kMinPart rows or columns, but two whenever the side allows it
+// (so two cores always share the work); part sizes are multiples of 16. Each part repacks
+// the operand it does not cut, so fewer, larger parts are faster: on the 2-core reference
+// machine 2-4 parts match or beat OpenBLAS's own threading at the model's shapes, while 8
+// lose 5-10% (bench/RESULTS.md). Small products stay whole: a parallel region costs more.
+constexpr int64_t kMaxParts = 4;
+constexpr int64_t kMinPart = 256;
 constexpr double kMinParallelFlops = 2e6;
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
@@ -114,8 +117,10 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
   const bool split_rows = M >= N;
   const int64_t len = split_rows ? M : N;
   int64_t parts = 1;
-  if (flops >= kMinParallelFlops)
+  if (flops >= kMinParallelFlops) {
     while (parts * 2 <= kMaxParts && len / (parts * 2) >= kMinPart) parts *= 2;
+    if (parts < 2 && len >= 64) parts = 2;
+  }
   int64_t block = (len + parts - 1) / parts;
   block = (block + 15) / 16 * 16;
   const int64_t nblocks = (len + block - 1) / block;

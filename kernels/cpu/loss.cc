@@ -62,13 +62,25 @@ RowLoss loss_row(float* dlogits, const float* logits, int32_t target, const floa
   if (dlogits) {
     const float ce_w = dscale * (teacher ? 1.0f - alpha : 1.0f);
     const float kd_w = dscale * alpha * tau;
-    for (int64_t j = 0; j < V; j++) {
-      const float s = logits[j];  // read before dlogits[j] (which may alias it) is written
-      float d = ce_w * exp_f32(s - lse);
-      if (teacher) d += kd_w * (exp_f32(s * inv_tau - lse_q) - exp_f32(teacher[j] * inv_tau - lse_p));
-      dlogits[j] = d;
+    // One pointer for the in-place case (the usual one): with two, the compiler must assume
+    // they may overlap and falls back to scalar code when they do.
+    float* d = dlogits;
+    const float* s = dlogits == logits ? dlogits : logits;
+    if (!teacher) {
+      if (d == s)
+        for (int64_t j = 0; j < V; j++) d[j] = ce_w * exp_f32(d[j] - lse);
+      else
+        for (int64_t j = 0; j < V; j++) d[j] = ce_w * exp_f32(s[j] - lse);
+    } else {
+      auto grad = [&](float sj, float tj) {
+        return ce_w * exp_f32(sj - lse) + kd_w * (exp_f32(sj * inv_tau - lse_q) - exp_f32(tj * inv_tau - lse_p));
+      };
+      if (d == s)
+        for (int64_t j = 0; j < V; j++) d[j] = grad(d[j], teacher[j]);
+      else
+        for (int64_t j = 0; j < V; j++) d[j] = grad(s[j], teacher[j]);
     }
-    dlogits[target] -= ce_w;
+    d[target] -= ce_w;
   }
   return out;
 }

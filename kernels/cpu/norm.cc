@@ -54,20 +54,24 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
     float* xhat = dnorm + C;
     const int64_t r1 = std::min(N, (k + 1) * kRowChunk);
     for (int64_t r = k * kRowChunk; r < r1; r++) {
-      const float* x = inp + r * C;
-      const float* dy = dout + r * C;
+      // every array here is distinct: __restrict lets each loop vectorize without checks
+      const float* __restrict x = inp + r * C;
+      const float* __restrict dy = dout + r * C;
+      const float* __restrict w = weight;
+      float* __restrict xh = xhat;
+      float* __restrict dn = dnorm;
+      float* __restrict gw = pw;
+      float* __restrict gb = pb;
       const float m = mean[r], s = rstd[r];
       // dxhat = dy w;  dx = s (dxhat - mean(dxhat) - xhat mean(dxhat xhat))
-      for (int64_t c = 0; c < C; c++) {
-        xhat[c] = (x[c] - m) * s;
-        dnorm[c] = dy[c] * weight[c];
-        pw[c] += dy[c] * xhat[c];
-        pb[c] += dy[c];
-      }
-      const float mean_d = sum_f32(dnorm, C) / (float)C;
-      const float mean_dx = dot_f32(dnorm, xhat, C) / (float)C;
-      float* dx = dinp + r * C;
-      for (int64_t c = 0; c < C; c++) dx[c] += s * (dnorm[c] - mean_d - xhat[c] * mean_dx);
+      for (int64_t c = 0; c < C; c++) xh[c] = (x[c] - m) * s;
+      for (int64_t c = 0; c < C; c++) dn[c] = dy[c] * w[c];
+      for (int64_t c = 0; c < C; c++) gw[c] += dy[c] * xh[c];
+      for (int64_t c = 0; c < C; c++) gb[c] += dy[c];
+      const float mean_d = sum_f32(dn, C) / (float)C;
+      const float mean_dx = dot_f32(dn, xh, C) / (float)C;
+      float* __restrict dx = dinp + r * C;
+      for (int64_t c = 0; c < C; c++) dx[c] += s * (dn[c] - mean_d - xh[c] * mean_dx);
     }
   }
   for (int64_t k = 0; k < chunks; k++) {
@@ -100,17 +104,18 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
     float* dnorm = scratch.data() + omp_get_thread_num() * C;
     const int64_t r1 = std::min(N, (k + 1) * kRowChunk);
     for (int64_t r = k * kRowChunk; r < r1; r++) {
-      const float* x = inp + r * C;
-      const float* dy = dout + r * C;
+      const float* __restrict x = inp + r * C;
+      const float* __restrict dy = dout + r * C;
+      const float* __restrict w = weight;
+      float* __restrict dn = dnorm;
+      float* __restrict gw = pw;
       const float s = rstd[r];
       // xhat = x s;  dx = s (dxhat - xhat mean(dxhat xhat))
-      for (int64_t c = 0; c < C; c++) {
-        dnorm[c] = dy[c] * weight[c];
-        pw[c] += dy[c] * x[c] * s;
-      }
-      const float mean_dx = dot_f32(dnorm, x, C) * s / (float)C;
-      float* dx = dinp + r * C;
-      for (int64_t c = 0; c < C; c++) dx[c] += s * (dnorm[c] - x[c] * s * mean_dx);
+      for (int64_t c = 0; c < C; c++) dn[c] = dy[c] * w[c];
+      for (int64_t c = 0; c < C; c++) gw[c] += dy[c] * x[c] * s;
+      const float mean_dx = dot_f32(dn, x, C) * s / (float)C;
+      float* __restrict dx = dinp + r * C;
+      for (int64_t c = 0; c < C; c++) dx[c] += s * (dn[c] - x[c] * s * mean_dx);
     }
   }
   for (int64_t k = 0; k < chunks; k++) {
