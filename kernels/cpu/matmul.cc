@@ -36,9 +36,14 @@ void column_sum_accumulate(float* out /* (C) += */, const float* x /* (N, C) */,
 }  // namespace
 
 void residual_bias_forward(float* out, const float* res, const float* bias, int64_t N, int64_t C) {
+  if (out == res && !bias) return;
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < N; r++) {
     float* o = out + r * C;
+    if (out == res) {  // in place (inference): one pointer, so the loop vectorizes unchecked
+      for (int64_t c = 0; c < C; c++) o[c] += bias[c];
+      continue;
+    }
     const float* x = res + r * C;
     if (bias)
       for (int64_t c = 0; c < C; c++) o[c] = x[c] + bias[c];
