@@ -13,11 +13,12 @@
 //     interference inside the step;
 //   - the share of step time spent in GEMMs, in attention, and elsewhere;
 //   - evaluation tokens/s (evalNll over windows of the model's context).
-// The machine may be shared, so each figure is the best of three interleaved rounds.
+// The machine may be shared, so each figure is the best of five interleaved rounds, and the
+// load average before and after the run is recorded with the figures.
 // Appends a dated entry under "## Engine (CPU)" in bench/RESULTS.md (machine, OpenBLAS, command).
 import { execSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -39,8 +40,8 @@ const CASES: Case[] = [
 
 const args = process.argv.slice(2);
 const stepsArg = args.indexOf('--steps');
-const ROUNDS = 3;
-const ROUND_SECONDS = 2;
+const ROUNDS = 5;
+const ROUND_SECONDS = 1.5;
 const fixedSteps = stepsArg >= 0 ? Number(args[stepsArg + 1]) : null;
 const write = !args.includes('--no-write');
 const threads = backend.threads;
@@ -239,6 +240,7 @@ function appendResults(entry: string): void {
 
 async function main() {
   const m = machine();
+  const loadBefore = loadavg()[0];
   console.log(`sieve engine benchmark: ${m.cpu}, nproc ${m.nproc}, ${threads} threads, ${m.openblas}`);
   const rows: Row[] = [];
   for (const c of CASES) {
@@ -250,13 +252,14 @@ async function main() {
         `GEMM ${(100 * r.gemmShare).toFixed(0)}% / attention ${(100 * r.attentionShare).toFixed(0)}% of step, eval ${Math.round(r.evalTokensPerSec)} tokens/s (${r.steps} steps)`,
     );
   }
+  const loadAfter = loadavg()[0];
   const date = new Date().toISOString().slice(0, 10);
   const entry = [
     `### ${date}`,
     '',
     `- machine: ${m.cpu}, \`nproc\` = ${m.nproc}; ${threads} threads (engine and reference alike)`,
     `- BLAS: ${m.openblas}`,
-    '- command: `node --import tsx bench/engine.ts` (best of 3 interleaved rounds per figure)',
+    `- command: \`node --import tsx bench/engine.ts\` (best of ${ROUNDS} interleaved rounds per figure); 1-minute load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after`,
     '',
     table(rows),
   ].join('\n');
