@@ -136,13 +136,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     config_ = c;
   }
 
-  // Clears the busy flag and drops the keep-alive reference when an async call settles.
+  // Clears the busy flag when an async call settles (on the JS thread).
   void Settle() { busy_ = false; }
   std::shared_ptr<Holder> holder() const { return holder_; }
 
  private:
-  friend class Completion;
-
   sieve_model* Model(Napi::Env env) const {
     if (!holder_->model) throw status_error(env, SIEVE_E_STATE, "model has been disposed");
     return holder_->model;
