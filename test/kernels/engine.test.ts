@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 
 import {
   backend,
+  benchSgemm,
   CancelledError,
   checkConfig,
   InvalidArgumentError,
@@ -267,6 +268,30 @@ describe('training and evaluation', () => {
     );
     assert.equal(m.busy, false);
     m.dispose();
+  });
+});
+
+describe('benchmark hooks', () => {
+  test('timers count the GEMM work of a step exactly; benchSgemm times both paths', async () => {
+    const m = model();
+    const x = tokens(4 * 32 + 1, 64);
+    await m.forwardBackward(x.subarray(0, 128), x.subarray(1), 4, 32, noKd);
+    const t = m.timers();
+    const { layers: L, dim: C, mlpHidden: H, vocab: V } = gpt2;
+    // forward, input gradient and weight gradient of every linear layer and the (tied) head
+    const matmulParams = L * (3 * C * C + C * C + H * C + C * H) + V * C;
+    assert.equal(t.gemmFlops, 6 * 128 * matmulParams);
+    assert.equal(t.tokens, 128);
+    assert.ok(t.gemmSeconds > 0 && t.gemmSeconds <= t.totalSeconds);
+    assert.ok(t.attentionSeconds > 0 && t.attentionSeconds <= t.totalSeconds);
+    m.resetTimers();
+    assert.equal(m.timers().gemmFlops, 0);
+    m.dispose();
+    for (const path of ['blas', 'engine'] as const) {
+      const s = await benchSgemm({ transA: false, transB: true, M: 128, N: 96, K: 64, reps: 2, threads: 1, path });
+      assert.ok(s > 0);
+    }
+    await rejects(benchSgemm({ transA: false, transB: false, M: 0, N: 1, K: 1, reps: 1, threads: 1, path: 'blas' }), InvalidArgumentError, /for M but received 0/);
   });
 });
 
