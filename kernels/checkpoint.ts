@@ -37,7 +37,8 @@ export const CheckpointConfig = z.looseObject({
   vocab: positive,
   mlpHidden: positive,
   normEps: z.number().positive(),
-  ropeTheta: z.number().positive(),
+  /** RoPE base for llama; null for gpt2 (learned positions), as in the engine's config. */
+  ropeTheta: z.number().positive().nullable(),
 });
 export type CheckpointConfig = z.infer<typeof CheckpointConfig>;
 

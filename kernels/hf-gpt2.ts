@@ -49,8 +49,6 @@ interface HfConfig {
 
 /** HF's GPT-2 LayerNorm epsilon when config.json does not say. */
 const DEFAULT_NORM_EPS = 1e-5;
-/** GPT-2 has no RoPE; the config field exists for the llama family and is unused here. */
-const UNUSED_ROPE_THETA = 10000;
 
 async function readHfConfig(path: string): Promise<HfConfig | undefined> {
   let text: string;
@@ -223,7 +221,7 @@ export async function importHfGpt2(path: string, options: HfGpt2Options = {}): P
       vocab: V,
       mlpHidden: H,
       normEps: hfConfig?.layer_norm_epsilon ?? DEFAULT_NORM_EPS,
-      ropeTheta: UNUSED_ROPE_THETA,
+      ropeTheta: null,
     },
     tensors,
     shapes,

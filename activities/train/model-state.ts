@@ -27,7 +27,7 @@ export function engineConfig(model: Recipe['model']): ModelConfig {
 /** Everything needed to continue training bit-exactly: weights, moments, step, sampler, history. */
 export async function writeTrainingCheckpoint(file: string, model: Model, state: LoopState, extra: Record<string, string> = {}) {
   const checkpoint: CheckpointState = {
-    config: checkpointConfig(model.config),
+    config: model.config,
     tensors: model.tensors.map(({ name, offset, size, shape }) => ({ name, offset, size, shape: [...shape] })),
     params: model.params,
     adamM: model.adamM,
@@ -43,7 +43,7 @@ export async function writeTrainingCheckpoint(file: string, model: Model, state:
 
 /** Loads a checkpoint into `model` (which must have the same config) and returns the loop state it holds. */
 export async function readTrainingCheckpoint(file: string, model: Model): Promise<{ state: LoopState | null; modelStep: number }> {
-  const ckpt = await loadCheckpoint(file, { config: checkpointConfig(model.config), tensors: model.tensors.map(({ name, offset, size, shape }) => ({ name, offset, size, shape: [...shape] })) });
+  const ckpt = await loadCheckpoint(file, { config: model.config, tensors: model.tensors.map(({ name, offset, size, shape }) => ({ name, offset, size, shape: [...shape] })) });
   model.params.set(ckpt.params);
   if (ckpt.adamM) model.adamM.set(ckpt.adamM);
   if (ckpt.adamV) model.adamV.set(ckpt.adamV);
@@ -53,8 +53,4 @@ export async function readTrainingCheckpoint(file: string, model: Model): Promis
   const history = ckpt.extra?.history ? (JSON.parse(ckpt.extra.history) as StepRecord[]) : [];
   const state = typeof stageStep === 'number' ? { step: stageStep, sampler: ckpt.rng as LoopState['sampler'], history } : null;
   return { state, modelStep: ckpt.step };
-}
-
-function checkpointConfig(c: ModelConfig): CheckpointState['config'] {
-  return { ...c, ropeTheta: c.ropeTheta ?? 0 };
 }

@@ -12,7 +12,7 @@ import { type CheckpointState, loadCheckpoint, readCheckpointInfo, saveCheckpoin
 import { readSafetensors, writeSafetensors } from '../../kernels/safetensors';
 
 const dir = mkdtempSync(join(tmpdir(), 'sieve-checkpoint-'));
-const config = { family: 'gpt2' as const, layers: 1, dim: 4, heads: 2, context: 8, vocab: 6, mlpHidden: 16, normEps: 1e-5, ropeTheta: 10000 };
+const config = { family: 'gpt2' as const, layers: 1, dim: 4, heads: 2, context: 8, vocab: 6, mlpHidden: 16, normEps: 1e-5, ropeTheta: null };
 
 // A toy table with a 4-float gap of padding between the first two tensors.
 const table = [
