@@ -1,13 +1,27 @@
 // The Temporal Core runtime, installed once per process before any connection or worker. The CLI
 // handles its own signals (Ctrl-C detaches a run), so Temporal must not shut workers down itself.
+// Its log (retries, activity failures) goes to a file: the terminal belongs to the progress view.
 
-import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
+import fs from 'node:fs';
+import path from 'node:path';
+import { DefaultLogger, Runtime, type LogEntry, type LogLevel } from '@temporalio/worker';
 
 let installed = false;
 
-export function installRuntime() {
+/** `logFile`: where SDK warnings go (null: stderr). SIEVE_LOG_LEVEL overrides the level (WARN). */
+export function installRuntime(logFile: string | null = null) {
   if (installed) return;
-  Runtime.install({ shutdownSignals: [], logger: new DefaultLogger((process.env.SIEVE_LOG_LEVEL as LogLevel | undefined) ?? 'WARN') });
+  const level = (process.env.SIEVE_LOG_LEVEL as LogLevel | undefined) ?? 'WARN';
+  let sink: ((entry: LogEntry) => void) | undefined;
+  if (logFile) {
+    fs.mkdirSync(path.dirname(logFile), { recursive: true });
+    sink = (entry) => {
+      const at = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
+      const meta = entry.meta ? ` ${JSON.stringify(entry.meta, (_k, v) => (v instanceof Error ? { message: v.message, stack: v.stack } : v))}` : '';
+      fs.appendFileSync(logFile, `${at} [${entry.level}] ${entry.message}${meta}\n`);
+    };
+  }
+  Runtime.install({ shutdownSignals: [], logger: new DefaultLogger(level, sink) });
   installed = true;
 }
 

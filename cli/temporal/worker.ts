@@ -46,7 +46,7 @@ export interface WorkerSet {
 
 /** Workers for the given queues on one connection. */
 export async function createWorkers(opts: { address: string; home: string; queues: readonly Queue[]; identity?: string }): Promise<WorkerSet> {
-  installRuntime();
+  installRuntime(path.join(opts.home, 'logs', 'worker.log'));
   // The CUDA backend is a later issue: a host without one must not take GPU work it cannot do.
   if (opts.queues.includes('gpu')) throw new Error('this build of sieve has no CUDA backend, so it cannot serve the gpu queue; use `device: cpu` in the recipe.');
   const connection = await NativeConnection.connect({ address: opts.address });
