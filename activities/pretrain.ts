@@ -23,7 +23,9 @@ export async function pretrain(deps: ComputeDeps, ctx: StageContext, task: Stage
   const events: StageEvents = [];
   let data: ResolvedData;
   try {
-    data = resolveData(recipe.data, { tokenizer: recipe.model.tokenizer, context: recipe.model.context });
+    // Evaluation sets are read only when the stage evaluates while training.
+    const section = stage.evalEvery === null ? { ...recipe.data, eval: {} } : recipe.data;
+    data = resolveData(section, { tokenizer: recipe.model.tokenizer, context: recipe.model.context });
   } catch (err) {
     throw badInput(err);
   }

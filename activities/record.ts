@@ -4,6 +4,7 @@
 // these after a crash between the write and the acknowledgement.
 
 import crypto from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
 import { eq } from 'drizzle-orm';
 import { canonicalJson } from '../schemas/canonical';
 import { trainSource, type DataSource } from '../schemas/data';
@@ -52,7 +53,14 @@ const sha256 = (text: string) => crypto.createHash('sha256').update(text).digest
 
 /** Hash of the text a stage reads: its train split and/or the evaluation sets it uses, by name. */
 function dataHash(recipe: Recipe, stage: RecipeStage): string {
-  const text = (source: DataSource) => loadCorpus(source).sha256;
+  const text = (source: DataSource) => {
+    try {
+      return loadCorpus(source).sha256;
+    } catch (err) {
+      // The data is gone or unreadable: retrying will not bring it back.
+      throw ApplicationFailure.create({ message: `stage ${stage.id}: ${(err as Error).message}`, type: 'BadInput', nonRetryable: true });
+    }
+  };
   const evalSets = (names: readonly string[]) => Object.fromEntries(names.map((n) => [n, text(recipe.data.eval[n])]));
   switch (stage.kind) {
     case 'pretrain':

@@ -88,7 +88,8 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     const known = progress.get(ckpt.stageId);
     if (!known || (known.checkpoint && known.checkpoint.step >= ckpt.step)) return;
     update(ckpt.stageId, { checkpoint: ckpt });
-    await control.recordCheckpoint({ runId, checkpoint: ckpt });
+    // A stage checkpoints when it is cancelled, so this must be recorded even in a cancelled run.
+    await CancellationScope.nonCancellable(() => control.recordCheckpoint({ runId, checkpoint: ckpt }));
   });
 
   await control.beginRun({ runId, recipe, options, parentRunId: resume?.parentRunId ?? null });
@@ -141,7 +142,10 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
   // Branches never reject: each records its own end, so every stage has a final status.
   const results = await Promise.all(order.map((s) => outcomes.get(s.id)!));
   if (results.some((r) => !r.ok && r.cancelled)) {
-    await CancellationScope.nonCancellable(() => control.finishRun({ runId, status: 'cancelled', error: null }));
+    await CancellationScope.nonCancellable(async () => {
+      await condition(allHandlersFinished);
+      await control.finishRun({ runId, status: 'cancelled', error: null });
+    });
     throw new CancelledFailure(`run ${runId} was cancelled`);
   }
   await condition(allHandlersFinished);
