@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { eq } from 'drizzle-orm';
 import { canonicalJson } from '../schemas/canonical';
 import { trainSource, type DataSource } from '../schemas/data';
-import type { CheckpointRef, RunOptions, StageOutput } from '../schemas/pipeline';
+import type { CheckpointRef, ComputeResult, RunOptions, StageOutput } from '../schemas/pipeline';
 import { stageCacheConfig, stageInputs, type Recipe, type RecipeStage } from '../schemas/recipe';
 import { Model } from '../kernels';
 import { runs } from '../schemas/tables';
@@ -159,15 +159,16 @@ export function controlActivities(deps: ControlDeps) {
       appendEvent(db, { runId, stageId: checkpoint.stageId, type: 'stage.checkpoint', payload: { step: checkpoint.step, sha256: checkpoint.sha256 } });
     },
 
-    async recordStageResult(input: { runId: string; stageId: string; cacheKey: string; output: StageOutput }): Promise<void> {
-      const { runId, stageId, output } = input;
+    async recordStageResult(input: { runId: string; stageId: string; cacheKey: string; result: ComputeResult }): Promise<void> {
+      const { runId, stageId } = input;
+      const { output, attempt, environment: worker } = input.result;
       const recipe = runRecipe(db, runId);
       const stage = findStage(recipe, stageId);
       recordOutput(runId, stageId, output);
       await recordHistory(db, store, runId, stageId, output);
       for (const e of output.events) appendEvent(db, { runId, stageId, type: `stage.${e.type}`, payload: e.payload, at: new Date(e.at) });
       const steps = stage.kind === 'pretrain' ? stage.steps : undefined;
-      upsertStage(db, { runId, stage, status: 'completed', computeMs: output.computeMs, step: steps, error: null });
+      upsertStage(db, { runId, stage, status: 'completed', attempt, environment: worker, computeMs: output.computeMs, step: steps, error: null });
     },
 
     async recordStageEnd(input: { runId: string; stageId: string; status: 'failed' | 'skipped' | 'cancelled'; error: string | null }): Promise<void> {

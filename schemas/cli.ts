@@ -83,7 +83,7 @@ export const ShowStage = z.strictObject({
     finishedAt: NullableTimestamp,
     /** finishedAt − startedAt. */
     wallMs: z.number().nonnegative().nullable(),
-    /** Time spent computing, summed over attempts. */
+    /** Time the attempt that finished spent computing. */
     computeMs: z.number().nonnegative().nullable(),
   }),
   error: z.string().nullable(),

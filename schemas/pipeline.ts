@@ -4,6 +4,7 @@
 
 import { z } from 'zod';
 import type { Recipe } from './recipe';
+import type { Environment } from './tables';
 
 export const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a sha256 hex digest');
 
@@ -29,12 +30,20 @@ export type CheckpointRef = z.infer<typeof CheckpointRef>;
 export const StageOutput = z.strictObject({
   artifacts: z.array(ArtifactRef),
   metrics: z.record(z.string(), z.number()),
-  /** Wall time spent computing (not queueing) in this stage, summed over attempts that ran here. */
+  /** Wall time the attempt that produced this output spent in the stage's activity (not queueing). */
   computeMs: z.number().nonnegative(),
   /** Notable happenings inside the activity (resumed from step N, …), journaled by the recorder. */
   events: z.array(z.strictObject({ type: z.string(), at: z.string(), payload: z.record(z.string(), z.unknown()) })),
 });
 export type StageOutput = z.infer<typeof StageOutput>;
+
+/** What a compute activity returns: the stage's output, and which attempt on which machine made it. */
+export interface ComputeResult {
+  output: StageOutput;
+  /** Temporal's attempt number (1 = first try). */
+  attempt: number;
+  environment: Environment;
+}
 
 export const RunOptions = z.strictObject({
   noCache: z.boolean(),

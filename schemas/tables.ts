@@ -127,7 +127,7 @@ export const stages = sqliteTable(
     environment: text('environment', { mode: 'json' }).$type<Environment>(),
     startedAt: timestamp('started_at'),
     finishedAt: timestamp('finished_at'),
-    /** Time spent computing, summed over attempts (excludes queueing and retries' back-off). */
+    /** Time the attempt that finished spent computing (excludes queueing, retries and back-off). */
     computeMs: integer('compute_ms'),
     error: text('error'),
   },

@@ -20,7 +20,7 @@ import {
   setHandler,
 } from '@temporalio/workflow';
 import type { createComputeActivities, createControlActivities } from '../activities';
-import type { CheckpointRef, ResumePlan, RunOptions, StageOutput, StageProgress } from '../schemas/pipeline';
+import type { CheckpointRef, ComputeResult, ResumePlan, RunOptions, StageOutput, StageProgress } from '../schemas/pipeline';
 import type { Recipe, Stage } from '../schemas/recipe';
 import { stageInputs, topologicalOrder } from '../schemas/recipe';
 
@@ -116,22 +116,22 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
       update(stage.id, { status: 'running', reason: plan.reason });
       const task = { runId, recipe, stageId: stage.id, inputs, cacheKey: plan.cacheKey, resumeFrom: progress.get(stage.id)!.checkpoint };
       const compute = computeFor(recipe, options, stage.id);
-      let output: StageOutput;
+      let result: ComputeResult;
       switch (stage.kind) {
         case 'pretrain':
-          output = await compute.pretrain(task);
+          result = await compute.pretrain(task);
           break;
         case 'evaluate':
-          output = await compute.evaluate(task);
+          result = await compute.evaluate(task);
           break;
         default: {
           const unknown: never = stage;
           throw ApplicationFailure.nonRetryable(`unknown stage kind ${(unknown as Stage).kind}`, 'BadInput');
         }
       }
-      await control.recordStageResult({ runId, stageId: stage.id, cacheKey: plan.cacheKey, output });
+      await control.recordStageResult({ runId, stageId: stage.id, cacheKey: plan.cacheKey, result });
       update(stage.id, { status: 'completed' });
-      return { ok: true, output };
+      return { ok: true, output: result.output };
     } catch (err) {
       if (isCancellation(err)) return end(stage.id, 'cancelled', null);
       return end(stage.id, 'failed', describeFailure(err));

@@ -12,7 +12,8 @@ import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { createComputeActivities, createControlActivities } from '../../activities';
-import type { StageOutput, StageTask } from '../../schemas/pipeline';
+import type { ComputeResult, StageOutput, StageTask } from '../../schemas/pipeline';
+import { environment } from '../../activities/store/records';
 import { Recipe } from '../../schemas/recipe';
 import { checkpointSaved, pipeline, type PipelineInput } from '../../workflows/pipeline';
 import { temporalExecutable } from '../../cli/temporal/dev-server';
@@ -52,6 +53,7 @@ const output = (id: string): StageOutput => ({
   computeMs: 1,
   events: [],
 });
+const computed = (id: string): ComputeResult => ({ output: output(id), attempt: 1, environment: environment() });
 
 interface Journal {
   calls: string[];
@@ -123,7 +125,7 @@ test('stages run in DAG order, independent branches overlap, results flow to con
     await new Promise((r) => setTimeout(r, 300));
     running.delete(task.stageId);
     journal.calls.push(task.stageId);
-    return output(task.stageId);
+    return computed(task.stageId);
   };
   const res = await runWith('dag', control(journal), { pretrain: stage, evaluate: stage } as Compute, { save: true });
   assert.ok(res.ok);
@@ -140,7 +142,7 @@ test('a failed stage skips its dependants while other branches finish', { timeou
   const journal = fresh();
   const stage = async (task: StageTask) => {
     if (task.stageId === 'a') throw ApplicationFailure.nonRetryable('diverged', 'BadInput');
-    return output(task.stageId);
+    return computed(task.stageId);
   };
   const res = await runWith('fail', control(journal), { pretrain: stage, evaluate: stage } as Compute);
   assert.ok(res.ok);
@@ -152,14 +154,14 @@ test('a failed stage skips its dependants while other branches finish', { timeou
 
 test('cached stages are not computed; their outputs feed consumers', { timeout: 60_000 }, async () => {
   const journal = fresh();
-  const computed: string[] = [];
+  const ran: string[] = [];
   const stage = async (task: StageTask) => {
-    computed.push(task.stageId);
-    return output(task.stageId);
+    ran.push(task.stageId);
+    return computed(task.stageId);
   };
   const res = await runWith('cache', control(journal, (id) => (id === 'a' || id === 'b' ? 'cached' : 'run')), { pretrain: stage, evaluate: stage } as Compute);
   assert.ok(res.ok);
-  assert.deepEqual(computed.sort(), ['a2', 'report']);
+  assert.deepEqual(ran.sort(), ['a2', 'report']);
   assert.equal(res.r.stages.find((s) => s.id === 'a')!.status, 'cached');
 });
 
