@@ -11,7 +11,7 @@ export default defineCommand({
   description: 'serve task queues (sieve, cpu, gpu) until Ctrl-C',
   positionals: [],
   options: {
-    queue: { type: 'string', multiple: true, description: 'queue to serve; repeat for several', default: 'sieve and cpu' },
+    queue: { type: 'string', multiple: true, description: 'queue to serve; repeat for several (default: sieve and cpu)' },
     run: { type: 'string', description: 'exit once this run has closed' },
   },
   async run({ values }) {
