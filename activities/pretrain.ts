@@ -124,11 +124,16 @@ interface Start {
   checkpoint: CheckpointRef | null;
 }
 
-/** A retry's own heartbeat first, then the checkpoint `sieve resume` carried, then `from`, then the seed. */
+/**
+ * The newest checkpoint of this stage that a retry's heartbeat, the workflow (for a retry) or
+ * `sieve resume` names; else `from`; else the seed. Every checkpoint of a stage lies on the same
+ * deterministic trajectory, so the newest is always the right one to continue from.
+ */
 async function startingPoint(deps: ComputeDeps, ctx: StageContext, task: StageTask, stage: Pretrain, model: Model, data: ResolvedData, events: StageEvents): Promise<Start> {
   const { recipe } = task;
   const shape = { batch: stage.batch, context: recipe.model.context };
-  const resume = ctx.lastHeartbeatCheckpoint ?? (task.resumeFrom?.stageId === stage.id ? task.resumeFrom : null);
+  const candidates = [ctx.lastHeartbeatCheckpoint, task.resumeFrom, ctx.attempt > 1 ? await ctx.reportedCheckpoint(stage.id) : null];
+  const resume = candidates.filter((c) => c?.stageId === stage.id).reduce<CheckpointRef | null>((best, c) => (best && best.step >= c!.step ? best : c), null);
   if (resume) {
     const file = (await deps.store.verify(resume.sha256)).path;
     const { state } = await readTrainingCheckpoint(file, model);

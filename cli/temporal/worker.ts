@@ -75,6 +75,8 @@ export async function createWorkers(opts: { address: string; home: string; queue
           // No grace period: on shutdown a running stage is cancelled at once, writes a checkpoint,
           // heartbeats it and fails its attempt, which another worker then resumes.
           shutdownGraceTime: 0,
+          // Heartbeats carry live progress and the latest checkpoint: send them at least every second.
+          maxHeartbeatThrottleInterval: '1 second',
         }),
       );
     }
