@@ -16,13 +16,11 @@
 // The machine may be shared, so each figure is the best of five interleaved rounds, and the
 // load average before and after the run is recorded with the figures.
 // Appends a dated entry under "## Engine (CPU)" in bench/RESULTS.md (machine, OpenBLAS, command).
-import { execSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { backend, benchSgemm, Model, type ModelConfig } from '../kernels';
+import { appendResults, machine } from './results';
 
 interface Case {
   name: string;
@@ -192,17 +190,6 @@ async function measure(c: Case): Promise<Row> {
   };
 }
 
-function machine(): { cpu: string; nproc: string; openblas: string } {
-  const cpu = cpus()[0]?.model ?? 'unknown';
-  let nproc = String(cpus().length);
-  try {
-    nproc = execSync('nproc', { encoding: 'utf8' }).trim();
-  } catch {
-    // keep the os.cpus() count
-  }
-  return { cpu, nproc, openblas: backend.blas ?? 'none (portable GEMM)' };
-}
-
 function table(rows: Row[]): string {
   const f = (x: number, d = 1) => x.toFixed(d);
   const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
@@ -218,23 +205,8 @@ function table(rows: Row[]): string {
   return lines.join('\n');
 }
 
-function appendResults(entry: string): void {
-  const file = join(__dirname, 'RESULTS.md');
-  const heading = '## Engine (CPU)';
-  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmark results\n';
-  if (!text.includes(heading)) {
-    text = `${text.trimEnd()}\n\n${heading}\n\nProduced by \`bench/engine.ts\` (targets C1 and C2 of DESIGN.md); newest entry last.\n`;
-  }
-  const start = text.indexOf(heading);
-  const next = text.indexOf('\n## ', start + heading.length);
-  const end = next < 0 ? text.length : next + 1;
-  const section = `${text.slice(start, end).trimEnd()}\n\n${entry}\n`;
-  text = text.slice(0, start) + section + (next < 0 ? '' : `\n${text.slice(end)}`);
-  writeFileSync(file, text);
-}
-
 async function main() {
-  const m = machine();
+  const m = { ...machine(), openblas: backend.blas ?? 'none (portable GEMM)' };
   const loadBefore = loadavg()[0];
   console.log(`sieve engine benchmark: ${m.cpu}, nproc ${m.nproc}, ${threads} threads, ${m.openblas}`);
   const rows: Row[] = [];
@@ -259,7 +231,7 @@ async function main() {
     table(rows),
   ].join('\n');
   console.log(`\n${entry}`);
-  if (write) appendResults(entry);
+  if (write) appendResults('Engine (CPU)', 'Produced by `bench/engine.ts` (targets C1 and C2 of DESIGN.md); newest entry last.', entry);
 }
 
 main().catch((e) => {

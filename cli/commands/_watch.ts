@@ -98,6 +98,10 @@ class ProgressView {
       if (hb.tokensPerSec !== null) parts.push(`${Math.round(hb.tokensPerSec)} tok/s`);
       if (hb.etaSec !== null) parts.push(`ETA ${formatDuration(hb.etaSec * 1000)}`);
       if (s.attempt && s.attempt > 1) parts.push(`attempt ${s.attempt}`);
+      // Heartbeats arrive every second while a worker computes; a long silence means it is gone
+      // and Temporal will retry the stage elsewhere once the heartbeat timeout passes.
+      const silentMs = s.heartbeatAt === null ? 0 : Date.now() - s.heartbeatAt;
+      if (silentMs > 5_000) parts.push(`no heartbeat for ${formatDuration(silentMs)}`);
       return `${head} ${bar} ${parts.join('  ')}`;
     }
     const extra = s.status === 'failed' ? `  ${s.error ?? ''}` : s.reason && s.status !== 'running' ? `  (${s.reason})` : '';

@@ -9,6 +9,8 @@ import { progressQuery, stageActivityId } from '../../workflows/pipeline';
 
 export interface LiveStage extends StageProgress {
   heartbeat: Heartbeat | null;
+  /** When the server last received a heartbeat of the current attempt's activity (ms since the epoch). */
+  heartbeatAt: number | null;
   attempt: number | null;
   lastFailure: string | null;
 }
@@ -38,6 +40,7 @@ export async function fetchProgress(client: Client, runId: string): Promise<Live
       return {
         ...s,
         heartbeat: parsed?.success ? parsed.data : null,
+        heartbeatAt: act?.lastHeartbeatTime?.seconds == null ? null : Number(act.lastHeartbeatTime.seconds) * 1000 + (act.lastHeartbeatTime.nanos ?? 0) / 1e6,
         attempt: act?.attempt ?? null,
         lastFailure: act?.lastFailure?.message ?? null,
       };
