@@ -28,9 +28,19 @@ export async function followRun(temporal: TemporalSession, runId: string, opts: 
   process.once('SIGTERM', interrupt);
 
   let last: LiveRun | null = null;
+  const handle = temporal.client.workflow.getHandle(runId);
+  let closing: Promise<void> | null = null;
   try {
     for (;;) {
-      await sleep(500);
+      // Wake the moment the run closes (a long poll on its result), or every half second to redraw.
+      closing ??= handle
+        .result()
+        .then(noop, noop)
+        .finally(() => (closing = null));
+      const began = Date.now();
+      await Promise.race([sleep(500), closing]);
+      // A long poll that fails at once (the server restarting) must not spin this loop.
+      if (Date.now() - began < 100) await sleep(100);
       if (interrupted) break;
       await temporal.keepAlive().catch(() => undefined);
       last = await fetchProgress(temporal.client, runId).catch(() => last);
@@ -60,6 +70,7 @@ async function finalStages(client: Client, runId: string): Promise<StageProgress
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const noop = () => {};
 
 /** Draws one line per stage; redraws in place on a terminal, prints changes otherwise. */
 class ProgressView {

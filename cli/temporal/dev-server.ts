@@ -84,6 +84,10 @@ export class DevServer {
   private get recordFile() {
     return path.join(this.dir, 'server.json');
   }
+  /** The record of a server told to stop that may still be shutting down. */
+  private get stoppingFile() {
+    return path.join(this.dir, 'stopping.json');
+  }
   private get leaseDir() {
     return path.join(this.dir, 'leases');
   }
@@ -117,8 +121,25 @@ export class DevServer {
 
   private async start(opts: StartOptions): Promise<ServerRecord> {
     const exe = temporalExecutable();
+    await this.awaitStopped();
     const previous = this.readStale();
-    const port = opts.port ?? (await freePortPreferring(previous?.port));
+    // The dev server picks ports for its internal services itself, and one can collide with the
+    // port chosen here (it then exits at start): try again on another port, unless one was asked for.
+    const tries = opts.port === undefined ? 3 : 1;
+    for (let attempt = 1; ; attempt++) {
+      // A restarted server keeps its port, so clients of the previous one reconnect.
+      const port = opts.port ?? (await freePortPreferring(attempt === 1 ? previous?.port : undefined));
+      const rec = this.spawn(exe, port, opts);
+      if (await this.ready(rec, READY_TIMEOUT_MS)) {
+        await this.raiseRetention(rec);
+        return rec;
+      }
+      stopProcess(rec.pid);
+      if (attempt >= tries) throw new Error(`The Temporal dev server did not become ready on ${this.address(rec)} within ${READY_TIMEOUT_MS / 1000}s; see ${this.logFile}.`);
+    }
+  }
+
+  private spawn(exe: string, port: number, opts: StartOptions): ServerRecord {
     const uiPort = opts.uiPort ?? null;
     const ip = opts.ip ?? '127.0.0.1';
     const args = [
@@ -142,11 +163,6 @@ export class DevServer {
     if (!child.pid) throw new Error(`Could not start ${exe}; see ${this.logFile}.`);
     const rec: ServerRecord = { pid: child.pid, port, uiPort, owner: opts.owner ?? 'embedded', ip, startedAt: new Date().toISOString() };
     fs.writeFileSync(this.recordFile, JSON.stringify(rec));
-    if (!(await this.ready(rec, READY_TIMEOUT_MS))) {
-      stopProcess(rec.pid);
-      throw new Error(`The Temporal dev server did not become ready on ${this.address(rec)} within ${READY_TIMEOUT_MS / 1000}s; see ${this.logFile}.`);
-    }
-    await this.raiseRetention(rec);
     return rec;
   }
 
@@ -169,7 +185,7 @@ export class DevServer {
         await conn.workflowService.describeNamespace({ namespace: NAMESPACE });
         return true;
       } catch {
-        await sleep(200);
+        await sleep(50);
       } finally {
         await conn?.close().catch(() => {});
       }
@@ -205,8 +221,10 @@ export class DevServer {
         await this.withLock(async () => {
           const current = this.record();
           if (!current || current.owner !== 'embedded' || this.liveLeases().length > 0) return;
-          await stopProcessAndWait(current.pid);
-          fs.rmSync(this.recordFile, { force: true });
+          // The server shuts down on its own (about a second); the next start waits for it, so the
+          // last sieve process need not.
+          fs.renameSync(this.recordFile, this.stoppingFile);
+          stopProcess(current.pid);
         });
       },
     };
@@ -228,11 +246,24 @@ export class DevServer {
     return live;
   }
 
-  /** Stops the server whatever its owner (used by `sieve server` on exit and by tests). */
+  /** Stops the server whatever its owner and waits until it is gone (`sieve server` on exit, tests). */
   async stop(): Promise<void> {
     const rec = this.record();
     if (rec) await stopProcessAndWait(rec.pid);
     fs.rmSync(this.recordFile, { force: true });
+    await this.awaitStopped();
+  }
+
+  /** Waits for a server that a release told to stop, so two never hold the store at once. */
+  private async awaitStopped() {
+    let stopping: ServerRecord;
+    try {
+      stopping = JSON.parse(fs.readFileSync(this.stoppingFile, 'utf8')) as ServerRecord;
+    } catch {
+      return;
+    }
+    await stopProcessAndWait(stopping.pid);
+    fs.rmSync(this.stoppingFile, { force: true });
   }
 
   // A lock file created with O_EXCL serialises start/stop decisions between sieve processes.

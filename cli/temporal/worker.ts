@@ -17,8 +17,9 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
 
 /**
- * The workflow bundle, cached under SIEVE_HOME by a hash of the sources it is built from, because
- * webpack takes seconds and every `sieve run` starts a worker.
+ * The workflow bundle, cached by a hash of the sources it is built from, because webpack takes
+ * seconds and every `sieve run` starts a worker. The cache lives beside the installation
+ * (node_modules/.cache, shared by every SIEVE_HOME), or under SIEVE_HOME where that is read-only.
  */
 export async function workflowBundle(home: string): Promise<{ code: string }> {
   const hash = crypto.createHash('sha256');
@@ -29,13 +30,24 @@ export async function workflowBundle(home: string): Promise<{ code: string }> {
     }
   }
   hash.update(require('@temporalio/worker/package.json').version);
-  const cacheFile = path.join(home, 'cache', `workflows-${hash.digest('hex').slice(0, 16)}.js`);
-  if (fs.existsSync(cacheFile)) return { code: fs.readFileSync(cacheFile, 'utf8') };
+  const name = `workflows-${hash.digest('hex').slice(0, 16)}.js`;
+  const dirs = [path.join(ROOT, 'node_modules', '.cache', 'sieve'), path.join(home, 'cache')];
+  for (const dir of dirs) {
+    const cached = path.join(dir, name);
+    if (fs.existsSync(cached)) return { code: fs.readFileSync(cached, 'utf8') };
+  }
   const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS, logger: quietLogger() });
-  fs.mkdirSync(path.dirname(cacheFile), { recursive: true });
-  const tmp = `${cacheFile}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, code);
-  fs.renameSync(tmp, cacheFile);
+  for (const dir of dirs) {
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+      const tmp = path.join(dir, `${name}.${process.pid}.tmp`);
+      fs.writeFileSync(tmp, code);
+      fs.renameSync(tmp, path.join(dir, name));
+      break;
+    } catch {
+      // read-only: try the next place; without any, the next run bundles again
+    }
+  }
   return { code };
 }
 
