@@ -90,30 +90,11 @@ export const ShowStage = z.strictObject({
 });
 export type ShowStage = z.infer<typeof ShowStage>;
 
-/** `sieve show <run> --json`. */
-export const ShowOutput = z.strictObject({
-  id: z.string(),
-  name: z.string(),
-  status: RunStatus,
-  /** The run this one resumed, if any (lineage across runs). */
-  parentRunId: z.string().nullable(),
-  recipeHash: z.string(),
-  codeVersion: z.string(),
-  environment: Environment,
-  createdAt: Timestamp,
-  startedAt: NullableTimestamp,
-  finishedAt: NullableTimestamp,
-  error: z.string().nullable(),
-  recipe: Recipe,
-  /** In the recipe's declaration order; stages that never started are absent. */
-  stages: z.array(ShowStage),
-});
-export type ShowOutput = z.infer<typeof ShowOutput>;
-
 export const HistoryEntry = z.strictObject({
   id: z.string(),
   name: z.string(),
   status: RunStatus,
+  /** The run this one resumed, if any (lineage across runs). */
   parentRunId: z.string().nullable(),
   recipeHash: z.string(),
   codeVersion: z.string(),
@@ -123,6 +104,15 @@ export const HistoryEntry = z.strictObject({
   error: z.string().nullable(),
 });
 export type HistoryEntry = z.infer<typeof HistoryEntry>;
+
+/** `sieve show <run> --json`: the history entry, the machine, the recipe and every stage. */
+export const ShowOutput = HistoryEntry.extend({
+  environment: Environment,
+  recipe: Recipe,
+  /** In the recipe's declaration order; stages that never started are absent. */
+  stages: z.array(ShowStage),
+});
+export type ShowOutput = z.infer<typeof ShowOutput>;
 
 /** `sieve history --json`: newest first. */
 export const HistoryOutput = z.strictObject({ runs: z.array(HistoryEntry) });

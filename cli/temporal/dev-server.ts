@@ -324,7 +324,11 @@ async function stopProcessAndWait(pid: number) {
 }
 
 async function freePortPreferring(preferred: number | undefined): Promise<number> {
-  if (preferred && (await portIsFree(preferred))) return preferred;
+  return preferred && (await portIsFree(preferred)) ? preferred : freePort();
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.on('error', reject);

@@ -74,6 +74,22 @@ std::vector<float> get_params(const Napi::Value& v) {
   return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
 }
 
+sieve_config read_config(const Napi::Value& v) {
+  if (!v.IsObject()) type_error(v.Env(), "expected a config object");
+  Napi::Object o = v.As<Napi::Object>();
+  sieve_config c{};
+  c.family = (int32_t)get_int(o.Get("family"), "config.family");
+  c.layers = get_int(o.Get("layers"), "config.layers");
+  c.dim = get_int(o.Get("dim"), "config.dim");
+  c.heads = get_int(o.Get("heads"), "config.heads");
+  c.context = get_int(o.Get("context"), "config.context");
+  c.vocab = get_int(o.Get("vocab"), "config.vocab");
+  c.mlp_hidden = get_int(o.Get("mlpHidden"), "config.mlpHidden");
+  c.norm_eps = (float)get_number(o.Get("normEps"), "config.normEps");
+  c.rope_theta = (float)get_number(o.Get("ropeTheta"), "config.ropeTheta");
+  return c;
+}
+
 int64_t checked_product(Napi::Env env, int64_t a, int64_t b, const char* what) {
   if (a < 0 || b < 0 || (b != 0 && a > (int64_t(1) << 40) / b)) type_error(env, std::string(what) + " is too large");
   return a * b;
@@ -119,18 +135,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() != 1 || !info[0].IsObject()) type_error(env, "expected a config object");
-    Napi::Object o = info[0].As<Napi::Object>();
-    sieve_config c{};
-    c.family = (int32_t)get_int(o.Get("family"), "config.family");
-    c.layers = get_int(o.Get("layers"), "config.layers");
-    c.dim = get_int(o.Get("dim"), "config.dim");
-    c.heads = get_int(o.Get("heads"), "config.heads");
-    c.context = get_int(o.Get("context"), "config.context");
-    c.vocab = get_int(o.Get("vocab"), "config.vocab");
-    c.mlp_hidden = get_int(o.Get("mlpHidden"), "config.mlpHidden");
-    c.norm_eps = (float)get_number(o.Get("normEps"), "config.normEps");
-    c.rope_theta = (float)get_number(o.Get("ropeTheta"), "config.ropeTheta");
+    if (info.Length() != 1) type_error(env, "expected a config object");
+    const sieve_config c = read_config(info[0]);
     holder_ = std::make_shared<Holder>();
     check(env, sieve_model_create(&holder_->model, &c));
     config_ = c;
@@ -554,21 +560,6 @@ Napi::Value ModelWrap::Infer(const Napi::CallbackInfo& info, bool nll) {
 
 // ---------------------------------------------------------------- module functions
 
-sieve_config read_config(const Napi::Value& v) {
-  if (!v.IsObject()) type_error(v.Env(), "expected a config object");
-  Napi::Object o = v.As<Napi::Object>();
-  sieve_config c{};
-  c.family = (int32_t)get_int(o.Get("family"), "config.family");
-  c.layers = get_int(o.Get("layers"), "config.layers");
-  c.dim = get_int(o.Get("dim"), "config.dim");
-  c.heads = get_int(o.Get("heads"), "config.heads");
-  c.context = get_int(o.Get("context"), "config.context");
-  c.vocab = get_int(o.Get("vocab"), "config.vocab");
-  c.mlp_hidden = get_int(o.Get("mlpHidden"), "config.mlpHidden");
-  c.norm_eps = (float)get_number(o.Get("normEps"), "config.normEps");
-  c.rope_theta = (float)get_number(o.Get("ropeTheta"), "config.ropeTheta");
-  return c;
-}
 
 Napi::Value ConfigCheck(const Napi::CallbackInfo& info) {
   const sieve_config c = read_config(info[0]);

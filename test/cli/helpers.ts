@@ -3,9 +3,10 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+
+export { freePort } from '../../cli/temporal/dev-server';
 
 export const SIEVE = path.resolve(__dirname, '..', '..', 'cli', 'sieve.js');
 
@@ -53,18 +54,6 @@ export function serve(home: string, args: string[], env: Record<string, string> 
     if (!child.killed) console.error(`sieve ${args.join(' ')} exited by itself with code ${code}:\n${stderr}`);
   });
   return child;
-}
-
-/** A TCP port that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** The last JSON document printed on stdout (`--json` prints `{ "id": ... }` last). */

@@ -67,7 +67,7 @@ describe('examples', () => {
     assert.equal(dense.kind, 'pretrain');
     if (dense.kind !== 'pretrain') return;
     assert.equal(dense.minLr, dense.lr / 10);
-    assert.equal(dense.warmup, 30); // min(100, floor(300 / 10))
+    assert.equal(dense.warmup, 80); // min(100, floor(800 / 10))
     assert.equal(dense.gradClip, 1);
     assert.equal(dense.evalEvery, null);
     assert.equal(report.kind, 'evaluate');

@@ -72,7 +72,7 @@ async function completedDense(runId: string, content: string, key: string, basis
   const model = await store.put(Buffer.from(content));
   linkArtifacts(handle.db, [{ runId, stageId: dense.id, role: 'model', artifact: { ...model, kind: 'model' } }]);
   recordMetrics(handle.db, [{ runId, stageId: dense.id, name: 'loss', value: 1.5 }]);
-  upsertStage(handle.db, { runId, stage: dense, status: 'completed', step: 300, cacheKey: key, cacheBasis: basis, computeMs: 1234.4 });
+  upsertStage(handle.db, { runId, stage: dense, status: 'completed', step: 800, cacheKey: key, cacheBasis: basis, computeMs: 1234.4 });
   return model;
 }
 
@@ -126,7 +126,7 @@ describe('stages and metrics', () => {
   it('upsertStage creates, then updates only the fields given', () => {
     newRun('r1');
     const created = upsertStage(handle.db, { runId: 'r1', stage: dense, status: 'running', attempt: 1 });
-    assert.equal(created.steps, 300);
+    assert.equal(created.steps, 800);
     assert.equal(created.kind, 'pretrain');
     assert.deepEqual(created.config, dense);
     const progressed = upsertStage(handle.db, { runId: 'r1', stage: dense, step: 120 });
@@ -135,7 +135,7 @@ describe('stages and metrics', () => {
     assert.equal(progressed.step, 120);
     const retried = upsertStage(handle.db, { runId: 'r1', stage: dense, attempt: 2 });
     assert.deepEqual(retried.startedAt, created.startedAt, 'a retry keeps the first start');
-    const done = upsertStage(handle.db, { runId: 'r1', stage: dense, status: 'completed', step: 300, computeMs: 99.6 });
+    const done = upsertStage(handle.db, { runId: 'r1', stage: dense, status: 'completed', step: 800, computeMs: 99.6 });
     assert.ok(done.finishedAt);
     assert.equal(done.computeMs, 100);
     assert.deepEqual(
@@ -328,7 +328,7 @@ describe('read models', () => {
 
     const status = StatusOutput.parse(getRunStatus(handle.db, 'child'));
     assert.deepEqual(status.stages, [
-      { id: 'dense', status: 'reused', step: 0, steps: 300 },
+      { id: 'dense', status: 'reused', step: 0, steps: 800 },
       { id: 'report', status: 'completed', step: 0, steps: null },
     ]);
   });
