@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { DevServer } from '../temporal/dev-server';
 import type { Queue } from '../temporal/worker';
 
 export function spawnDetachedWorker(home: string, runId: string, queues: Queue[]) {
@@ -15,4 +16,6 @@ export function spawnDetachedWorker(home: string, runId: string, queues: Queue[]
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log], env: { ...process.env, SIEVE_HOME: home } });
   fs.closeSync(log);
   child.unref();
+  // The server must not stop when this process leaves, before the worker has connected.
+  if (child.pid) new DevServer(home).leaseFor(child.pid);
 }

@@ -20,11 +20,7 @@ export default defineCommand({
     let statuses: StatusOutput[];
     try {
       const ids = runId ? [runId] : [...listRuns(db, { status: 'running' }), ...listRuns(db, { status: 'pending' })].map((r) => r.id);
-      statuses = ids.map((id) => {
-        const s = getRunStatus(db, id);
-        if (!s) throw new Error(`no run "${id}" in ${home}; \`sieve history\` lists the runs.`);
-        return s;
-      });
+      statuses = await Promise.all(ids.map(async (id) => getRunStatus(db, id) ?? (await submittedRun(home, id))));
     } finally {
       close();
     }
@@ -37,6 +33,22 @@ export default defineCommand({
     }
   },
 });
+
+/** A run submitted a moment ago (`run --detach`) is in Temporal before a worker records it in SQLite. */
+async function submittedRun(home: string, id: string): Promise<StatusOutput> {
+  const temporal = await openTemporal(home, { start: false }).catch(() => null);
+  try {
+    const running = await temporal?.client.workflow
+      .getHandle(id)
+      .describe()
+      .then((d) => d.status.name === 'RUNNING')
+      .catch(() => false);
+    if (!running) throw new Error(`no run "${id}" in ${home}; \`sieve history\` lists the runs.`);
+    return { id, status: 'pending', stages: [] };
+  } finally {
+    await temporal?.close();
+  }
+}
 
 /** Running stages report their step in heartbeats, ahead of the last checkpoint SQLite knows. */
 async function addLiveSteps(home: string, statuses: StatusOutput[]) {

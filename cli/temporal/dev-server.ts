@@ -230,6 +230,15 @@ export class DevServer {
     };
   }
 
+  /**
+   * Registers another process (a detached worker that has not connected yet) as a user, so the
+   * server outlives this process's release. Its own lease, when it takes one, is the same file.
+   */
+  leaseFor(pid: number) {
+    fs.mkdirSync(this.leaseDir, { recursive: true });
+    fs.writeFileSync(path.join(this.leaseDir, String(pid)), String(this.record()?.pid ?? ''));
+  }
+
   private liveLeases(): number[] {
     let names: string[] = [];
     try {

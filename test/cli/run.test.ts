@@ -5,10 +5,11 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { after, test } from 'node:test';
 import type { HistoryEntry, ShowOutput, StatusOutput } from '../../schemas/cli';
 import { DevServer } from '../../cli/temporal/dev-server';
-import { lastJson, sieve, tempHome, tinyRecipe, writeRecipe } from './helpers';
+import { lastJson, sieve, tempHome, tinyRecipe, waitFor, writeRecipe } from './helpers';
 
 const home = tempHome('run');
 const recipe = writeRecipe(home, 'tiny.yaml', tinyRecipe());
@@ -74,4 +75,17 @@ test('history lists the runs, filterable by name and status', async () => {
   assert.equal(none.runs.length, 0);
   const done = JSON.parse((await sieve(home, ['history', '--json', '--status', 'completed'])).stdout) as { runs: HistoryEntry[] };
   assert.equal(done.runs.length, 3);
+});
+
+test('--detach returns at once; a background worker finishes the run, then the server stops', { timeout: 300_000 }, async () => {
+  const r = await sieve(home, ['run', recipe, '--no-cache', '--detach', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const { id } = lastJson<{ id: string }>(r.stdout);
+  const final = await waitFor('the detached run to finish', async () => {
+    const s = JSON.parse((await sieve(home, ['status', id, '--json'])).stdout) as StatusOutput;
+    return s.status === 'completed' || s.status === 'failed' ? s : null;
+  });
+  assert.equal(final.status, 'completed');
+  await waitFor('the background worker to leave and the embedded server to stop', () => new DevServer(home).record() === null || null);
+  assert.ok(fs.existsSync(path.join(home, 'logs', `${id}.log`)), 'the background worker logs to SIEVE_HOME/logs/<run>.log');
 });
