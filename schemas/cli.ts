@@ -117,3 +117,20 @@ export type ShowOutput = z.infer<typeof ShowOutput>;
 /** `sieve history --json`: newest first. */
 export const HistoryOutput = z.strictObject({ runs: z.array(HistoryEntry) });
 export type HistoryOutput = z.infer<typeof HistoryOutput>;
+
+/** `sieve compare <run> <run>... --json`: runs side by side; every `values` array is in `runs` order. */
+export const CompareOutput = z.strictObject({
+  runs: z.array(HistoryEntry.pick({ id: true, name: true, status: true, recipeHash: true, codeVersion: true, createdAt: true })),
+  /** Recipe settings that differ between the runs, every default filled in; `stages[<id>].<key>` for stage settings. A value is null where a run lacks the setting. */
+  recipe: z.array(z.strictObject({ path: z.string(), values: z.array(z.unknown()) })),
+  /** Every stage of any run, in first-seen order; null where a run has no such stage. */
+  stages: z.array(
+    z.strictObject({
+      id: z.string(),
+      runs: z.array(z.strictObject({ status: StageStatus, computeMs: z.number().nonnegative().nullable(), reusedFrom: StageRef.nullable() }).nullable()),
+    }),
+  ),
+  /** Final metric values; null where a run has no value (or the value is NaN). */
+  metrics: z.array(z.strictObject({ stage: z.string(), name: z.string(), values: z.array(z.number().nullable()) })),
+});
+export type CompareOutput = z.infer<typeof CompareOutput>;

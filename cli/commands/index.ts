@@ -12,6 +12,7 @@ export const commands = {
   status: load('./status'),
   history: load('./history'),
   show: load('./show'),
+  compare: load('./compare'),
   resume: load('./resume'),
   cancel: load('./cancel'),
   worker: load('./worker'),
