@@ -5,7 +5,7 @@
 import type { Client } from '@temporalio/client';
 import type { StageProgress } from '../../schemas/pipeline';
 import { fetchProgress, type LiveRun, type LiveStage } from '../temporal/progress';
-import { createWorkers, type Queue } from '../temporal/worker';
+import type { Queue } from '../temporal/worker';
 import type { TemporalSession } from '../temporal/connect';
 import { formatDuration } from './_shared';
 
@@ -16,7 +16,7 @@ export type RunEnd = { kind: 'closed'; status: string; stages: StageProgress[] }
  * for the workflow to close. Returns 'detached' when interrupted by the user.
  */
 export async function followRun(temporal: TemporalSession, runId: string, opts: { home: string; queues: Queue[]; quiet: boolean }): Promise<RunEnd> {
-  const workers = temporal.embedded ? await createWorkers({ address: temporal.address, home: opts.home, queues: opts.queues }) : null;
+  const workers = temporal.embedded ? await loadWorkerModule().createWorkers({ address: temporal.address, home: opts.home, queues: opts.queues }) : null;
   const workersDone = workers?.run();
   const view = opts.quiet ? null : new ProgressView(process.stderr);
 
@@ -68,6 +68,12 @@ async function finalStages(client: Client, runId: string): Promise<StageProgress
     return [];
   }
 }
+
+/**
+ * The workers' modules (the Temporal worker, the engine, the activities) take most of a second to
+ * load, so they load on first use — or while an embedded dev server boots (see `run`).
+ */
+export const loadWorkerModule = () => require('../temporal/worker') as typeof import('../temporal/worker');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const noop = () => {};

@@ -12,7 +12,7 @@ import { openTemporal, type TemporalSession } from '../temporal/connect';
 import type { Queue } from '../temporal/worker';
 import { loadRecipeFile } from './_recipe';
 import { printSummary } from './_summary';
-import { followRun } from './_watch';
+import { followRun, loadWorkerModule } from './_watch';
 import { UsageError, defineCommand, jsonOption, printJson, sieveHome } from './_shared';
 import { spawnDetachedWorker } from './_detach';
 
@@ -33,7 +33,7 @@ export default defineCommand({
     const { recipe, hash } = loadRecipeFile(file);
     const options = parseRunOptions(values);
     const home = sieveHome();
-    const temporal = (await openTemporal(home, { start: true }))!;
+    const temporal = (await openTemporal(home, { start: true, whileStarting: loadWorkerModule }))!;
     try {
       checkDevice(recipe, temporal);
       const runId = await chooseRunId(home, temporal, recipe.name, hash);

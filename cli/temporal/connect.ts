@@ -18,7 +18,7 @@ export interface TemporalSession {
  * Connects to Temporal. In embedded mode `start: false` returns null instead of starting a server,
  * for read-only commands that should not spin one up just to look.
  */
-export async function openTemporal(home: string, opts: { start: boolean }): Promise<TemporalSession | null> {
+export async function openTemporal(home: string, opts: { start: boolean; whileStarting?: () => void }): Promise<TemporalSession | null> {
   const remote = process.env.TEMPORAL_ADDRESS;
   if (remote) {
     const connection = await Connection.connect({ address: remote }).catch((err: Error) => {
@@ -28,7 +28,7 @@ export async function openTemporal(home: string, opts: { start: boolean }): Prom
   }
   const server = new DevServer(home);
   if (!opts.start && !server.record()) return null;
-  const lease = await server.lease();
+  const lease = await server.lease({ whileStarting: opts.whileStarting });
   const connection = await Connection.connect({ address: lease.address });
   return {
     client: new Client({ connection, namespace: NAMESPACE }),

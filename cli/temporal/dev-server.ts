@@ -130,6 +130,7 @@ export class DevServer {
       // A restarted server keeps its port, so clients of the previous one reconnect.
       const port = opts.port ?? (await freePortPreferring(attempt === 1 ? previous?.port : undefined));
       const rec = this.spawn(exe, port, opts);
+      if (attempt === 1) opts.whileStarting?.();
       if (await this.ready(rec, READY_TIMEOUT_MS)) {
         await this.raiseRetention(rec);
         return rec;
@@ -208,7 +209,7 @@ export class DevServer {
   }
 
   /** Registers this process as a user of the server; `release` stops an embedded server when the last user leaves. */
-  async lease(opts: { owner?: ServerRecord['owner'] } = {}): Promise<Lease> {
+  async lease(opts: Pick<StartOptions, 'owner' | 'whileStarting'> = {}): Promise<Lease> {
     const rec = await this.ensure(opts);
     fs.mkdirSync(this.leaseDir, { recursive: true });
     const leaseFile = path.join(this.leaseDir, String(process.pid));
@@ -309,6 +310,8 @@ export interface StartOptions {
   /** null: headless (runs need no Web UI); `sieve server` asks for one. */
   uiPort?: number | null;
   ip?: string;
+  /** Runs once the server process is spawned, while it boots: slow set-up placed here costs no time. */
+  whileStarting?: () => void;
 }
 
 export interface Lease {
