@@ -4,7 +4,6 @@
 // these after a crash between the write and the acknowledgement.
 
 import crypto from 'node:crypto';
-import { ApplicationFailure } from '@temporalio/common';
 import { eq } from 'drizzle-orm';
 import { canonicalJson } from '../schemas/canonical';
 import { trainSource, type DataSource } from '../schemas/data';
@@ -12,6 +11,7 @@ import type { CheckpointRef, ComputeResult, RunOptions, StageOutput } from '../s
 import { stageCacheConfig, stageInputs, type Recipe, type RecipeStage } from '../schemas/recipe';
 import { Model } from '../kernels';
 import { runs } from '../schemas/tables';
+import { badInput } from './compute';
 import { loadCorpus } from './data/corpus';
 import type { SieveDb } from './store/db';
 import type { ArtifactStore } from './store/artifacts';
@@ -58,7 +58,7 @@ function dataHash(recipe: Recipe, stage: RecipeStage): string {
       return loadCorpus(source).sha256;
     } catch (err) {
       // The data is gone or unreadable: retrying will not bring it back.
-      throw ApplicationFailure.create({ message: `stage ${stage.id}: ${(err as Error).message}`, type: 'BadInput', nonRetryable: true });
+      throw badInput(new Error(`stage ${stage.id}: ${(err as Error).message}`));
     }
   };
   const evalSets = (names: readonly string[]) => Object.fromEntries(names.map((n) => [n, text(recipe.data.eval[n])]));

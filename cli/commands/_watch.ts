@@ -28,19 +28,15 @@ export async function followRun(temporal: TemporalSession, runId: string, opts: 
   process.once('SIGTERM', interrupt);
 
   let last: LiveRun | null = null;
-  const handle = temporal.client.workflow.getHandle(runId);
-  let closing: Promise<void> | null = null;
+  // Wake the moment the run closes (a long poll on its result), or every half second to redraw. If
+  // the long poll fails (the server restarting), the half-second ticks carry on alone.
+  const closed = temporal.client.workflow
+    .getHandle(runId)
+    .result()
+    .then(() => true, () => false);
   try {
     for (;;) {
-      // Wake the moment the run closes (a long poll on its result), or every half second to redraw.
-      closing ??= handle
-        .result()
-        .then(noop, noop)
-        .finally(() => (closing = null));
-      const began = Date.now();
-      await Promise.race([sleep(500), closing]);
-      // A long poll that fails at once (the server restarting) must not spin this loop.
-      if (Date.now() - began < 100) await sleep(100);
+      await Promise.race([sleep(500), closed.then((ok) => (ok ? undefined : new Promise(noop)))]);
       if (interrupted) break;
       await temporal.keepAlive().catch(() => undefined);
       last = await fetchProgress(temporal.client, runId).catch(() => last);
