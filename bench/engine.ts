@@ -19,7 +19,7 @@
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { backend, benchSgemm, Model, type ModelConfig } from '../kernels';
+import { backendInfo, benchSgemm, Model, type ModelConfig } from '../kernels';
 import { appendResults, machine } from './results';
 
 interface Case {
@@ -42,7 +42,8 @@ const ROUNDS = 5;
 const ROUND_SECONDS = 1.5;
 const fixedSteps = stepsArg >= 0 ? Number(args[stepsArg + 1]) : null;
 const write = !args.includes('--no-write');
-const threads = backend.threads;
+const cpu = backendInfo('cpu');
+const threads = cpu.threads;
 
 interface Shape {
   transA: boolean;
@@ -206,7 +207,7 @@ function table(rows: Row[]): string {
 }
 
 async function main() {
-  const m = { ...machine(), openblas: backend.blas ?? 'none (portable GEMM)' };
+  const m = { ...machine(), openblas: cpu.blas ?? 'none (portable GEMM)' };
   const loadBefore = loadavg()[0];
   console.log(`sieve engine benchmark: ${m.cpu}, nproc ${m.nproc}, ${threads} threads, ${m.openblas}`);
   const rows: Row[] = [];

@@ -58,7 +58,8 @@ const Json = z.json();
 type Json = z.infer<typeof Json>;
 
 // z.custom rather than z.instanceof: the latter would narrow to Float32Array<ArrayBuffer>,
-// refusing the engine's views over external (native) memory at the type level.
+// refusing at the type level the Float32Array<ArrayBufferLike> the engine's copies
+// (Model.read) and Buffer-backed arrays are typed as.
 const f32 = z.custom<Float32Array>((value) => value instanceof Float32Array, { error: 'expected a Float32Array' });
 
 export const CheckpointState = z.strictObject({

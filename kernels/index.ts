@@ -7,9 +7,12 @@
 //   - Long calls return Promises and run off the JS thread (forwardBackward, optimizerStep,
 //     evalNll, logits); `cancel()` makes the pending one reject with CancelledError; a second
 //     call while one is pending rejects with StateError ("model is busy").
-//   - Views (params, grads, masks, adamM, adamV, tensor(name)) are Float32Arrays over the
-//     native memory: writes go straight to what the next forward reads. After dispose() they
-//     are empty (detached), never dangling.
+//   - A model's numbers live with its backend (its device's memory), and cross only as copies:
+//     read / readTensor return a new Float32Array, write / writeTensor copy one in, and the
+//     next call sees what was written. Nothing here points into native memory, so nothing
+//     dangles after dispose() and a device backend needs no host-visible buffers.
+//   - The device is chosen once per model (`Model.create(config, { device })`); a device this
+//     build has no backend for is a BackendUnavailableError, never a silent CPU model.
 //   - Objects crossing into native code set every field; `null` means unset.
 // The native addon is loaded on first use, so importing this module never fails by itself.
 import { join } from 'node:path';
@@ -54,8 +57,14 @@ export class InternalError extends SieveError {
     super(message, STATUS.internal);
   }
 }
+/** The requested device has no backend in this build (e.g. 'cuda' where sieve was built without nvcc). */
+export class BackendUnavailableError extends SieveError {
+  constructor(message: string) {
+    super(message, STATUS.unavailable);
+  }
+}
 
-const STATUS = { invalidArgument: 1, state: 2, cancelled: 3, outOfMemory: 4, internal: 5 } as const;
+const STATUS = { invalidArgument: 1, state: 2, cancelled: 3, outOfMemory: 4, internal: 5, unavailable: 6 } as const;
 
 function fromNative(e: unknown): unknown {
   if (!(e instanceof Error)) return e;
@@ -71,6 +80,8 @@ function fromNative(e: unknown): unknown {
       return new OutOfMemoryError(e.message);
     case STATUS.internal:
       return new InternalError(e.message);
+    case STATUS.unavailable:
+      return new BackendUnavailableError(e.message);
   }
   return e instanceof TypeError ? new InvalidArgumentError(e.message) : e;
 }
@@ -118,7 +129,11 @@ interface NativeTimers {
 
 interface NativeModel {
   info(): { numParams: number; tensors: NativeTensor[] };
-  buffer(which: number): ArrayBuffer;
+  device(): number;
+  read(which: number, offset: number, count: number): Float32Array;
+  write(which: number, offset: number, data: Float32Array): void;
+  readTensor(name: string, which: number): Float32Array;
+  writeTensor(name: string, which: number, data: Float32Array): void;
   init(seed: number): void;
   getStep(): number;
   setStep(step: number): void;
@@ -149,9 +164,9 @@ interface NativeModel {
 }
 
 interface NativeBinding {
-  NativeModel: new (config: NativeConfig) => NativeModel;
+  NativeModel: new (config: NativeConfig, device: number) => NativeModel;
   configCheck(config: NativeConfig): void;
-  backend(): { abiVersion: number; name: string; blas: string | null; threads: number };
+  backend(device: number): { abiVersion: number; name: string; blas: string | null; threads: number };
   setDefaultThreads(threads: number): void;
   lrAt(step: number, peak: number, min: number, warmup: number, total: number): number;
   benchSgemm(transA: number, transB: number, M: number, N: number, K: number, reps: number, threads: number, engine: number): Promise<number>;
@@ -167,7 +182,7 @@ function native(): NativeBinding {
   } catch (e) {
     throw new Error(`the sieve native addon is not built (${ADDON}): run \`npm install\`, which runs node-gyp rebuild; ${(e as Error).message}`);
   }
-  if (binding.backend().blas === null) {
+  if (binding.backend(DEVICES.cpu).blas === null) {
     process.stderr.write(
       'sieve: OpenBLAS was not found when the addon was built; the portable GEMM is in use (slower). ' +
         'Install OpenBLAS (e.g. apt-get install libopenblas-dev) and run `npm install` again.\n',
@@ -179,6 +194,9 @@ function native(): NativeBinding {
 // ---------------------------------------------------------------- public types
 
 export type ModelFamily = 'gpt2' | 'llama';
+
+/** Where a model's numbers live and its passes run; chosen once per model. */
+export type Device = 'cpu' | 'cuda';
 
 export interface ModelConfig {
   family: ModelFamily;
@@ -200,7 +218,7 @@ export type TensorScope = 'attn' | 'ffn' | null;
 export interface TensorInfo {
   /** docs/architecture.md naming, e.g. `blocks.0.attn.qkv.weight`. */
   name: string;
-  /** Offset in floats into every flat buffer (params, grads, masks, adamM, adamV). */
+  /** Offset in floats into every flat buffer ('param', 'grad', 'mask', 'm', 'v'). */
   offset: number;
   size: number;
   /** [out, in] for matrices (nn.Linear layout), [n] for vectors. */
@@ -212,6 +230,7 @@ export interface TensorInfo {
   decay: boolean;
 }
 
+/** The flat buffers of a model, one layout: parameters, gradients, masks (1 = kept), AdamW moments. */
 export type BufferName = 'param' | 'grad' | 'mask' | 'm' | 'v';
 
 /** W̃ = f(W) used by a linear layer's forward; the gradient reaches W straight through. */
@@ -264,10 +283,11 @@ export interface EngineTimers {
 }
 
 export interface Backend {
+  device: Device;
   name: string;
-  /** The BLAS library behind the GEMMs, or null when the portable GEMM is compiled in. */
+  /** The BLAS library behind the GEMMs, or null (the portable GEMM, or a device without one). */
   blas: string | null;
-  /** Threads a new model gets by default (OMP_NUM_THREADS, else the core count). */
+  /** Threads a new model gets by default (cpu: OMP_NUM_THREADS, else the core count). */
   threads: number;
 }
 
@@ -329,9 +349,23 @@ const FAMILIES: Record<ModelFamily, number> = { gpt2: 0, llama: 1 };
 const KINDS: TensorKind[] = ['embedding', 'linear', 'norm', 'bias', 'head'];
 const SCOPES: TensorScope[] = [null, 'attn', 'ffn'];
 const BUFFERS: Record<BufferName, number> = { param: 0, grad: 1, mask: 2, m: 3, v: 4 };
+const DEVICES: Record<Device, number> = { cpu: 0, cuda: 1 };
+const DEVICE_NAMES: Device[] = ['cpu', 'cuda'];
 const TRANSFORMS: Record<TransformKind, number> = { none: 0, mask: 1 };
 const HOOKS = { none: 0, 'masked-decay': 1 } as const;
 const RULES: Record<UpdateRule, number> = { adamw: 0, frozen: 1 };
+
+function bufferIndex(buffer: unknown): number {
+  if (typeof buffer !== 'string' || !Object.hasOwn(BUFFERS, buffer)) {
+    fail(`Expected one of 'param', 'grad', 'mask', 'm', 'v' for buffer but received ${describe(buffer)}`);
+  }
+  return BUFFERS[buffer as BufferName];
+}
+
+function deviceIndex(device: unknown, name: string): number {
+  if (typeof device !== 'string' || !Object.hasOwn(DEVICES, device)) fail(`Expected 'cpu' or 'cuda' for ${name} but received ${describe(device)}`);
+  return DEVICES[device as Device];
+}
 
 /** Checks a config in JS with the engine's own wording, then asks the native side. */
 function nativeConfig(c: ModelConfig): NativeConfig {
@@ -375,20 +409,22 @@ export function checkConfig(config: ModelConfig): void {
 // ---------------------------------------------------------------- the model
 
 /**
- * A decoder-only transformer in native memory: one flat parameter buffer with a named offset
- * table, and gradients, AdamW moments and masks in the same layout (allocated on first use:
- * a frozen teacher that only runs `logits` never allocates them).
+ * A decoder-only transformer held by a native backend on its device: one flat parameter buffer
+ * with a named offset table, and gradients, AdamW moments and masks in the same layout
+ * (allocated on first use: a frozen teacher that only runs `logits` never allocates them).
+ * Its numbers are reached by copies: `read` / `write` (whole buffers), `readTensor` / `writeTensor`.
  */
 export class Model {
   readonly config: Readonly<ModelConfig>;
+  readonly device: Device;
   readonly tensors: readonly TensorInfo[];
   readonly numParams: number;
   #native: NativeModel | null;
   readonly #byName = new Map<string, { info: TensorInfo; index: number }>();
-  readonly #views: (Float32Array | null)[] = [null, null, null, null, null];
 
   private constructor(config: ModelConfig, model: NativeModel) {
     this.config = Object.freeze({ ...config });
+    this.device = DEVICE_NAMES[sync(() => model.device())];
     this.#native = model;
     const info = sync(() => model.info());
     this.numParams = info.numParams;
@@ -409,18 +445,23 @@ export class Model {
     );
   }
 
-  /** Creates a model with zero parameters (call `init(seed)` or write `params`). threads: null = the backend default. */
-  static create(config: ModelConfig, opts: { threads?: number | null } = {}): Model {
+  /**
+   * Creates a model with zero parameters (call `init(seed)` or `write('param', …)`) on `device`
+   * (default 'cpu'; BackendUnavailableError when this build has no backend for it).
+   * threads: null = the backend default.
+   */
+  static create(config: ModelConfig, opts: { threads?: number | null; device?: Device } = {}): Model {
     const nc = nativeConfig(config);
     const threads = opts.threads === undefined || opts.threads === null ? undefined : int(opts.threads, 'opts.threads', 1, 1024);
-    const model = sync(() => new (native().NativeModel)(nc));
+    const device = deviceIndex(opts.device ?? 'cpu', 'opts.device');
+    const model = sync(() => new (native().NativeModel)(nc, device));
     if (threads !== undefined) sync(() => model.setThreads(threads));
     return new Model(config, model);
   }
 
-  /** The engine this process runs on. */
-  static get backend(): Backend {
-    return backend;
+  /** The backend this model runs on (its device's). */
+  get backend(): Backend {
+    return backendInfo(this.device);
   }
 
   #live(): NativeModel {
@@ -428,32 +469,22 @@ export class Model {
     return this.#native;
   }
 
-  #view(which: number): Float32Array {
-    const cached = this.#views[which];
-    if (cached && this.#native) return cached;
+  /**
+   * A copy of the flat buffer `buffer` (numParams floats). A buffer never written reads as its
+   * initial value (masks all ones, the others zeros) and stays unallocated.
+   */
+  read(buffer: BufferName): Float32Array {
+    const which = bufferIndex(buffer);
     const model = this.#live();
-    const view = new Float32Array(sync(() => model.buffer(which)));
-    this.#views[which] = view;
-    return view;
+    return sync(() => model.read(which, 0, this.numParams));
   }
 
-  /** The flat parameter buffer (numParams floats). */
-  get params(): Float32Array {
-    return this.#view(BUFFERS.param);
-  }
-  /** Gradients, accumulated by forwardBackward until zeroGrad. */
-  get grads(): Float32Array {
-    return this.#view(BUFFERS.grad);
-  }
-  /** Masks (1 = kept), all ones until written. Read by the `mask` transform and the masked-decay hook. */
-  get masks(): Float32Array {
-    return this.#view(BUFFERS.mask);
-  }
-  get adamM(): Float32Array {
-    return this.#view(BUFFERS.m);
-  }
-  get adamV(): Float32Array {
-    return this.#view(BUFFERS.v);
+  /** Replaces the flat buffer `buffer` with a copy of `data` (numParams floats); the next call reads it. */
+  write(buffer: BufferName, data: Float32Array): void {
+    const which = bufferIndex(buffer);
+    typed(data, Float32Array, 'data', this.numParams, 'numParams');
+    const model = this.#live();
+    sync(() => model.write(which, 0, data));
   }
 
   #tensor(name: string): { info: TensorInfo; index: number } {
@@ -468,11 +499,21 @@ export class Model {
     return this.#tensor(name).info;
   }
 
-  /** A view of one tensor in one of the flat buffers; writes go through to native memory. */
-  tensor(name: string, buffer: BufferName = 'param'): Float32Array {
+  /** A copy of the tensor called `name` in one of the flat buffers (info(name).size floats). */
+  readTensor(name: string, buffer: BufferName = 'param'): Float32Array {
+    this.#tensor(name);
+    const which = bufferIndex(buffer);
+    const model = this.#live();
+    return sync(() => model.readTensor(name, which));
+  }
+
+  /** Replaces the tensor called `name` in one of the flat buffers with a copy of `data` (info(name).size floats). */
+  writeTensor(name: string, data: Float32Array, buffer: BufferName = 'param'): void {
     const { info } = this.#tensor(name);
-    if (!(buffer in BUFFERS)) fail(`Expected one of 'param', 'grad', 'mask', 'm', 'v' for buffer but received ${describe(buffer)}`);
-    return this.#view(BUFFERS[buffer]).subarray(info.offset, info.offset + info.size);
+    const which = bufferIndex(buffer);
+    typed(data, Float32Array, 'data', info.size, `the size of '${name}'`);
+    const model = this.#live();
+    sync(() => model.writeTensor(name, which, data));
   }
 
   /** The optimizer step counter (steps taken); checkpoints restore it so bias correction continues. */
@@ -647,34 +688,23 @@ export class Model {
     return this.#native === null;
   }
 
-  /** Frees the native memory now; views read as empty afterwards. Refused while a call is pending. */
+  /** Frees the native memory now; arrays read earlier are copies and stay valid. Refused while a call is pending. */
   dispose(): void {
     if (!this.#native) return;
     const model = this.#native;
     sync(() => model.dispose());
     this.#native = null;
-    this.#views.fill(null);
   }
 }
 
 // ---------------------------------------------------------------- module functions
 
-/** The engine this process runs on (loads the addon on first access). */
-export const backend: Backend = Object.freeze({
-  get name() {
-    return native().backend().name;
-  },
-  get blas() {
-    return native().backend().blas;
-  },
-  get threads() {
-    return native().backend().threads;
-  },
-  toJSON() {
-    const b = native().backend();
-    return { name: b.name, blas: b.blas, threads: b.threads };
-  },
-});
+/** The backend of `device` in this build (loads the addon); BackendUnavailableError when it has none. */
+export function backendInfo(device: Device = 'cpu'): Backend {
+  const d = deviceIndex(device, 'device');
+  const b = sync(() => native().backend(d));
+  return { device, name: b.name, blas: b.blas, threads: b.threads };
+}
 
 /** Warm-up + cosine: step < warmup: peak·(step+1)/warmup; step ≥ total: min; else the cosine from peak to min. */
 export function lrAt(step: number, s: LrSchedule): number {

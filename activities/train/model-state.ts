@@ -29,10 +29,11 @@ export async function writeTrainingCheckpoint(file: string, model: Model, state:
   const checkpoint: CheckpointState = {
     config: model.config,
     tensors: model.tensors.map(({ name, offset, size, shape }) => ({ name, offset, size, shape: [...shape] })),
-    params: model.params,
-    adamM: model.adamM,
-    adamV: model.adamV,
-    masks: model.masks,
+    // copies of the engine's buffers; masks never written read as all ones (stored as nothing)
+    params: model.read('param'),
+    adamM: model.read('m'),
+    adamV: model.read('v'),
+    masks: model.read('mask'),
     step: model.step,
     rng: state.sampler,
     data: { stageStep: state.step },
@@ -44,10 +45,10 @@ export async function writeTrainingCheckpoint(file: string, model: Model, state:
 /** Loads a checkpoint into `model` (which must have the same config) and returns the loop state it holds. */
 export async function readTrainingCheckpoint(file: string, model: Model): Promise<{ state: LoopState | null; modelStep: number }> {
   const ckpt = await loadCheckpoint(file, { config: model.config, tensors: model.tensors.map(({ name, offset, size, shape }) => ({ name, offset, size, shape: [...shape] })) });
-  model.params.set(ckpt.params);
-  if (ckpt.adamM) model.adamM.set(ckpt.adamM);
-  if (ckpt.adamV) model.adamV.set(ckpt.adamV);
-  if (ckpt.masks) model.masks.set(ckpt.masks);
+  model.write('param', ckpt.params);
+  if (ckpt.adamM) model.write('m', ckpt.adamM);
+  if (ckpt.adamV) model.write('v', ckpt.adamV);
+  if (ckpt.masks) model.write('mask', ckpt.masks);
   model.step = ckpt.step;
   const stageStep = (ckpt.data as { stageStep?: number } | null)?.stageStep;
   const history = ckpt.extra?.history ? (JSON.parse(ckpt.extra.history) as StepRecord[]) : [];

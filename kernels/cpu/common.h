@@ -1,10 +1,8 @@
-// common.h — shared helpers of the CPU backend: errors, threading, and the few numeric
-// primitives every op uses.
+// common.h — shared helpers of the CPU backend: threading, and the few numeric primitives
+// every op uses. Errors are the core's (core/error.h): throw through fail() / SIEVE_CHECK,
+// never from inside an OpenMP region.
 //
 // Promises:
-//   - Internal code reports failure by throwing sieve::cpu::Error (a status + message);
-//     api.cc turns it into a status code and sieve_last_error(). Nothing is thrown from
-//     inside an OpenMP region: validation happens before parallel loops.
 //   - Every reduction here has an order that depends only on its length, never on the
 //     thread count (16 fixed lanes, combined in a fixed order), so results are bit-stable.
 //   - exp_f32 is pure IEEE arithmetic (no libm, no FMA contraction: the build uses
@@ -16,22 +14,11 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <string>
 
+#include "core/error.h"
 #include "sieve.h"
 
 namespace sieve::cpu {
-
-struct Error {
-  int status;
-  std::string message;
-};
-
-[[noreturn]] void fail(int status, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
-#define SIEVE_CHECK(cond, ...) \
-  do {                         \
-    if (!(cond)) ::sieve::cpu::fail(SIEVE_E_INVALID_ARGUMENT, __VA_ARGS__); \
-  } while (0)
 
 // Sets the calling thread's OpenMP team size for the lifetime of the scope.
 class ThreadScope {

@@ -1,22 +1,21 @@
-// model.h — the decoder-only transformer of the CPU backend (GPT-2 and LLaMA families).
+// model.h — the decoder-only transformer of the CPU backend (GPT-2 and LLaMA families):
+// one model's memory and passes, behind the core's ModelBackend interface.
 //
-// One flat parameter buffer with a named tensor table; gradients, AdamW moments and masks
-// are flat buffers of the same layout, allocated on first use (llm.c style), as are the
-// activations (sized for the largest B T seen) and the inference scratch. The struct is
-// the definition of the opaque sieve_model of sieve.h; api.cc validates arguments and
-// turns the exceptions thrown here into status codes.
+// The layout (tensor table, seam settings), the thread count and the cancel flag are the
+// core's (core/model.h); everything here is the CPU's own: the flat buffers (params,
+// grads, masks, moments, W~), allocated on first use llm.c style, the training activations
+// (sized for the largest B T seen), the inference scratch, and the timers. The passes and
+// zero_grad run on the calling thread's OpenMP team, set to the model's thread count for
+// the call (OpenMP is the CPU's business, not the core's). The core has checked every
+// argument; errors are thrown (core/error.h).
 #pragma once
 
-#include <atomic>
 #include <cstdint>
-#include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "common.h"
-#include "grad_hook.h"
+#include "core/model.h"
 #include "transform.h"
-#include "update_rule.h"
 
 namespace sieve::cpu {
 
@@ -33,81 +32,77 @@ struct Buffer {
   bool empty() const { return data == nullptr; }
 };
 
-struct TensorEntry {
-  std::string name;
-  int64_t offset = 0, size = 0;
-  int32_t ndim = 1;
-  int64_t shape[2] = {0, 0};
-  int32_t kind = 0, scope = 0, decay = 0;
-  TransformSpec transform;
-  HookSpec hook;
-  RuleSpec rule;
-};
-
-// A linear layer as the forward sees it: one GEMM over `count` consecutive weight tensors
-// (count = 2 for LLaMA's gate and up, multiplied as one (2H, C) matrix).
-struct Linear {
-  int64_t first = -1, count = 0;  // tensor indices
-  int64_t bias = -1;              // tensor index or -1
-  int64_t OC = 0, IC = 0;
-};
-
-struct LayerLinears {
-  Linear qkv, out, up, down;  // up: fc (gpt2) or gate+up (llama); down: proj / down
-  int64_t norm1_w = -1, norm1_b = -1, norm2_w = -1, norm2_b = -1;
-};
-
-// Pointers into the training arena for one (B, T); see layout_activations in model.cc.
+// Pointers into the training arena for one (B, T), N = B T (layout_activations in
+// model.cc). The per-layer arrays keep one slice per block for the backward; the
+// gradients of activations are one block's worth, reused by every block.
 struct Activations {
   int64_t B = 0, T = 0;
-  float *x, *xmid, *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *ln2, *ln2_mean, *ln2_rstd, *fc, *act;
-  float *lnf, *lnf_mean, *lnf_rstd;
-  float *dx, *dln, *datty, *dqkv, *dfc, *dact, *logits, *att_scratch, *ce, *kl, *dw_scratch;
+  float* x;            // (L + 1, N, C) residual stream: block l reads slice l, writes slice l + 1
+  float* xmid;         // (L, N, C) residual stream between attention and MLP
+  float* ln1;          // (L, N, C) norm1 output
+  float* ln1_mean;     // (L, N) (LayerNorm only)
+  float* ln1_rstd;     // (L, N)
+  float* qkv;          // (L, N, 3C) q | k | v, RoPE applied (llama)
+  float* att;          // (L, B, NH, T, T) attention probabilities
+  float* atty;         // (L, N, C) attention output, before attn.out
+  float* ln2;          // (L, N, C) norm2 output
+  float* ln2_mean;     // (L, N)
+  float* ln2_rstd;     // (L, N)
+  float* fc;           // (L, N, FC) up projection: fc (gpt2) or gate | up (llama)
+  float* act;          // (L, N, H) gelu(fc) or silu(gate) up
+  float* lnf;          // (N, C) final norm output
+  float* lnf_mean;     // (N)
+  float* lnf_rstd;     // (N)
+  float* dx;           // (N, C) d loss / d residual stream at the current block boundary
+  float* dln;          // (N, C) d loss / d a norm's output
+  float* datty;        // (N, C)
+  float* dqkv;         // (N, 3C)
+  float* dfc;          // (N, FC)
+  float* dact;         // (N, H)
+  float* logits;       // (rows, V) one LM-head chunk (rows <= head_chunk), then its gradient
+  float* att_scratch;  // (threads, T, T) per-thread attention scratch
+  float* ce;           // (N) cross-entropy per position
+  float* kl;           // (N) KL per position (0 without a teacher)
+  float* dw_scratch;   // (max OC IC over the linear layers) dW~ of a non-straight-through transform
 };
 
-}  // namespace sieve::cpu
+class CpuModel final : public ModelBackend {
+ public:
+  explicit CpuModel(const sieve_model& model);  // allocates the parameters (zeros)
 
-struct sieve_model {
-  sieve_config cfg{};
-  int64_t C = 0, NH = 0, HS = 0, H = 0, V = 0, L = 0, FC = 0;  // FC: width of the up projection
-  std::vector<sieve::cpu::TensorEntry> tensors;
-  std::unordered_map<std::string, int64_t> by_name;
-  int64_t num_params = 0;
-  int64_t tok_emb = -1, pos_emb = -1, norm_f_w = -1, norm_f_b = -1, head = -1;
-  std::vector<sieve::cpu::LayerLinears> layers;
+  void read(int32_t which, int64_t offset, int64_t count, float* dst) override;
+  void write(int32_t which, int64_t offset, int64_t count, const float* src) override;
+  void seam_changed(int64_t tensor, Seam seam) override;
+  void zero_grad() override;
+  sieve_loss forward_backward(const int32_t* inputs, const int32_t* targets, const float* teacher,
+                              const sieve_loss_opts& opts, int64_t B, int64_t T) override;
+  float optimizer_step(const sieve_optim_opts& opts, int64_t t) override;
+  void infer(float* nll, float* logits, const int32_t* tokens, int64_t B, int64_t T, sieve_progress_fn progress,
+             void* user) override;
+  sieve_timers timers() const override;
+  void reset_timers() override;
 
-  sieve::cpu::Buffer params, grads, masks, adam_m, adam_v, wt;
-  std::vector<float> rope_cos, rope_sin;  // (context, HS/2), llama
+  // Read by the passes in model.cc.
+  const sieve_model& model;  // threads, cancel flag
+  const Layout& net;         // the tensor table and seam settings
 
-  sieve::cpu::Buffer train_mem;
-  sieve::cpu::Activations acts{};
-  int64_t train_threads = 0;
-  sieve::cpu::Buffer infer_mem;
+  Buffer params, grads, masks, adam_m, adam_v;  // (P) each, one layout
+  Buffer wt;                                     // (P) W~ of the transformed linear weights
+  std::vector<TransformState> transform_state;   // per tensor
+  std::vector<float> rope_cos, rope_sin;         // (context, HS/2), llama
 
-  int64_t step = 0;
-  int threads = 1;
-  std::atomic<int> cancel{0};
-  std::atomic<int> busy{0};
-  sieve_timers timers{};
-  sieve::cpu::GemmStats gemm_stats;
+  Buffer train_mem;        // the arena behind acts
+  Activations acts{};
+  int64_t train_threads = 0;  // threads the arena's attention scratch was sized for
+  Buffer infer_mem;        // the inference scratch
+
+  sieve_timers timing{};
+  GemmStats gemm_stats;
+
+  // The flat buffer `which` (SIEVE_BUFFER_*), as it is (maybe empty), or allocated with its
+  // initial value if needed.
+  Buffer& buffer(int32_t which);
+  float* flat(int32_t which);
 };
-
-namespace sieve::cpu {
-
-void config_check(const sieve_config& cfg);  // throws SIEVE_E_INVALID_ARGUMENT with the reason
-void model_build(sieve_model& m, const sieve_config& cfg);
-void model_init(sieve_model& m, uint64_t seed);
-float* model_buffer(sieve_model& m, int32_t which);  // allocates on first use
-
-void model_set_transform(sieve_model& m, int64_t tensor, int32_t kind, const float* params, int64_t n);
-void model_set_grad_hook(sieve_model& m, int64_t tensor, int32_t kind, const float* params, int64_t n);
-void model_set_update_rule(sieve_model& m, int64_t tensor, int32_t kind, const float* params, int64_t n);
-
-sieve_loss model_forward_backward(sieve_model& m, const int32_t* inputs, const int32_t* targets,
-                                  const float* teacher, const sieve_loss_opts& opts, int64_t B, int64_t T);
-float model_optimizer_step(sieve_model& m, const sieve_optim_opts& opts);
-// out_nll (B, T-1) or out_logits (B, T, V): exactly one is non-null.
-void model_infer(sieve_model& m, float* out_nll, float* out_logits, const int32_t* tokens, int64_t B, int64_t T,
-                 sieve_progress_fn progress, void* user);
 
 }  // namespace sieve::cpu

@@ -1,4 +1,4 @@
-// update_rule.cc — the update-rule kinds, AdamW, the global gradient norm and the LR schedule.
+// update_rule.cc — the update-rule kinds on the CPU, AdamW and the global gradient norm.
 #include "update_rule.h"
 
 #include <algorithm>
@@ -9,35 +9,8 @@
 
 namespace sieve::cpu {
 
-const char* update_rule_name(int32_t kind) {
-  switch (kind) {
-    case SIEVE_RULE_ADAMW: return "adamw";
-    case SIEVE_RULE_FROZEN: return "frozen";
-  }
-  return "unknown";
-}
-
-void update_rule_validate(int32_t kind, const float* params, int64_t n_params, const std::string& tensor) {
-  (void)params;
-  switch (kind) {
-    case SIEVE_RULE_ADAMW:
-    case SIEVE_RULE_FROZEN:
-      SIEVE_CHECK(n_params == 0, "update rule '%s' of tensor '%s' takes no parameters, got %lld",
-                  update_rule_name(kind), tensor.c_str(), (long long)n_params);
-      return;
-  }
-  fail(SIEVE_E_INVALID_ARGUMENT, "unknown update rule kind %d for tensor '%s'", (int)kind, tensor.c_str());
-}
-
-bool update_rule_uses_mask(int32_t kind) {
-  (void)kind;
-  return false;
-}
-
-bool update_rule_uses_moments(int32_t kind) { return kind == SIEVE_RULE_ADAMW; }
-
 void update_rule_apply(float* w, float* m, float* v, const float* grad, const float* mask, bool decay,
-                       const StepHyper& hp, const RuleSpec& spec, int64_t n) {
+                       const StepHyper& hp, const SeamSpec& spec, int64_t n) {
   (void)mask;
   switch (spec.kind) {
     case SIEVE_RULE_ADAMW:
@@ -83,13 +56,6 @@ double global_norm(const float* x, int64_t n) {
   double sum = 0.0;
   for (int64_t k = 0; k < chunks; k++) sum += partial[k];
   return std::sqrt(sum);
-}
-
-double lr_at(int64_t step, double peak, double min, int64_t warmup, int64_t total) {
-  if (step < warmup) return peak * (double)(step + 1) / (double)warmup;
-  if (step >= total) return min;
-  const double progress = (double)(step - warmup) / (double)(total - warmup);
-  return min + (peak - min) * 0.5 * (1.0 + std::cos(M_PI * progress));
 }
 
 }  // namespace sieve::cpu

@@ -1,35 +1,29 @@
-// update_rule.h — the update-rule seam: how one tensor (parameter group) moves given its
-// gradient, and the optimizer arithmetic shared by the rules.
+// update_rule.h — the maths of the update-rule seam on the CPU: how one tensor (parameter
+// group) moves given its gradient, and the optimizer arithmetic shared by the rules.
 //
-// Adding a rule (AST's decay-outside-momentum Adam, CAST's AdamS, ...) touches this file
-// and update_rule.cc only: a SIEVE_RULE_* number in sieve.h and a case in each switch.
-// A rule sees the tensor's weights, gradient, both moment buffers, its mask and the
-// step's hyperparameters, so mask-aware rules need nothing else.
+// Adding a rule (AST's decay-outside-momentum Adam, CAST's AdamS, ...) touches
+// core/seams.cc for its contract (name, parameters, whether it reads the mask or keeps
+// moments) and a case here and in update_rule.cc. A rule sees the tensor's weights,
+// gradient, both moment buffers, its mask and the step's hyperparameters, so mask-aware
+// rules need nothing else.
 #pragma once
 
 #include <cstdint>
-#include <string>
-#include <vector>
+
+#include "core/layout.h"
 
 namespace sieve::cpu {
-
-struct RuleSpec {
-  int32_t kind = 0;  // SIEVE_RULE_*
-  std::vector<float> params;
-};
 
 struct StepHyper {
   float lr, beta1, beta2, eps, weight_decay;
   int64_t t;  // optimizer step, 1-based (bias correction)
 };
 
-const char* update_rule_name(int32_t kind);
-void update_rule_validate(int32_t kind, const float* params, int64_t n_params, const std::string& tensor);
-bool update_rule_uses_mask(int32_t kind);
-bool update_rule_uses_moments(int32_t kind);
-// decay: whether decoupled weight decay applies to this tensor (sieve_tensor_info.decay)
+// decay: whether decoupled weight decay applies to this tensor (sieve_tensor_info.decay).
+// m and v are null when no tensor of the model has a rule that keeps moments
+// (update_rule_uses_moments, core/seams.h).
 void update_rule_apply(float* w /* (n) */, float* m /* (n) */, float* v /* (n) */, const float* grad /* (n) */,
-                       const float* mask /* (n) */, bool decay, const StepHyper& hp, const RuleSpec& spec,
+                       const float* mask /* (n) */, bool decay, const StepHyper& hp, const SeamSpec& spec,
                        int64_t n);
 
 // AdamW (Loshchilov & Hutter), PyTorch's order of operations:
@@ -40,8 +34,5 @@ void adamw_update(float* w, float* m, float* v, const float* grad, float lr, flo
 
 // sqrt(sum x^2) in double over fixed chunks added in order (thread-count independent).
 double global_norm(const float* x, int64_t n);
-
-// The warm-up + cosine schedule of sieve_lr_at.
-double lr_at(int64_t step, double peak, double min, int64_t warmup, int64_t total);
 
 }  // namespace sieve::cpu

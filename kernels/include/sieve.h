@@ -1,8 +1,10 @@
 /*
  * sieve.h — the plain C ABI of sieve's native engine.
  *
- * This header is the seam between the N-API binding (kernels/napi/) and any backend
- * (kernels/cpu/ today, a CUDA implementation later). It promises:
+ * This header is the seam between the N-API binding (kernels/napi/) and the engine: the
+ * backend-neutral core (kernels/core/), which checks every argument and keeps the tensor
+ * table, and a device backend behind it (kernels/cpu/ today; CUDA later), chosen once per
+ * model by its device. It promises:
  *   - C linkage, POD structs, fixed-width integers; no C++ types cross it.
  *   - Every function that can fail returns an int status (SIEVE_OK = 0). On failure the
  *     calling thread's sieve_last_error() holds one clear sentence. Native code never
@@ -10,16 +12,20 @@
  *   - Argument order everywhere: outputs first, then inputs, then weights, then sizes
  *     (int64_t). "+=" after a shape means the function accumulates into that buffer.
  *   - All tensors are float32, row-major, contiguous unless a leading dimension says so.
- *     Pointers are host pointers for the CPU backend.
+ *     Every pointer is a host pointer, whatever the model's device: a model's own buffers
+ *     are reached only through the copy calls sieve_model_read / sieve_model_write.
  *   - Determinism: the same inputs give the same bits, whatever the thread count
  *     (docs/kernels.md says where bits could change: a different BLAS build or CPU).
  *
- * Dimension letters (one legend for every shape comment below):
+ * Dimension letters (one legend for every shape comment below, and for the shape
+ * comments inside the engine):
  *   B  batch (sequences)              T  sequence length (T <= context)
  *   C  model width ("dim")            NH attention heads
  *   HS head size = C / NH             H  MLP hidden width
+ *   FC width of the MLP's up projection: H (gpt2: fc) or 2H (llama: gate | up)
  *   V  vocabulary size                L  layers
- *   N  rows (tokens) of an op         OC / IC output / input features of a linear layer
+ *   N  rows (tokens) of an op; N = B T inside a model call
+ *   OC / IC output / input features of a linear layer
  *   P  number of parameters (the length of every flat buffer)
  *   n  length of a flat vector
  */
@@ -32,7 +38,7 @@
 extern "C" {
 #endif
 
-#define SIEVE_ABI_VERSION 1
+#define SIEVE_ABI_VERSION 2
 
 /* ---------------------------------------------------------------- status codes */
 
@@ -42,25 +48,30 @@ enum {
   SIEVE_E_STATE = 2,            /* the call is wrong for the object's state (busy, missing buffer) */
   SIEVE_E_CANCELLED = 3,        /* sieve_model_cancel() stopped the call between steps */
   SIEVE_E_OUT_OF_MEMORY = 4,
-  SIEVE_E_INTERNAL = 5          /* a bug: please report with the message */
+  SIEVE_E_INTERNAL = 5,         /* a bug: please report with the message */
+  SIEVE_E_UNAVAILABLE = 6       /* the requested backend is not built or not loadable here */
 };
 
 /* The last error message of the calling thread ("" if none). Valid until the next
  * failing sieve call on the same thread. */
 const char* sieve_last_error(void);
 
-/* ---------------------------------------------------------------- backend */
+/* ---------------------------------------------------------------- backends */
+
+/* Where a model's numbers live and its passes run; chosen once, at sieve_model_create. */
+enum { SIEVE_DEVICE_CPU = 0, SIEVE_DEVICE_CUDA = 1 };
 
 typedef struct sieve_backend_info {
   int32_t abi_version;    /* SIEVE_ABI_VERSION */
   const char* name;       /* "cpu" */
-  const char* blas;       /* e.g. "OpenBLAS 0.3.21 ... SkylakeX", or NULL: portable GEMM */
-  int32_t default_threads;/* threads a new model gets (OMP_NUM_THREADS or the core count) */
+  const char* blas;       /* e.g. "OpenBLAS 0.3.21 ... SkylakeX", NULL: portable GEMM or not applicable */
+  int32_t default_threads;/* threads a new model gets (cpu: OMP_NUM_THREADS or the core count) */
 } sieve_backend_info;
 
-int sieve_backend(sieve_backend_info* out);
+/* The backend of `device`; SIEVE_E_UNAVAILABLE when this build has none for it. */
+int sieve_backend(int32_t device, sieve_backend_info* out);
 
-/* Threads used by the op-level functions below and by models created afterwards. */
+/* Threads used by the op-level functions below and by CPU models created afterwards. */
 int sieve_set_default_threads(int32_t threads);
 
 /* ---------------------------------------------------------------- config */
@@ -79,7 +90,7 @@ typedef struct sieve_config {
   float rope_theta;   /* llama: > 0 (HS must be even); gpt2: must be 0 (unused) */
 } sieve_config;
 
-/* SIEVE_OK if the config describes a model this backend can build; otherwise
+/* SIEVE_OK if the config describes a model the engine can build; otherwise
  * SIEVE_E_INVALID_ARGUMENT and the reason in sieve_last_error(). */
 int sieve_config_check(const sieve_config* config);
 
@@ -110,11 +121,13 @@ enum {
   SIEVE_BUFFER_ADAM_V = 4 /* AdamW second moment, allocated on first use, zeros */
 };
 
-/* Creates a model with uninitialised (zero) parameters. Only the parameters are
+/* Creates a model with uninitialised (zero) parameters on `device` (SIEVE_DEVICE_*;
+ * SIEVE_E_UNAVAILABLE when this build has no backend for it). Only the parameters are
  * allocated; gradients, optimizer state, masks and activations come on first use, so a
  * frozen teacher that only runs sieve_model_logits never allocates them. */
-int sieve_model_create(sieve_model** out, const sieve_config* config);
+int sieve_model_create(sieve_model** out, const sieve_config* config, int32_t device);
 void sieve_model_destroy(sieve_model* model); /* NULL is fine */
+int sieve_model_device(const sieve_model* model, int32_t* out); /* SIEVE_DEVICE_* */
 
 int sieve_model_num_params(const sieve_model* model, int64_t* out);
 int sieve_model_num_tensors(const sieve_model* model, int64_t* out);
@@ -122,9 +135,18 @@ int sieve_model_tensor(const sieve_model* model, int64_t index, sieve_tensor_inf
 /* index of the tensor called name, or SIEVE_E_INVALID_ARGUMENT naming it */
 int sieve_model_find_tensor(const sieve_model* model, const char* name, int64_t* index);
 
-/* The flat buffer `which` (SIEVE_BUFFER_*), allocating it if needed: data (P). The
- * pointer stays valid until sieve_model_destroy. */
-int sieve_model_buffer(sieve_model* model, int32_t which, float** data, int64_t* size);
+/* Copies floats [offset, offset + count) of the flat buffer `which` (SIEVE_BUFFER_*) out
+ * of or into the model; 0 <= offset, 0 <= count, offset + count <= P. Reading a buffer
+ * never written gives its initial value (0; masks 1) without allocating it; writing
+ * allocates it. A write is seen by the next call that reads the buffer. */
+int sieve_model_read(sieve_model* model, int32_t which, int64_t offset, int64_t count, float* dst /* (count) */);
+int sieve_model_write(sieve_model* model, int32_t which, int64_t offset, int64_t count,
+                      const float* src /* (count) */);
+/* The same for the tensor called name; count must be its size. */
+int sieve_model_read_tensor(sieve_model* model, const char* name, int32_t which, float* dst /* (count) */,
+                            int64_t count);
+int sieve_model_write_tensor(sieve_model* model, const char* name, int32_t which, const float* src /* (count) */,
+                             int64_t count);
 
 /* Threads for this model's calls (each call applies it to the calling thread). */
 int sieve_model_set_threads(sieve_model* model, int32_t threads);

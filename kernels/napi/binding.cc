@@ -8,9 +8,10 @@
 //     run on the libuv pool and return Promises. A model runs one async call at a time;
 //     a second is refused with "model is busy". cancel() sets the C cancel flag, cleared
 //     when the next call is queued (so a cancel never leaks into a later call).
-//   - Buffer views are external ArrayBuffers over the model's memory, one per buffer kind,
-//     each holding a reference to the native model (so a view that outlives the model
-//     object never dangles). dispose() detaches them and frees the memory at once.
+//   - The model's buffers are reached only by copies (sieve_model_read / _write): read()
+//     returns a new Float32Array, write() copies one in. Nothing in JS points into the
+//     model's memory, which may live on a device (docs/kernels.md, "Backend-neutrality");
+//     dispose() frees it at once.
 #include <napi.h>
 
 #include <cmath>
@@ -65,6 +66,17 @@ Napi::Int32Array get_i32(const Napi::Value& v, const char* name, int64_t length)
 Napi::Float32Array get_f32(const Napi::Value& v, const char* name, int64_t length) {
   return get_typed<float, napi_float32_array>(v, name, "a Float32Array", length);
 }
+// A Float32Array of any length (the C side checks it against the buffer or the tensor).
+Napi::Float32Array get_f32_any(const Napi::Value& v, const char* name) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    type_error(v.Env(), std::string("expected a Float32Array for ") + name);
+  return v.As<Napi::Float32Array>();
+}
+
+std::string get_string(const Napi::Value& v, const char* name) {
+  if (!v.IsString()) type_error(v.Env(), std::string("expected a string for ") + name);
+  return v.As<Napi::String>().Utf8Value();
+}
 
 std::vector<float> get_params(const Napi::Value& v) {
   if (v.IsNull() || v.IsUndefined()) return {};
@@ -97,13 +109,12 @@ int64_t checked_product(Napi::Env env, int64_t a, int64_t b, const char* what) {
 
 // ---------------------------------------------------------------- the model object
 
-// Owns the native model; shared by the JS object, in-flight workers and buffer views.
+// Owns the native model; shared by the JS object and in-flight workers, so a worker never
+// outlives the model it runs on.
 struct Holder {
   sieve_model* model = nullptr;
   ~Holder() { sieve_model_destroy(model); }
 };
-
-constexpr int kBufferKinds = 5;
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  public:
@@ -111,7 +122,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return DefineClass(env, "NativeModel",
                        {
                            InstanceMethod<&ModelWrap::Info>("info"),
-                           InstanceMethod<&ModelWrap::Buffer>("buffer"),
+                           InstanceMethod<&ModelWrap::Device>("device"),
+                           InstanceMethod<&ModelWrap::Read>("read"),
+                           InstanceMethod<&ModelWrap::Write>("write"),
+                           InstanceMethod<&ModelWrap::ReadTensor>("readTensor"),
+                           InstanceMethod<&ModelWrap::WriteTensor>("writeTensor"),
                            InstanceMethod<&ModelWrap::Init>("init"),
                            InstanceMethod<&ModelWrap::GetStep>("getStep"),
                            InstanceMethod<&ModelWrap::SetStep>("setStep"),
@@ -135,10 +150,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() != 1) type_error(env, "expected a config object");
+    if (info.Length() != 2) type_error(env, "expected a config object and a device");
     const sieve_config c = read_config(info[0]);
+    const int32_t device = (int32_t)get_int(info[1], "device");
     holder_ = std::make_shared<Holder>();
-    check(env, sieve_model_create(&holder_->model, &c));
+    check(env, sieve_model_create(&holder_->model, &c, device));
     config_ = c;
   }
 
@@ -187,19 +203,57 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return out;
   }
 
-  Napi::Value Buffer(const Napi::CallbackInfo& info) {
+  Napi::Value Device(const Napi::CallbackInfo& info) {
+    int32_t device = 0;
+    check(info.Env(), sieve_model_device(Model(info.Env()), &device));
+    return Napi::Number::New(info.Env(), device);
+  }
+
+  // (which, offset, count) -> a new Float32Array holding a copy of that range.
+  Napi::Value Read(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    const int64_t which = get_int(info[0], "buffer");
-    if (which < 0 || which >= kBufferKinds) type_error(env, "unknown buffer kind");
-    if (!views_[which].IsEmpty()) return views_[which].Value();
-    float* data = nullptr;
-    int64_t size = 0;
-    check(env, sieve_model_buffer(Idle(env), (int32_t)which, &data, &size));
-    auto* keep = new std::shared_ptr<Holder>(holder_);
-    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
-        env, data, (size_t)size * sizeof(float), [](Napi::Env, void*, std::shared_ptr<Holder>* k) { delete k; }, keep);
-    views_[which] = Napi::Persistent(ab);
-    return ab;
+    const int32_t which = (int32_t)get_int(info[0], "buffer");
+    const int64_t offset = get_int(info[1], "offset"), count = get_int(info[2], "count");
+    sieve_model* m = Idle(env);
+    CheckRange(env, m, offset, count);
+    Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)count);
+    check(env, sieve_model_read(m, which, offset, count, out.Data()));
+    return out;
+  }
+
+  // (which, offset, data: Float32Array): copies data into [offset, offset + data.length).
+  Napi::Value Write(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int32_t which = (int32_t)get_int(info[0], "buffer");
+    const int64_t offset = get_int(info[1], "offset");
+    Napi::Float32Array data = get_f32_any(info[2], "data");
+    check(env, sieve_model_write(Idle(env), which, offset, (int64_t)data.ElementLength(), data.Data()));
+    return env.Undefined();
+  }
+
+  // (name, which) -> a new Float32Array holding a copy of the tensor.
+  Napi::Value ReadTensor(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::string name = get_string(info[0], "name");
+    const int32_t which = (int32_t)get_int(info[1], "buffer");
+    sieve_model* m = Idle(env);
+    int64_t index = 0;
+    sieve_tensor_info t{};
+    check(env, sieve_model_find_tensor(m, name.c_str(), &index));
+    check(env, sieve_model_tensor(m, index, &t));
+    Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)t.size);
+    check(env, sieve_model_read_tensor(m, name.c_str(), which, out.Data(), t.size));
+    return out;
+  }
+
+  // (name, which, data: Float32Array of the tensor's size)
+  Napi::Value WriteTensor(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::string name = get_string(info[0], "name");
+    const int32_t which = (int32_t)get_int(info[1], "buffer");
+    Napi::Float32Array data = get_f32_any(info[2], "data");
+    check(env, sieve_model_write_tensor(Idle(env), name.c_str(), which, data.Data(), (int64_t)data.ElementLength()));
+    return env.Undefined();
   }
 
   Napi::Value Init(const Napi::CallbackInfo& info) {
@@ -286,12 +340,6 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Env env = info.Env();
     if (!holder_->model) return env.Undefined();  // disposing twice is harmless
     Idle(env);
-    for (auto& ref : views_) {
-      if (ref.IsEmpty()) continue;
-      Napi::ArrayBuffer ab = ref.Value();
-      if (!ab.IsDetached()) ab.Detach();  // views read as empty from now on, never freed memory
-      ref.Reset();
-    }
     sieve_model_destroy(holder_->model);
     holder_->model = nullptr;
     return env.Undefined();
@@ -315,10 +363,21 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     if (B > (int64_t(1) << 24) / T) fail("B*T = " + std::to_string(B * T) + " tokens is too many for one call");
   }
 
+  // The range checks of sieve_model_read, made before an output array is allocated for them.
+  void CheckRange(Napi::Env env, sieve_model* m, int64_t offset, int64_t count) const {
+    auto fail = [&](const std::string& msg) { throw status_error(env, SIEVE_E_INVALID_ARGUMENT, msg); };
+    int64_t P = 0;
+    check(env, sieve_model_num_params(m, &P));
+    if (offset < 0) fail("offset must be >= 0, got " + std::to_string(offset));
+    if (count < 0) fail("count must be >= 0, got " + std::to_string(count));
+    if (offset > P || count > P - offset)
+      fail("[" + std::to_string(offset) + ", " + std::to_string(offset) + " + " + std::to_string(count) +
+           ") is outside the buffer of P = " + std::to_string(P) + " floats");
+  }
+
   std::shared_ptr<Holder> holder_;
   sieve_config config_{};
   bool busy_ = false;
-  Napi::Reference<Napi::ArrayBuffer> views_[kBufferKinds];
 };
 
 // ---------------------------------------------------------------- async calls
@@ -560,17 +619,17 @@ Napi::Value ModelWrap::Infer(const Napi::CallbackInfo& info, bool nll) {
 
 // ---------------------------------------------------------------- module functions
 
-
 Napi::Value ConfigCheck(const Napi::CallbackInfo& info) {
   const sieve_config c = read_config(info[0]);
   check(info.Env(), sieve_config_check(&c));
   return info.Env().Undefined();
 }
 
+// (device) -> the info of that device's backend; status 6 when this build has none.
 Napi::Value Backend(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   sieve_backend_info b{};
-  check(env, sieve_backend(&b));
+  check(env, sieve_backend((int32_t)get_int(info[0], "device"), &b));
   Napi::Object o = Napi::Object::New(env);
   o.Set("abiVersion", b.abi_version);
   o.Set("name", b.name);

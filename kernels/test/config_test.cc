@@ -1,4 +1,5 @@
-// config_test.cc — bad configs are rejected with a message that names the problem.
+// config_test.cc — bad configs are rejected with a message that names the problem; the
+// backends: the CPU one describes itself, a device this build lacks is SIEVE_E_UNAVAILABLE.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -19,7 +20,7 @@ void expect_rejected(const std::function<void(sieve_config&)>& edit, const std::
   EXPECT_NE(std::string(sieve_last_error()).find(message), std::string::npos)
       << "got: " << sieve_last_error() << "\nwant: " << message;
   sieve_model* m = reinterpret_cast<sieve_model*>(0x1);
-  EXPECT_EQ(sieve_model_create(&m, &c), SIEVE_E_INVALID_ARGUMENT);
+  EXPECT_EQ(sieve_model_create(&m, &c, SIEVE_DEVICE_CPU), SIEVE_E_INVALID_ARGUMENT);
   EXPECT_EQ(m, nullptr);
 }
 
@@ -61,8 +62,32 @@ TEST(Config, NullPointersAreErrorsNotCrashes) {
 
 TEST(Backend, ReportsItself) {
   sieve_backend_info info{};
-  SIEVE_OK_OR_FAIL(sieve_backend(&info));
+  SIEVE_OK_OR_FAIL(sieve_backend(SIEVE_DEVICE_CPU, &info));
   EXPECT_EQ(info.abi_version, SIEVE_ABI_VERSION);
+  EXPECT_EQ(info.abi_version, 2);
   EXPECT_STREQ(info.name, "cpu");
   EXPECT_GE(info.default_threads, 1);
+  ModelHandle h(tiny_config(SIEVE_FAMILY_GPT2));
+  int32_t device = -1, threads = 0;
+  SIEVE_OK_OR_FAIL(sieve_model_device(h.m, &device));
+  EXPECT_EQ(device, SIEVE_DEVICE_CPU);
+  SIEVE_OK_OR_FAIL(sieve_model_get_threads(h.m, &threads));
+  EXPECT_EQ(threads, info.default_threads) << "a new model gets its backend's default thread count";
+}
+
+// This build has no CUDA backend: asking for one is a status of its own and a sentence
+// that says what to do, never a crash or a silent CPU model.
+TEST(Backend, CudaIsUnavailableInThisBuild) {
+  sieve_backend_info info{};
+  EXPECT_EQ(sieve_backend(SIEVE_DEVICE_CUDA, &info), SIEVE_E_UNAVAILABLE);
+  EXPECT_STREQ(sieve_last_error(),
+               "this build of sieve has no CUDA backend (it was built without nvcc); use device cpu");
+  const sieve_config c = tiny_config(SIEVE_FAMILY_GPT2);
+  sieve_model* m = reinterpret_cast<sieve_model*>(0x1);
+  EXPECT_EQ(sieve_model_create(&m, &c, SIEVE_DEVICE_CUDA), SIEVE_E_UNAVAILABLE);
+  EXPECT_EQ(m, nullptr);
+  EXPECT_NE(std::string(sieve_last_error()).find("no CUDA backend"), std::string::npos);
+  EXPECT_EQ(sieve_model_create(&m, &c, 7), SIEVE_E_INVALID_ARGUMENT);
+  EXPECT_STREQ(sieve_last_error(), "unknown device 7: expected cpu (0) or cuda (1)");
+  EXPECT_EQ(sieve_backend(-1, &info), SIEVE_E_INVALID_ARGUMENT);
 }

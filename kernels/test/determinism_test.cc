@@ -34,7 +34,7 @@ RunResult train(int32_t family, int32_t threads) {
   RunResult r;
   EXPECT_EQ(sieve_model_set_threads(h.m, threads), SIEVE_OK);
   EXPECT_EQ(sieve_model_init(h.m, 1234), SIEVE_OK);
-  const int64_t B = 4, T = 80, P = h.num_params();
+  const int64_t B = 4, T = 80;
   const auto data = randint(B * T + 1, (int32_t)cfg.vocab, 99);  // one batch, seen every step
   const sieve_loss_opts lo{1.0f, 0.0f, 1.0f};
   const sieve_optim_opts oo{3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
@@ -48,10 +48,9 @@ RunResult train(int32_t family, int32_t threads) {
     r.losses.push_back(out.loss);
     r.norms.push_back(norm);
   }
-  const float* p = h.buffer(SIEVE_BUFFER_PARAMS);
-  r.params.assign(p, p + P);
-  r.m.assign(h.buffer(SIEVE_BUFFER_ADAM_M), h.buffer(SIEVE_BUFFER_ADAM_M) + P);
-  r.v.assign(h.buffer(SIEVE_BUFFER_ADAM_V), h.buffer(SIEVE_BUFFER_ADAM_V) + P);
+  r.params = h.read(SIEVE_BUFFER_PARAMS);
+  r.m = h.read(SIEVE_BUFFER_ADAM_M);
+  r.v = h.read(SIEVE_BUFFER_ADAM_V);
   r.nll.resize(B * (T - 1));
   EXPECT_EQ(sieve_model_eval_nll(h.m, r.nll.data(), data.data(), B, T, nullptr, nullptr), SIEVE_OK);
   return r;

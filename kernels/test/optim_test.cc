@@ -56,11 +56,9 @@ TEST(Optimizer, ModelStepAppliesAdamWWithDecayOnMatricesOnly) {
   ModelHandle h(cfg);
   randomize_params(h, 1);
   const int64_t P = h.num_params();
-  float* p = h.buffer(SIEVE_BUFFER_PARAMS);
-  float* g = h.buffer(SIEVE_BUFFER_GRADS);
   const auto grads = randn(P, 2, 0.01f);
-  std::copy(grads.begin(), grads.end(), g);
-  const std::vector<float> before(p, p + P);
+  h.write(SIEVE_BUFFER_GRADS, grads);
+  const std::vector<float> before = h.read(SIEVE_BUFFER_PARAMS);
   const int64_t frozen = h.index("blocks.1.mlp.fc.weight");
   SIEVE_OK_OR_FAIL(sieve_model_set_update_rule(h.m, frozen, SIEVE_RULE_FROZEN, nullptr, 0));
   float norm = 0;
@@ -72,6 +70,7 @@ TEST(Optimizer, ModelStepAppliesAdamWWithDecayOnMatricesOnly) {
   double sq = 0;
   for (float x : grads) sq += (double)x * x;
   EXPECT_NEAR(norm, std::sqrt(sq), 1e-6 * std::sqrt(sq));
+  const std::vector<float> p = h.read(SIEVE_BUFFER_PARAMS);
   for (const sieve_tensor_info& t : h.tensors()) {
     for (int64_t i = 0; i < t.size; i++) {
       const int64_t k = t.offset + i;
@@ -85,8 +84,32 @@ TEST(Optimizer, ModelStepAppliesAdamWWithDecayOnMatricesOnly) {
       ASSERT_NEAR(p[k], want, 1e-6) << t.name << "[" << i << "]";
     }
   }
-  const float* mv = h.buffer(SIEVE_BUFFER_ADAM_M) + h.tensors()[frozen].offset;
-  for (int64_t i = 0; i < h.tensors()[frozen].size; i++) ASSERT_EQ(mv[i], 0.0f) << "frozen tensors keep no moments";
+  const std::vector<float> mv = h.read(SIEVE_BUFFER_ADAM_M);
+  for (int64_t i = 0; i < h.tensors()[frozen].size; i++)
+    ASSERT_EQ(mv[h.tensors()[frozen].offset + i], 0.0f) << "frozen tensors keep no moments";
+}
+
+// With every tensor frozen no rule keeps moments: the step moves nothing, allocates no
+// moments (they read as zeros), and still counts.
+TEST(Optimizer, AllFrozenStepMovesNothingAndCounts) {
+  const sieve_config cfg = tiny_config(SIEVE_FAMILY_LLAMA);
+  ModelHandle h(cfg);
+  randomize_params(h, 4);
+  const int64_t P = h.num_params();
+  for (int64_t i = 0; i < (int64_t)h.tensors().size(); i++)
+    SIEVE_OK_OR_FAIL(sieve_model_set_update_rule(h.m, i, SIEVE_RULE_FROZEN, nullptr, 0));
+  h.write(SIEVE_BUFFER_GRADS, randn(P, 5, 0.1f));
+  const std::vector<float> before = h.read(SIEVE_BUFFER_PARAMS);
+  float norm = 0;
+  const sieve_optim_opts o = adam_opts(0.0f);
+  SIEVE_OK_OR_FAIL(sieve_model_optimizer_step(h.m, &norm, &o));
+  EXPECT_GT(norm, 0.0f);
+  EXPECT_TRUE(same_bits(h.read(SIEVE_BUFFER_PARAMS).data(), before.data(), P));
+  for (int32_t which : {SIEVE_BUFFER_ADAM_M, SIEVE_BUFFER_ADAM_V})
+    for (float x : h.read(which)) ASSERT_EQ(x, 0.0f);
+  int64_t step = 0;
+  SIEVE_OK_OR_FAIL(sieve_model_get_step(h.m, &step));
+  EXPECT_EQ(step, 1);
 }
 
 TEST(Optimizer, StepCounterDrivesBiasCorrectionAndIsSettable) {
@@ -94,10 +117,8 @@ TEST(Optimizer, StepCounterDrivesBiasCorrectionAndIsSettable) {
   ModelHandle h(cfg);
   randomize_params(h, 3);
   const int64_t P = h.num_params();
-  float* p = h.buffer(SIEVE_BUFFER_PARAMS);
-  float* g = h.buffer(SIEVE_BUFFER_GRADS);
-  for (int64_t i = 0; i < P; i++) g[i] = 0.01f;
-  const std::vector<float> before(p, p + P);
+  h.write(SIEVE_BUFFER_GRADS, std::vector<float>(P, 0.01f));
+  const std::vector<float> before = h.read(SIEVE_BUFFER_PARAMS);
   SIEVE_OK_OR_FAIL(sieve_model_set_step(h.m, 99));  // the next step is t = 100
   float norm = 0;
   sieve_optim_opts o = adam_opts(0.0f);
@@ -106,6 +127,7 @@ TEST(Optimizer, StepCounterDrivesBiasCorrectionAndIsSettable) {
   // t = 100: m = 0.1 g, v = 0.05 g^2; corrections 1 - 0.9^100 and 1 - 0.95^100
   const double bc1 = 1 - std::pow(0.9, 100), bc2 = 1 - std::pow(0.95, 100);
   const double upd = 1e-2 / bc1 * 0.001 / (std::sqrt(0.05 * 1e-4) / std::sqrt(bc2) + 1e-8);
+  const std::vector<float> p = h.read(SIEVE_BUFFER_PARAMS);
   for (int64_t i = 0; i < P; i++) ASSERT_NEAR(p[i], before[i] - upd, 1e-7) << i;
   int64_t step = 0;
   SIEVE_OK_OR_FAIL(sieve_model_get_step(h.m, &step));
@@ -117,14 +139,16 @@ TEST(Optimizer, ClipsToTheGlobalNormAndReportsItBeforeClipping) {
   const sieve_config cfg = tiny_config(SIEVE_FAMILY_GPT2);
   ModelHandle h(cfg);
   const int64_t P = h.num_params();
-  float* g = h.buffer(SIEVE_BUFFER_GRADS);
+  std::vector<float> g(P);
   for (int64_t i = 0; i < P; i++) g[i] = (i % 2 ? 0.5f : -0.5f);
+  h.write(SIEVE_BUFFER_GRADS, g);
   const double norm = 0.5 * std::sqrt((double)P);
   float got = 0;
   const sieve_optim_opts o = adam_opts(1.0f);
   SIEVE_OK_OR_FAIL(sieve_model_optimizer_step(h.m, &got, &o));
   EXPECT_NEAR(got, norm, 1e-5 * norm);
   const float s = (float)(1.0 / (norm + 1e-6));
+  g = h.read(SIEVE_BUFFER_GRADS);
   double clipped = 0;
   for (int64_t i = 0; i < P; i++) {
     ASSERT_EQ(g[i], (i % 2 ? 0.5f : -0.5f) * s) << "grads hold the clipped gradient";
@@ -132,9 +156,10 @@ TEST(Optimizer, ClipsToTheGlobalNormAndReportsItBeforeClipping) {
   }
   EXPECT_NEAR(std::sqrt(clipped), 1.0, 1e-5);
   // under the threshold: untouched
-  for (int64_t i = 0; i < P; i++) g[i] = 1e-4f;
+  h.write(SIEVE_BUFFER_GRADS, std::vector<float>(P, 1e-4f));
   const sieve_optim_opts loose = adam_opts(1e6f);
   SIEVE_OK_OR_FAIL(sieve_model_optimizer_step(h.m, &got, &loose));
+  g = h.read(SIEVE_BUFFER_GRADS);
   for (int64_t i = 0; i < P; i++) ASSERT_EQ(g[i], 1e-4f);
 }
 
@@ -168,17 +193,17 @@ TEST(GradHook, MaskedDecayInTheModelRunsAfterClipping) {
   const int64_t P = h.num_params();
   const int64_t idx = h.index("blocks.0.mlp.fc.weight");
   const sieve_tensor_info t = h.tensors()[idx];
-  float* w = h.buffer(SIEVE_BUFFER_PARAMS);
-  float* mask = h.buffer(SIEVE_BUFFER_MASKS);
-  float* g = h.buffer(SIEVE_BUFFER_GRADS);
+  std::vector<float> mask = h.read(SIEVE_BUFFER_MASKS);
   for (int64_t i = 0; i < t.size; i++) mask[t.offset + i] = (i % 4 < 2) ? 1.0f : 0.0f;
-  for (int64_t i = 0; i < P; i++) g[i] = 1.0f;
-  const std::vector<float> w0(w, w + P);
+  h.write(SIEVE_BUFFER_MASKS, mask);
+  h.write(SIEVE_BUFFER_GRADS, std::vector<float>(P, 1.0f));
+  const std::vector<float> w0 = h.read(SIEVE_BUFFER_PARAMS);
   const float lambda = 0.5f;
   SIEVE_OK_OR_FAIL(sieve_model_set_grad_hook(h.m, idx, SIEVE_HOOK_MASKED_DECAY, &lambda, 1));
   float norm = 0;
   const sieve_optim_opts o = adam_opts(1.0f);
   SIEVE_OK_OR_FAIL(sieve_model_optimizer_step(h.m, &norm, &o));
+  const std::vector<float> g = h.read(SIEVE_BUFFER_GRADS);
   const float s = (float)(1.0 / (std::sqrt((double)P) + 1e-6));
   for (int64_t i = 0; i < t.size; i++) {
     const int64_t k = t.offset + i;

@@ -1,5 +1,6 @@
 // util.h — helpers shared by the native tests: seeded data, comparisons that print the
-// worst element, central differences, and a small RAII model handle.
+// worst element, central differences, and a small RAII model handle whose buffers are
+// reached through the copy calls (sieve_model_read / sieve_model_write), as on any device.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -83,20 +84,25 @@ inline std::vector<int64_t> sample_indices(int64_t n, int64_t k, uint32_t seed) 
 
 #define SIEVE_OK_OR_FAIL(call) ASSERT_EQ((call), SIEVE_OK) << sieve_last_error()
 
-// RAII model handle
+// RAII model handle (a CPU model)
 struct ModelHandle {
   sieve_model* m = nullptr;
   explicit ModelHandle(const sieve_config& c) {
-    if (sieve_model_create(&m, &c) != SIEVE_OK) ADD_FAILURE() << "create: " << sieve_last_error();
+    if (sieve_model_create(&m, &c, SIEVE_DEVICE_CPU) != SIEVE_OK) ADD_FAILURE() << "create: " << sieve_last_error();
   }
   ~ModelHandle() { sieve_model_destroy(m); }
   ModelHandle(const ModelHandle&) = delete;
   ModelHandle& operator=(const ModelHandle&) = delete;
-  float* buffer(int32_t which) {
-    float* p = nullptr;
-    int64_t n = 0;
-    EXPECT_EQ(sieve_model_buffer(m, which, &p, &n), SIEVE_OK) << sieve_last_error();
-    return p;
+  // A copy of the flat buffer `which` (SIEVE_BUFFER_*): P floats.
+  std::vector<float> read(int32_t which) const {
+    std::vector<float> v(num_params());
+    EXPECT_EQ(sieve_model_read(m, which, 0, (int64_t)v.size(), v.data()), SIEVE_OK) << sieve_last_error();
+    return v;
+  }
+  // Replaces the whole flat buffer `which` (v has P floats).
+  void write(int32_t which, const std::vector<float>& v) {
+    EXPECT_EQ((int64_t)v.size(), num_params());
+    EXPECT_EQ(sieve_model_write(m, which, 0, (int64_t)v.size(), v.data()), SIEVE_OK) << sieve_last_error();
   }
   int64_t num_params() const {
     int64_t n = 0;
@@ -148,7 +154,7 @@ inline sieve_config tiny_config(int32_t family) {
 // around 1, biases around 0 (a fresh init has zero biases and unit norms, which would
 // hide mistakes in their gradients).
 inline void randomize_params(ModelHandle& h, uint32_t seed) {
-  float* p = h.buffer(SIEVE_BUFFER_PARAMS);
+  std::vector<float> p(h.num_params());
   std::mt19937 g(seed);
   std::normal_distribution<float> d(0.0f, 1.0f);
   for (const sieve_tensor_info& t : h.tensors())
@@ -156,6 +162,7 @@ inline void randomize_params(ModelHandle& h, uint32_t seed) {
       const float r = d(g);
       p[t.offset + i] = t.kind == SIEVE_KIND_NORM ? 1.0f + 0.2f * r : t.kind == SIEVE_KIND_BIAS ? 0.1f * r : 0.3f * r;
     }
+  h.write(SIEVE_BUFFER_PARAMS, p);
 }
 
 }  // namespace testutil

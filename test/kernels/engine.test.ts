@@ -1,11 +1,13 @@
 // The typed wrapper kernels/index.ts over the real addon: argument checks and their messages,
-// views that write through, learning, cancellation, the busy refusal, progress, dispose.
+// copies in and out of the model, devices, learning, cancellation, the busy refusal, progress,
+// dispose.
 // Facts only: nothing here asserts on timing.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import {
-  backend,
+  BackendUnavailableError,
+  backendInfo,
   benchSgemm,
   CancelledError,
   checkConfig,
@@ -87,9 +89,9 @@ describe('config checks', () => {
 });
 
 describe('the model surface', () => {
-  test('tensor table, views by name, buffers of the same layout', () => {
+  test('tensor table, tensors by name, buffers of the same layout', () => {
     const m = model();
-    assert.equal(m.params.length, m.numParams);
+    assert.equal(m.read('param').length, m.numParams);
     assert.equal(m.tensors[0].name, 'tok_emb.weight');
     const qkv = m.info('blocks.1.attn.qkv.weight');
     assert.deepEqual([...qkv.shape], [96, 32]);
@@ -98,30 +100,82 @@ describe('the model surface', () => {
     assert.equal(qkv.decay, true);
     assert.equal(m.info('blocks.0.mlp.proj.weight').scope, 'ffn');
     assert.equal(m.info('norm_f.bias').decay, false);
-    for (const b of ['grad', 'mask', 'm', 'v'] as const) assert.equal(m.tensor('blocks.0.mlp.fc.weight', b).length, 128 * 32);
-    assert.ok(m.masks.every((x) => x === 1), 'masks start at ones');
-    const view = m.tensor('blocks.0.norm1.weight');
-    view[3] = 42;
-    assert.equal(m.params[m.info('blocks.0.norm1.weight').offset + 3], 42);
-    throws(() => m.tensor('blocks.7.attn.qkv.weight'), InvalidArgumentError, /no tensor named 'blocks.7.attn.qkv.weight'/);
-    throws(() => m.tensor('tok_emb.weight', 'adam' as never), InvalidArgumentError, /Expected one of 'param', 'grad', 'mask', 'm', 'v' for buffer/);
+    for (const b of ['grad', 'mask', 'm', 'v'] as const) assert.equal(m.readTensor('blocks.0.mlp.fc.weight', b).length, 128 * 32);
+    assert.ok(m.read('mask').every((x) => x === 1), 'a mask never written reads as ones');
+    for (const b of ['grad', 'm', 'v'] as const) assert.ok(m.read(b).every((x) => x === 0), `${b} never written reads as zeros`);
+    const norm = m.readTensor('blocks.0.norm1.weight');
+    norm[3] = 42;
+    m.writeTensor('blocks.0.norm1.weight', norm);
+    assert.equal(m.read('param')[m.info('blocks.0.norm1.weight').offset + 3], 42);
+    m.writeTensor('blocks.0.mlp.fc.weight', new Float32Array(128 * 32).fill(0.5), 'mask');
+    const masks = m.read('mask');
+    const fc = m.info('blocks.0.mlp.fc.weight');
+    assert.ok(masks.every((x, i) => x === (i >= fc.offset && i < fc.offset + fc.size ? 0.5 : 1)), 'a tensor write fills its own slice only');
     m.dispose();
   });
 
-  test('writes through a view reach the forward', async () => {
+  test('a write is seen by the next forward; what read returns is a copy', async () => {
     for (const config of [gpt2, llama]) {
       const m = model(config);
       const x = tokens(2 * 16, config.vocab);
       const before = await m.logits(x, 2, 16);
       assert.ok(before.some((v) => v !== 0));
-      // the LM head (tied to tok_emb for gpt2) set to zero makes every logit exactly zero
-      m.tensor(config.family === 'gpt2' ? 'tok_emb.weight' : 'lm_head.weight').fill(0);
-      if (config.family === 'gpt2') m.tensor('pos_emb.weight').fill(0);
+      const saved = m.read('param');
+      const head = config.family === 'gpt2' ? 'tok_emb.weight' : 'lm_head.weight';
+      // editing a copy changes nothing in the model
+      m.readTensor(head).fill(0);
+      saved.subarray(0, 10).fill(7);
+      assert.deepEqual(await m.logits(x, 2, 16), before);
+      saved.set(m.read('param').subarray(0, 10));
+      // the LM head (tied to tok_emb for gpt2) written as zeros makes every logit exactly zero
+      m.writeTensor(head, new Float32Array(m.info(head).size));
+      if (config.family === 'gpt2') m.writeTensor('pos_emb.weight', new Float32Array(m.info('pos_emb.weight').size));
       const after = await m.logits(x, 2, 16);
       assert.equal(after.length, 2 * 16 * config.vocab);
       assert.ok(after.every((v) => v === 0));
+      // the copy read before still holds the old weights; writing it back restores every bit
+      assert.ok(saved.subarray(m.info(head).offset, m.info(head).offset + m.info(head).size).some((v) => v !== 0));
+      m.write('param', saved);
+      assert.deepEqual(await m.logits(x, 2, 16), before);
       m.dispose();
     }
+  });
+
+  test('copies of a wrong size, an unknown tensor or buffer are clear errors', () => {
+    const m = model();
+    const P = m.numParams;
+    const before = m.read('param');
+    throws(() => m.write('param', new Float32Array(P - 1)), InvalidArgumentError, new RegExp(`^Expected a Float32Array of numParams = ${P} elements for data but received a Float32Array of ${P - 1} elements$`));
+    throws(() => m.write('grad', new Float64Array(P) as never), InvalidArgumentError, /for data but received a Float64Array of \d+ elements$/);
+    throws(
+      () => m.writeTensor('blocks.0.norm1.weight', new Float32Array(31)),
+      InvalidArgumentError,
+      /^Expected a Float32Array of the size of 'blocks.0.norm1.weight' = 32 elements for data but received a Float32Array of 31 elements$/,
+    );
+    throws(() => m.writeTensor('blocks.9.norm1.weight', new Float32Array(32)), InvalidArgumentError, /no tensor named 'blocks.9.norm1.weight'/);
+    throws(() => m.readTensor('blocks.7.attn.qkv.weight'), InvalidArgumentError, /no tensor named 'blocks.7.attn.qkv.weight'/);
+    throws(() => m.readTensor('tok_emb.weight', 'adam' as never), InvalidArgumentError, /Expected one of 'param', 'grad', 'mask', 'm', 'v' for buffer but received "adam"/);
+    throws(() => m.read('toString' as never), InvalidArgumentError, /for buffer but received "toString"/);
+    assert.deepEqual(m.read('param'), before, 'refused writes wrote nothing');
+    m.dispose();
+  });
+
+  test('devices: cpu by default; a device without a backend in this build is BackendUnavailableError', () => {
+    const m = model();
+    assert.equal(m.device, 'cpu');
+    assert.deepEqual(m.backend, backendInfo('cpu'));
+    m.dispose();
+    const message = /^this build of sieve has no CUDA backend \(it was built without nvcc\); use device cpu$/;
+    throws(() => Model.create(gpt2, { device: 'cuda' }), BackendUnavailableError, message);
+    throws(() => backendInfo('cuda'), BackendUnavailableError, message);
+    try {
+      backendInfo('cuda');
+    } catch (e) {
+      assert.ok(e instanceof SieveError);
+      assert.equal((e as SieveError).status, 6);
+    }
+    throws(() => Model.create(gpt2, { device: 'tpu' as never }), InvalidArgumentError, /^Expected 'cpu' or 'cuda' for opts.device but received "tpu"$/);
+    throws(() => backendInfo('gpu' as never), InvalidArgumentError, /^Expected 'cpu' or 'cuda' for device but received "gpu"$/);
   });
 
   test('the step counter is readable and settable', () => {
@@ -137,15 +191,18 @@ describe('the model surface', () => {
     const a = model(gpt2, 7);
     const b = model(gpt2, 7);
     const c = model(gpt2, 8);
-    assert.deepEqual(Buffer.from(a.params.buffer), Buffer.from(b.params.buffer));
-    assert.notDeepEqual(Buffer.from(a.params.buffer), Buffer.from(c.params.buffer));
+    assert.deepEqual(Buffer.from(a.read('param').buffer), Buffer.from(b.read('param').buffer));
+    assert.notDeepEqual(Buffer.from(a.read('param').buffer), Buffer.from(c.read('param').buffer));
     for (const m of [a, b, c]) m.dispose();
   });
 
-  test('backend and lrAt', () => {
-    assert.equal(backend.name, 'cpu');
-    assert.ok(backend.threads >= 1);
-    assert.equal(Model.backend.name, 'cpu');
+  test('backendInfo and lrAt', () => {
+    const cpu = backendInfo();
+    assert.equal(cpu.device, 'cpu');
+    assert.equal(cpu.name, 'cpu');
+    assert.ok(cpu.threads >= 1);
+    assert.ok(cpu.blas === null || cpu.blas.length > 0);
+    assert.deepEqual(JSON.parse(JSON.stringify(cpu)), cpu);
     const s = { peak: 1e-3, min: 1e-4, warmup: 10, total: 110 };
     assert.equal(lrAt(0, s), 1e-4);
     assert.equal(lrAt(9, s), 1e-3);
@@ -243,13 +300,13 @@ describe('training and evaluation', () => {
   test('a frozen tensor does not move; the rest does', async () => {
     const m = model();
     m.setUpdateRule('blocks.0.attn.out.weight', 'frozen');
-    const frozen = m.tensor('blocks.0.attn.out.weight').slice();
-    const other = m.tensor('blocks.0.attn.qkv.weight').slice();
+    const frozen = m.readTensor('blocks.0.attn.out.weight');
+    const other = m.readTensor('blocks.0.attn.qkv.weight');
     const x = tokens(65, 64);
     await m.forwardBackward(x.subarray(0, 64), x.subarray(1), 2, 32, noKd);
     await m.optimizerStep(adam);
-    assert.deepEqual(m.tensor('blocks.0.attn.out.weight'), frozen);
-    assert.notDeepEqual(m.tensor('blocks.0.attn.qkv.weight'), other);
+    assert.deepEqual(m.readTensor('blocks.0.attn.out.weight'), frozen);
+    assert.notDeepEqual(m.readTensor('blocks.0.attn.qkv.weight'), other);
     m.dispose();
   });
 
@@ -304,10 +361,16 @@ describe('concurrency, cancellation, disposal', () => {
     await rejects(m.optimizerStep(adam), StateError, /model is busy/);
     await rejects(m.evalNll(x.subarray(0, 256), 8, 32), StateError, /model is busy/);
     throws(() => m.zeroGrad(), StateError, /model is busy/);
+    throws(() => m.read('grad'), StateError, /model is busy/);
+    throws(() => m.readTensor('tok_emb.weight'), StateError, /model is busy/);
+    throws(() => m.write('param', new Float32Array(m.numParams)), StateError, /model is busy/);
+    throws(() => m.writeTensor('blocks.0.norm1.weight', new Float32Array(32), 'mask'), StateError, /model is busy/);
     throws(() => m.dispose(), StateError, /model is busy/);
     const r = await pending;
     assert.ok(r.loss > 0);
     assert.equal(m.busy, false);
+    assert.ok(m.read('grad').some((g) => g !== 0), 'the gradients of the call are readable once it settled');
+    assert.ok(m.read('mask').every((x) => x === 1), 'the refused mask write wrote nothing');
     await m.optimizerStep(adam); // usable again
     m.dispose();
   });
@@ -328,15 +391,19 @@ describe('concurrency, cancellation, disposal', () => {
     m.dispose();
   });
 
-  test('dispose frees the memory: views empty out, later calls are clear errors', async () => {
+  test('dispose frees the memory: copies read before stay valid, later calls are clear errors', async () => {
     const m = model();
-    const params = m.params;
-    const view = m.tensor('blocks.0.mlp.fc.weight');
+    const params = m.read('param');
+    const fc = m.readTensor('blocks.0.mlp.fc.weight');
     m.dispose();
     assert.equal(m.disposed, true);
-    assert.equal(params.length, 0);
-    assert.equal(view.length, 0);
-    throws(() => m.params, StateError, /model has been disposed/);
+    assert.equal(params.length, m.numParams);
+    assert.equal(fc.length, 128 * 32);
+    assert.ok(fc.some((v) => v !== 0));
+    throws(() => m.read('param'), StateError, /model has been disposed/);
+    throws(() => m.readTensor('blocks.0.mlp.fc.weight'), StateError, /model has been disposed/);
+    throws(() => m.write('param', params), StateError, /model has been disposed/);
+    throws(() => m.writeTensor('blocks.0.mlp.fc.weight', fc), StateError, /model has been disposed/);
     throws(() => m.init(1), StateError, /model has been disposed/);
     await rejects(m.evalNll(tokens(64, 64), 2, 32), StateError, /model has been disposed/);
     m.dispose(); // twice is harmless
@@ -354,7 +421,7 @@ describe('concurrency, cancellation, disposal', () => {
         losses.push((await m.forwardBackward(x.subarray(0, 512), x.subarray(1), 8, 64, noKd)).loss);
         await m.optimizerStep(adam);
       }
-      const params = Buffer.from(m.params.slice().buffer);
+      const params = Buffer.from(m.read('param').buffer);
       m.dispose();
       return { losses, params };
     };

@@ -122,7 +122,7 @@ test('an imported HF GPT-2 checkpoint gives the logits GPT-2 computes from the s
   const model = Model.create(imported.config, { threads: 1 });
   try {
     assert.deepEqual([...imported.tensors.keys()].sort(), model.tensors.map((t) => t.name).sort(), 'the import fills every engine tensor, nothing else');
-    for (const [name, data] of imported.tensors) model.tensor(name).set(data);
+    for (const [name, data] of imported.tensors) model.writeTensor(name, data);
 
     const B = 2;
     const T = CTX;

@@ -1,4 +1,4 @@
-// rng.h — the portable random numbers of parameter initialisation.
+// rng.h — the portable random numbers of parameter initialisation (core/init.cc).
 //
 // SplitMix64 (Steele, Lea & Flood, 2014) used as a counter-based generator: the k-th
 // 64-bit draw of a stream with key s is mix(s + (k + 1) * 0x9E3779B97F4A7C15). Each tensor
@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <string>
 
-namespace sieve::cpu {
+namespace sieve {
 
 constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
 
@@ -40,14 +40,16 @@ inline uint64_t stream_key(uint64_t seed, const std::string& name) { return spli
 // The k-th draw (k = 0, 1, ...) of the stream with key s.
 inline uint64_t stream_draw(uint64_t s, uint64_t k) { return splitmix64_mix(s + (k + 1) * kGolden); }
 
-// Element i of a standard-normal sequence of the stream with key s.
-inline double stream_normal(uint64_t s, uint64_t i) {
-  const uint64_t pair = i / 2;
-  const double u1 = (double)((stream_draw(s, 2 * pair) >> 11) + 1) * 0x1.0p-53;
-  const double u2 = (double)(stream_draw(s, 2 * pair + 1) >> 11) * 0x1.0p-53;
+// Elements 2k and 2k + 1 of the standard-normal sequence of the stream with key s.
+struct NormalPair {
+  double even, odd;
+};
+inline NormalPair stream_normal_pair(uint64_t s, uint64_t k) {
+  const double u1 = (double)((stream_draw(s, 2 * k) >> 11) + 1) * 0x1.0p-53;
+  const double u2 = (double)(stream_draw(s, 2 * k + 1) >> 11) * 0x1.0p-53;
   const double r = std::sqrt(-2.0 * std::log(u1));
   const double a = 6.283185307179586 * u2;
-  return (i % 2 == 0) ? r * std::cos(a) : r * std::sin(a);
+  return {r * std::cos(a), r * std::sin(a)};
 }
 
-}  // namespace sieve::cpu
+}  // namespace sieve

@@ -1,0 +1,85 @@
+// backend.h — the seam between the backend-neutral core (kernels/core/) and a device
+// backend (kernels/cpu/ today; kernels/cuda/ is the plan, docs/kernels.md "Adding a backend").
+//
+// The core owns everything that does not depend on where the numbers live: argument
+// checks, the tensor table and its seam settings, initialisation (generated on the host),
+// the optimizer step counter, the thread count, and the busy and cancel flags. A backend
+// owns the model's numbers on its device (the flat buffers, activations, scratch, per-tensor
+// seam state) and the passes over them.
+//
+// What every backend promises (and the core relies on):
+//   - It reads the layout, seam settings, threads and cancel flag from the sieve_model it
+//     was created for, and nothing else of the core.
+//   - Arguments arrive checked (core/api.cc), and the core's busy guard never lets two
+//     members run at once on one model. Failure is a thrown sieve::Error (core/error.h):
+//     SIEVE_E_CANCELLED when the cancel flag is seen between steps, SIEVE_E_OUT_OF_MEMORY
+//     when its memory is full.
+//   - Every pointer it is given is host memory; its own memory never leaves it except
+//     through read().
+//   - The same inputs give the same bits, run after run and at any thread count; results
+//     agree with the CPU backend (the reference) within the tolerance of their dtype.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "sieve.h"
+
+namespace sieve {
+
+// The three per-tensor seams of core/seams.h.
+enum class Seam { transform, hook, rule };
+
+// One model's memory and passes on one device.
+class ModelBackend {
+ public:
+  virtual ~ModelBackend() = default;
+
+  // Copies floats [offset, offset + count) of the flat buffer `which` (SIEVE_BUFFER_*) to
+  // or from the host: the only way numbers cross, so device memory never has to be
+  // host-visible. Reading a buffer never written gives its initial value (masks 1,
+  // others 0) without allocating it; writing allocates it first.
+  virtual void read(int32_t which, int64_t offset, int64_t count, float* dst /* (count) */) = 0;
+  virtual void write(int32_t which, int64_t offset, int64_t count, const float* src /* (count) */) = 0;
+
+  // After the core stored a new setting of `seam` on `tensor`: allocate what the kind reads
+  // (the masks, a W~ buffer) and derive a transform's per-tensor state from the weights.
+  virtual void seam_changed(int64_t tensor, Seam seam) = 0;
+
+  // Gradients to zero (allocating them).
+  virtual void zero_grad() = 0;
+  // One micro-batch: returns the loss; gradients accumulate (+=) into the grads buffer.
+  virtual sieve_loss forward_backward(const int32_t* inputs /* (B, T) */, const int32_t* targets /* (B, T) */,
+                                      const float* teacher /* (B, T, V) or NULL */, const sieve_loss_opts& opts,
+                                      int64_t B, int64_t T) = 0;
+  // Clip, hooks, rules at optimizer step t (1-based: the core's counter + 1; the core
+  // increments its counter once this returns). Returns the gradient norm before clipping.
+  virtual float optimizer_step(const sieve_optim_opts& opts, int64_t t) = 0;
+  // The memory-light forward: exactly one of nll / logits is non-NULL. Calls progress (if
+  // any) on the calling thread after each chunk of windows.
+  virtual void infer(float* nll /* (B, T - 1) or NULL */, float* logits /* (B, T, V) or NULL */,
+                     const int32_t* tokens /* (B, T) */, int64_t B, int64_t T, sieve_progress_fn progress,
+                     void* user) = 0;
+
+  // Benchmark hooks (sieve_model_timers): accumulated since creation or the last reset.
+  virtual sieve_timers timers() const = 0;
+  virtual void reset_timers() = 0;
+};
+
+// One device kind: a process-wide object that describes itself and makes models.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // SIEVE_DEVICE_*, what sieve_model_device reports for its models.
+  virtual int32_t device() const = 0;
+  // sieve_backend(); default_threads also becomes a new model's thread count.
+  virtual void info(sieve_backend_info* out) const = 0;
+  // The numbers of a new model: parameters allocated and zero, nothing else yet.
+  virtual std::unique_ptr<ModelBackend> create_model(const sieve_model& model) const = 0;
+};
+
+// The backend of `device`: SIEVE_E_UNAVAILABLE when this build has none for it,
+// SIEVE_E_INVALID_ARGUMENT for a number that is no device.
+const Backend& backend_for(int32_t device);
+
+}  // namespace sieve

@@ -1,0 +1,50 @@
+// init.cc — initialisation on the host, handed to the backend one chunk at a time.
+#include "init.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "rng.h"
+
+namespace sieve {
+
+namespace {
+
+// Floats generated per write: bounds the host buffer whatever the tensor size. Even, so a
+// Box-Muller pair never straddles two chunks.
+constexpr int64_t kChunk = int64_t(1) << 20;
+
+bool residual_projection(const std::string& name) {
+  return name.find(".attn.out.weight") != std::string::npos || name.find(".mlp.proj.weight") != std::string::npos ||
+         name.find(".mlp.down.weight") != std::string::npos;
+}
+
+}  // namespace
+
+void init_weights(sieve_model& m, uint64_t seed) {
+  const double std_base = 0.02;
+  const double std_resid = 0.02 / std::sqrt(2.0 * (double)m.layout.L);
+  std::vector<float> chunk;
+  for (const TensorEntry& t : m.layout.tensors) {
+    const bool constant = t.kind == SIEVE_KIND_NORM || t.kind == SIEVE_KIND_BIAS;
+    const double sd = residual_projection(t.name) ? std_resid : std_base;
+    const uint64_t key = stream_key(seed, t.name);
+    for (int64_t c0 = 0; c0 < t.size; c0 += kChunk) {
+      const int64_t n = std::min(kChunk, t.size - c0);
+      chunk.resize(n);
+      if (constant) {
+        std::fill(chunk.begin(), chunk.end(), t.kind == SIEVE_KIND_NORM ? 1.0f : 0.0f);
+      } else {
+        for (int64_t i = 0; i < n; i += 2) {
+          const NormalPair z = stream_normal_pair(key, (uint64_t)(c0 + i) / 2);
+          chunk[i] = (float)(sd * z.even);
+          if (i + 1 < n) chunk[i + 1] = (float)(sd * z.odd);
+        }
+      }
+      m.impl->write(SIEVE_BUFFER_PARAMS, t.offset + c0, n, chunk.data());
+    }
+  }
+}
+
+}  // namespace sieve

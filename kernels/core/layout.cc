@@ -1,0 +1,121 @@
+// layout.cc — config checks and the tensor table of both families.
+#include "layout.h"
+
+#include <cmath>
+
+#include "error.h"
+
+namespace sieve {
+
+namespace {
+
+constexpr int64_t kMaxDim = int64_t(1) << 24;
+constexpr int64_t kMaxParams = (int64_t(1) << 31) - 1;
+
+}  // namespace
+
+void config_check(const sieve_config& c) {
+  SIEVE_CHECK(c.family == SIEVE_FAMILY_GPT2 || c.family == SIEVE_FAMILY_LLAMA,
+              "unknown model family %d: expected gpt2 (%d) or llama (%d)", (int)c.family, SIEVE_FAMILY_GPT2,
+              SIEVE_FAMILY_LLAMA);
+  SIEVE_CHECK(c.layers >= 1, "layers must be at least 1, got %lld", (long long)c.layers);
+  SIEVE_CHECK(c.dim >= 1, "dim must be at least 1, got %lld", (long long)c.dim);
+  SIEVE_CHECK(c.heads >= 1, "heads must be at least 1, got %lld", (long long)c.heads);
+  SIEVE_CHECK(c.dim % c.heads == 0, "heads (%lld) must divide dim (%lld)", (long long)c.heads, (long long)c.dim);
+  SIEVE_CHECK(c.context >= 1, "context must be at least 1, got %lld", (long long)c.context);
+  SIEVE_CHECK(c.vocab >= 2, "vocab must be at least 2, got %lld", (long long)c.vocab);
+  SIEVE_CHECK(c.mlp_hidden >= 1, "mlp_hidden must be at least 1, got %lld", (long long)c.mlp_hidden);
+  SIEVE_CHECK(c.layers <= 4096 && c.dim <= kMaxDim && c.context <= kMaxDim && c.vocab <= kMaxDim &&
+                  c.mlp_hidden <= kMaxDim,
+              "config too large: layers <= 4096 and dim, context, vocab, mlp_hidden <= %lld", (long long)kMaxDim);
+  SIEVE_CHECK(std::isfinite(c.norm_eps) && c.norm_eps > 0.0f, "norm_eps must be a finite number > 0, got %g",
+              (double)c.norm_eps);
+  if (c.family == SIEVE_FAMILY_LLAMA) {
+    SIEVE_CHECK(std::isfinite(c.rope_theta) && c.rope_theta > 0.0f,
+                "rope_theta must be a finite number > 0 for llama, got %g", (double)c.rope_theta);
+    SIEVE_CHECK((c.dim / c.heads) % 2 == 0, "head size dim/heads = %lld must be even for RoPE (llama)",
+                (long long)(c.dim / c.heads));
+  } else {
+    SIEVE_CHECK(c.rope_theta == 0.0f, "rope_theta must be unset (0) for gpt2, which has no RoPE; got %g",
+                (double)c.rope_theta);
+  }
+  const int64_t C = c.dim, H = c.mlp_hidden, V = c.vocab;
+  const int64_t per_layer = c.family == SIEVE_FAMILY_GPT2 ? 4 * C + 3 * C * C + 3 * C + C * C + C + 2 * H * C + H + C
+                                                          : 2 * C + 4 * C * C + 3 * H * C;
+  const int64_t global = c.family == SIEVE_FAMILY_GPT2 ? V * C + c.context * C + 2 * C : 2 * V * C + C;
+  const double total = (double)per_layer * (double)c.layers + (double)global;
+  SIEVE_CHECK(total <= (double)kMaxParams, "the model would have %.0f parameters; at most %lld are supported", total,
+              (long long)kMaxParams);
+}
+
+Layout layout_build(const sieve_config& cfg) {
+  Layout m;
+  m.cfg = cfg;
+  m.C = cfg.dim;
+  m.NH = cfg.heads;
+  m.HS = cfg.dim / cfg.heads;
+  m.H = cfg.mlp_hidden;
+  m.V = cfg.vocab;
+  m.L = cfg.layers;
+  m.FC = m.gpt2() ? m.H : 2 * m.H;
+  const int64_t C = m.C, H = m.H, V = m.V;
+
+  auto add = [&](const std::string& name, int64_t d0, int64_t d1, int32_t kind, int32_t scope) {
+    TensorEntry t;
+    t.name = name;
+    t.offset = m.num_params;
+    t.ndim = d1 > 0 ? 2 : 1;
+    t.shape[0] = d0;
+    t.shape[1] = d1;
+    t.size = d1 > 0 ? d0 * d1 : d0;
+    t.kind = kind;
+    t.scope = scope;
+    t.decay = t.ndim == 2 ? 1 : 0;  // matrices only: linear, embeddings, head
+    t.rule.kind = SIEVE_RULE_ADAMW;
+    m.num_params += t.size;
+    m.by_name[name] = (int64_t)m.tensors.size();
+    m.tensors.push_back(std::move(t));
+    return (int64_t)m.tensors.size() - 1;
+  };
+  auto linear = [&](const std::string& name, int64_t OC, int64_t IC, int32_t scope, bool bias) {
+    Linear lin;
+    lin.first = add(name + ".weight", OC, IC, SIEVE_KIND_LINEAR, scope);
+    lin.count = 1;
+    lin.bias = bias ? add(name + ".bias", OC, 0, SIEVE_KIND_BIAS, SIEVE_SCOPE_NONE) : -1;
+    lin.OC = OC;
+    lin.IC = IC;
+    return lin;
+  };
+  const bool g = m.gpt2();
+
+  m.tok_emb = add("tok_emb.weight", V, C, SIEVE_KIND_EMBEDDING, SIEVE_SCOPE_NONE);
+  if (g) m.pos_emb = add("pos_emb.weight", cfg.context, C, SIEVE_KIND_EMBEDDING, SIEVE_SCOPE_NONE);
+  for (int64_t l = 0; l < m.L; l++) {
+    const std::string p = "blocks." + std::to_string(l) + ".";
+    LayerLinears ll;
+    ll.norm1_w = add(p + "norm1.weight", C, 0, SIEVE_KIND_NORM, SIEVE_SCOPE_NONE);
+    if (g) ll.norm1_b = add(p + "norm1.bias", C, 0, SIEVE_KIND_BIAS, SIEVE_SCOPE_NONE);
+    ll.qkv = linear(p + "attn.qkv", 3 * C, C, SIEVE_SCOPE_ATTN, g);
+    ll.out = linear(p + "attn.out", C, C, SIEVE_SCOPE_ATTN, g);
+    ll.norm2_w = add(p + "norm2.weight", C, 0, SIEVE_KIND_NORM, SIEVE_SCOPE_NONE);
+    if (g) ll.norm2_b = add(p + "norm2.bias", C, 0, SIEVE_KIND_BIAS, SIEVE_SCOPE_NONE);
+    if (g) {
+      ll.up = linear(p + "mlp.fc", H, C, SIEVE_SCOPE_FFN, true);
+      ll.down = linear(p + "mlp.proj", C, H, SIEVE_SCOPE_FFN, true);
+    } else {
+      // gate and up are adjacent so the forward multiplies them as one (2H, C) matrix
+      ll.up = linear(p + "mlp.gate", H, C, SIEVE_SCOPE_FFN, false);
+      add(p + "mlp.up.weight", H, C, SIEVE_KIND_LINEAR, SIEVE_SCOPE_FFN);
+      ll.up.count = 2;
+      ll.up.OC = 2 * H;
+      ll.down = linear(p + "mlp.down", C, H, SIEVE_SCOPE_FFN, false);
+    }
+    m.layers.push_back(ll);
+  }
+  m.norm_f_w = add("norm_f.weight", C, 0, SIEVE_KIND_NORM, SIEVE_SCOPE_NONE);
+  if (g) m.norm_f_b = add("norm_f.bias", C, 0, SIEVE_KIND_BIAS, SIEVE_SCOPE_NONE);
+  m.head = g ? m.tok_emb : add("lm_head.weight", V, C, SIEVE_KIND_HEAD, SIEVE_SCOPE_NONE);
+  return m;
+}
+
+}  // namespace sieve

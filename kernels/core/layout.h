@@ -1,0 +1,70 @@
+// layout.h — the model as every backend sees it: the config, the sizes derived from it,
+// and the named tensor table that lays out the flat buffers (params, grads, masks, m, v),
+// with each tensor's seam settings.
+//
+// Promises: the table follows docs/architecture.md (names, shapes, nn.Linear [out, in]
+// layout) and is contiguous in table order, so a tensor's offset is the same in every
+// flat buffer and on every backend. It holds no numbers: where they live is the
+// backend's business (kernels/core/backend.h).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "sieve.h"
+
+namespace sieve {
+
+// One seam's setting on one tensor: the kind (SIEVE_TRANSFORM_*, SIEVE_HOOK_* or
+// SIEVE_RULE_*) and its numbers, as checked by seams.h.
+struct SeamSpec {
+  int32_t kind = 0;
+  std::vector<float> params;
+};
+
+struct TensorEntry {
+  std::string name;
+  int64_t offset = 0, size = 0;  // in floats, into every flat buffer
+  int32_t ndim = 1;
+  int64_t shape[2] = {0, 0};     // [out, in] for matrices; shape[1] = 0 for vectors
+  int32_t kind = 0, scope = 0, decay = 0;  // SIEVE_KIND_*, SIEVE_SCOPE_*, decay flag
+  SeamSpec transform;            // SIEVE_TRANSFORM_NONE until set
+  SeamSpec hook;                 // SIEVE_HOOK_NONE until set
+  SeamSpec rule;                 // SIEVE_RULE_ADAMW until set
+};
+
+// A linear layer as the forward sees it: one GEMM over `count` consecutive weight tensors
+// (count = 2 for LLaMA's gate and up, multiplied as one (2H, C) matrix).
+struct Linear {
+  int64_t first = -1, count = 0;  // tensor indices
+  int64_t bias = -1;              // tensor index or -1
+  int64_t OC = 0, IC = 0;
+};
+
+// The tensor indices of one block.
+struct LayerLinears {
+  Linear qkv, out, up, down;  // up: fc (gpt2) or gate+up (llama); down: proj / down
+  int64_t norm1_w = -1, norm1_b = -1, norm2_w = -1, norm2_b = -1;  // biases: gpt2 only
+};
+
+struct Layout {
+  sieve_config cfg{};
+  // the legend of sieve.h; FC is the width of the up projection: H (gpt2) or 2H (llama)
+  int64_t C = 0, NH = 0, HS = 0, H = 0, V = 0, L = 0, FC = 0;
+  std::vector<TensorEntry> tensors;
+  std::unordered_map<std::string, int64_t> by_name;
+  int64_t num_params = 0;  // P
+  int64_t tok_emb = -1, pos_emb = -1, norm_f_w = -1, norm_f_b = -1, head = -1;  // head = tok_emb (gpt2: tied)
+  std::vector<LayerLinears> layers;
+
+  bool gpt2() const { return cfg.family == SIEVE_FAMILY_GPT2; }
+};
+
+// Throws SIEVE_E_INVALID_ARGUMENT with the reason when cfg is not a model the engine builds.
+void config_check(const sieve_config& cfg);
+// The layout of a config that passed config_check.
+Layout layout_build(const sieve_config& cfg);
+
+}  // namespace sieve
