@@ -7,7 +7,7 @@
 // milliseconds. activities/store/records.ts builds these shapes from the database.
 import { z } from 'zod';
 import { Recipe, RecipeIssue } from './recipe';
-import { ArtifactKind, Environment, RunStatus, StageStatus } from './tables';
+import { ArtifactKind, Environment, RunStatus, StageStatus } from './records';
 
 const Timestamp = z.iso.datetime();
 const NullableTimestamp = Timestamp.nullable();

@@ -1,11 +1,12 @@
 // The recipe's `model:` section: a decoder-only transformer, GPT-2 style or LLaMA style.
 //
-// Sandbox-pure (imports zod only) because Temporal workflows import it. It rejects every
+// Sandbox-pure (imports zod and ./fields only) because Temporal workflows import it. It rejects every
 // shape the engine or a later 2:4 stage cannot handle, before anything is submitted:
 // the 2:4 pattern groups weights in fours along both dimensions of every linear layer
 // (transposable masks use both), so `dim` and the MLP hidden width must divide by 4.
 // Tensor names and layouts are in docs/architecture.md.
 import { z } from 'zod';
+import { positiveInt, wrongType } from './fields';
 
 /** `gpt2`: LayerNorm, GELU MLP, learned positions, tied LM head. `llama`: RMSNorm, SwiGLU, RoPE, untied head. */
 export const ModelFamily = z.enum(['gpt2', 'llama']);
@@ -18,11 +19,6 @@ export type Tokenizer = z.infer<typeof Tokenizer>;
 /** Tolerance for `mlpRatio · dim` being an integer: lets `8/3` written as 2.6666666666666665 through. */
 const HIDDEN_EPSILON = 1e-6;
 
-/** A wrong-type message; a missing key (input undefined) is left to the parse-level map, which words it as missing. */
-const wrongType = (message: string) => (issue: { input?: unknown }) => (issue.input === undefined ? undefined : message);
-
-const positiveInt = (what: string) =>
-  z.int({ error: wrongType(`expected ${what}: a whole number`) }).positive(`${what} must be at least 1`);
 
 export const Model = z
   .strictObject(

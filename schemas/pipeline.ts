@@ -4,7 +4,7 @@
 
 import { z } from 'zod';
 import type { Recipe } from './recipe';
-import type { Environment } from './tables';
+import { ArtifactKind, StageStatus, type Environment } from './records';
 
 export const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a sha256 hex digest');
 
@@ -12,7 +12,8 @@ export const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a sha256 hex 
 export const ArtifactRef = z.strictObject({
   sha256: Sha256,
   bytes: z.number().int().nonnegative(),
-  kind: z.enum(['checkpoint', 'model', 'eval-report', 'metrics']),
+  kind: ArtifactKind,
+  /** How the stage made or used it: `model` or `report` (its primary output, see StageProduct), `history`, … */
   role: z.string(),
 });
 export type ArtifactRef = z.infer<typeof ArtifactRef>;
@@ -47,8 +48,11 @@ export interface ComputeResult {
 
 export const RunOptions = z.strictObject({
   noCache: z.boolean(),
-  /** Longest gap between heartbeats before Temporal declares a compute attempt dead and retries it. */
-  heartbeatTimeoutSec: z.number().positive(),
+  /**
+   * Longest gap between heartbeats before Temporal declares a compute attempt dead and retries
+   * it; null = each stage kind's own default (its definition's `activity.heartbeatSec`).
+   */
+  heartbeatTimeoutSec: z.number().positive().nullable(),
   maxAttempts: z.number().int().positive(),
 });
 export type RunOptions = z.infer<typeof RunOptions>;
@@ -60,9 +64,6 @@ export const ResumePlan = z.strictObject({
   checkpoints: z.record(z.string(), CheckpointRef),
 });
 export type ResumePlan = z.infer<typeof ResumePlan>;
-
-export const StageStatus = z.enum(['pending', 'running', 'completed', 'cached', 'reused', 'failed', 'skipped', 'cancelled']);
-export type StageStatus = z.infer<typeof StageStatus>;
 
 export const StageProgress = z.strictObject({
   id: z.string(),

@@ -2,20 +2,19 @@
 // or JSON file into a validated, fully resolved Recipe or a list of path-named issues.
 //
 // Sandbox-pure (zod and ./ only: no fs, no crypto, no yaml, which needs node:process)
-// because Temporal workflows import it; reading recipe text is ./recipe-text.ts. `Recipe` checks each field, then the graph: unique ids, `from` naming an
-// existing stage of a kind it can consume, no cycles, evaluation sets that exist. Its
-// output is explicit (every default filled in), and parsing that output again gives the
-// same value, so a recipe stored in the database or a workflow history re-validates.
+// because Temporal workflows import it; reading recipe text is ./recipe-text.ts. `Recipe` checks
+// each field, then the graph: unique ids, `from` naming an existing stage of a kind it can
+// consume, no cycles, and each kind's own checks against the rest of the recipe (its definition
+// in ./stages). Its output is explicit (every default filled in), and parsing that output again
+// gives the same value, so a recipe stored in the database or a workflow history re-validates.
 import { z } from 'zod';
 import { DataSection, trainSource } from './data';
+import { aStage, wrongType } from './fields';
 import { Model } from './model';
-import { ACCEPTED_INPUTS, aStage, STAGE_OUTPUT, Stage, stageInputs, type StageKind } from './stages';
+import { acceptedInputs, definitionOf, resolveStage, Stage, stageInputs, type ResolvedStage, type StageKind } from './stages';
 
 // The stage vocabulary, re-exported so that a workflow needs one import for the recipe and its stages.
 export { Stage, StageKind, STAGE_KINDS, stageInputs } from './stages';
-
-/** A wrong-type message; a missing key (input undefined) is left to the parse-level map, which words it as missing. */
-const wrongType = (message: string) => (issue: { input?: unknown }) => (issue.input === undefined ? undefined : message);
 
 export const RecipeName = z
   .string({ error: wrongType('expected `name`: a string') })
@@ -58,14 +57,12 @@ const RecipeFields = z.strictObject(
 export const Recipe = RecipeFields.superRefine(checkGraph)
   .transform((recipe) => ({
     ...recipe,
-    stages: recipe.stages.map((stage) =>
-      stage.kind === 'evaluate' ? { ...stage, sets: stage.sets ?? Object.keys(recipe.data.eval) } : stage,
-    ),
+    stages: recipe.stages.map((stage): ResolvedStage => resolveStage(stage, recipe)),
   }))
   .describe('a sieve recipe: a model, its data and a DAG of stages');
 export type Recipe = z.infer<typeof Recipe>;
-/** A stage as it appears in a parsed Recipe (an evaluate stage's `sets` filled in). */
-export type RecipeStage = Recipe['stages'][number];
+/** A stage as it appears in a parsed Recipe (recipe-level defaults filled in, e.g. an evaluate stage's `sets`). */
+export type RecipeStage = ResolvedStage;
 
 type RecipeFields = z.infer<typeof RecipeFields>;
 
@@ -97,7 +94,7 @@ function checkGraph(recipe: RecipeFields, ctx: z.core.$RefinementCtx<RecipeField
       }
       edges[i].push({ target, path });
       const targetKind = stages[target].kind;
-      if (!ACCEPTED_INPUTS[stage.kind].includes(targetKind)) {
+      if (!acceptedInputs(stage.kind).includes(targetKind)) {
         ctx.addIssue({ code: 'custom', path, message: wrongInputMessage(stage.kind, input, targetKind) });
       }
     });
@@ -112,25 +109,17 @@ function checkGraph(recipe: RecipeFields, ctx: z.core.$RefinementCtx<RecipeField
     });
   }
 
-  const evalNames = Object.keys(recipe.data.eval);
   stages.forEach((stage, i) => {
-    if (stage.kind !== 'evaluate' || stage.sets === undefined) return;
-    stage.sets.forEach((name, j) => {
-      if (!evalNames.includes(name)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['stages', i, 'sets', j],
-          message: `unknown evaluation set "${name}": \`data.eval\` defines ${evalNames.join(', ')}`,
-        });
-      }
-    });
+    definitionOf(stage.kind).check(stage, recipe, (path, message) => ctx.addIssue({ code: 'custom', path: ['stages', i, ...path], message }));
   });
 }
 
 function wrongInputMessage(kind: StageKind, input: string, inputKind: StageKind): string {
-  const accepted = ACCEPTED_INPUTS[kind].join(' or ');
-  const produces = STAGE_OUTPUT[inputKind] === 'model' ? 'a model' : 'a report, not a model';
-  return `${aStage(kind)} takes its input from ${aStage(accepted)}, but "${input}" is ${aStage(inputKind)} (it produces ${produces})`;
+  const accepted = acceptedInputs(kind);
+  const wanted = definitionOf(accepted[0]).produces;
+  const product = definitionOf(inputKind).produces;
+  const produces = product === wanted ? `a ${product}` : `a ${product}, not a ${wanted}`;
+  return `${aStage(kind)} takes its input from ${aStage(accepted.join(' or '))}, but "${input}" is ${aStage(inputKind)} (it produces ${produces})`;
 }
 
 type Edge = { target: number; path: PropertyKey[] };
@@ -183,37 +172,27 @@ export function topologicalOrder(recipe: Recipe): RecipeStage[] {
 }
 
 /**
- * Everything in the recipe that determines a stage's output apart from its input
- * artifacts, the data's content and the code: the input to the stage cache key. The
- * stage's `id` and `from` are left out (inputs are identified by their artifact hashes),
- * so renaming a stage or moving it to another recipe still hits the cache. Evaluation is
- * deterministic given its input model, so its key leaves out the seed.
+ * Everything in the recipe that determines a stage's output apart from its input artifacts,
+ * the data's content and the code: the input to the stage cache key. The stage's `id` and
+ * `from` are left out (inputs are identified by their artifact hashes), so renaming a stage or
+ * moving it to another recipe still hits the cache. Only the data the stage reads and, for a
+ * seeded kind, the seed are included, as its definition declares.
  */
 export function stageCacheConfig(recipe: Recipe, stage: RecipeStage) {
-  const { id: _id, from: _from, ...config } = stage;
-  switch (stage.kind) {
-    case 'pretrain':
-      return {
-        kind: stage.kind,
-        stage: config,
-        model: recipe.model,
-        device: recipe.device,
-        seed: recipe.seed,
-        data: { train: trainSource(recipe.data), eval: stage.evalEvery === null ? {} : recipe.data.eval },
-      };
-    case 'evaluate':
-      return {
-        kind: stage.kind,
-        stage: config,
-        model: recipe.model,
-        device: recipe.device,
-        data: { eval: Object.fromEntries(stage.sets.map((name) => [name, recipe.data.eval[name]])) },
-      };
-    default: {
-      const unreachable: never = stage;
-      return unreachable;
-    }
-  }
+  const { id: _id, from: _from, ...config } = stage as RecipeStage & { from?: unknown };
+  const definition = definitionOf(stage.kind);
+  const reads = definition.reads(stage, recipe);
+  return {
+    kind: stage.kind,
+    stage: config,
+    model: recipe.model,
+    device: recipe.device,
+    seed: definition.seeded ? recipe.seed : undefined,
+    data: {
+      train: reads.train ? trainSource(recipe.data) : undefined,
+      eval: Object.fromEntries(reads.eval.map((name) => [name, recipe.data.eval[name]])),
+    },
+  };
 }
 
 /** The recipe's JSON Schema (the input side: defaults optional), for editors and `sieve schema`. */

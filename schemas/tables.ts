@@ -19,47 +19,9 @@ import {
   text,
   uniqueIndex,
 } from 'drizzle-orm/sqlite-core';
-import { z } from 'zod';
 import type { Recipe, RecipeStage } from './recipe';
-import { STAGE_KINDS } from './stages';
-
-const RUN_STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as const;
-export const RunStatus = z.enum(RUN_STATUSES);
-export type RunStatus = z.infer<typeof RunStatus>;
-
-/** `cached`: served from the stage cache; `reused`: taken from the parent run by `sieve resume`; `skipped`: an input failed. */
-const STAGE_STATUSES = ['pending', 'running', 'completed', 'cached', 'reused', 'failed', 'skipped', 'cancelled'] as const;
-export const StageStatus = z.enum(STAGE_STATUSES);
-export type StageStatus = z.infer<typeof StageStatus>;
-
-/** Stage statuses after which the stage's outputs are final and usable by its consumers. */
-export const FINISHED_STAGE_STATUSES = ['completed', 'cached', 'reused'] as const satisfies readonly StageStatus[];
-
-/** What an artifact file holds (its format is fixed per kind, see docs/checkpoint-format.md). */
-const ARTIFACT_KINDS = ['checkpoint', 'model', 'eval-report', 'metrics'] as const;
-export const ArtifactKind = z.enum(ARTIFACT_KINDS);
-export type ArtifactKind = z.infer<typeof ArtifactKind>;
-
-/** The machine a run or stage ran on: enough to explain a difference in results or speed. */
-export const Environment = z.strictObject({
-  hostname: z.string(),
-  node: z.string(),
-  platform: z.string(),
-  arch: z.string(),
-  /** Kernel release (`os.release()`). */
-  release: z.string(),
-  cpu: z.strictObject({ model: z.string(), cores: z.int().nonnegative() }),
-  memoryBytes: z.number().nonnegative(),
-  /** BLAS library and version as the native engine reports it; null when not known to the caller. */
-  blas: z.string().nullable(),
-  /** GPU model, driver and CUDA version; null on CPU-only hosts or when not known to the caller. */
-  gpu: z.string().nullable(),
-  /** sha256 of package-lock.json: the exact dependency versions. */
-  lockfile: z.string().nullable(),
-  /** Environment variables that change threading, devices or sieve itself (OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES, SIEVE_*, …). */
-  env: z.record(z.string(), z.string()),
-});
-export type Environment = z.infer<typeof Environment>;
+import { ARTIFACT_KINDS, RUN_STATUSES, STAGE_STATUSES, type Environment } from './records';
+import { STAGE_KINDS, type StageKind } from './stages';
 
 const timestamp = (name: string) => integer(name, { mode: 'timestamp_ms' });
 const createdAt = (name: string) =>
@@ -105,7 +67,7 @@ export const stages = sqliteTable(
       .references(() => runs.id),
     /** The stage's id in the recipe. */
     stageId: text('stage_id').notNull(),
-    kind: text('kind', { enum: STAGE_KINDS }).notNull(),
+    kind: text('kind', { enum: STAGE_KINDS as [StageKind, ...StageKind[]] }).notNull(),
     status: text('status', { enum: STAGE_STATUSES }).notNull().default('pending'),
     /** Temporal's attempt number of the latest execution (1 = first try); 0 until it starts. */
     attempt: integer('attempt').notNull().default(0),

@@ -7,58 +7,58 @@
 // Deterministic code only: no I/O, no clocks, no imports beyond zod schemas and the Temporal API.
 
 import {
+  ActivityCancellationType,
   ActivityFailure,
-  ApplicationFailure,
   CancellationScope,
   CancelledFailure,
   allHandlersFinished,
   condition,
-  defineQuery,
-  defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
 } from '@temporalio/workflow';
 import type { createComputeActivities, createControlActivities } from '../activities';
-import type { CheckpointRef, ComputeResult, ResumePlan, RunOptions, StageOutput, StageProgress } from '../schemas/pipeline';
-import type { Recipe, Stage } from '../schemas/recipe';
+import type { RunOptions, StageOutput, StageProgress } from '../schemas/pipeline';
+import type { Recipe, RecipeStage } from '../schemas/recipe';
 import { stageInputs, topologicalOrder } from '../schemas/recipe';
-
-export interface PipelineInput {
-  runId: string;
-  recipe: Recipe;
-  options: RunOptions;
-  resume: ResumePlan | null;
-}
-
-export interface PipelineResult {
-  status: 'completed' | 'failed';
-  stages: StageProgress[];
-}
-
-export const progressQuery = defineQuery<StageProgress[]>('progress');
-export const checkpointSaved = defineSignal<[CheckpointRef]>('checkpointSaved');
+import { definitionOf } from '../schemas/stages';
+import {
+  checkpointSaved,
+  computeQueue,
+  NON_RETRYABLE,
+  progressQuery,
+  stageActivityId,
+  TASK_QUEUES,
+  type PipelineInput,
+  type PipelineResult,
+} from './contract';
 
 type Control = ReturnType<typeof createControlActivities>;
 type Compute = ReturnType<typeof createComputeActivities>;
 
-/** Thrown by compute activities for input that will fail the same way on every attempt. */
-export const NON_RETRYABLE = ['BadInput', 'ArtifactMissingError', 'ArtifactCorruptError'];
-
 const control = proxyActivities<Control>({
-  taskQueue: 'sieve',
+  taskQueue: TASK_QUEUES.control,
   startToCloseTimeout: '2 minutes',
   retry: { maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
 });
 
-/** Compute activities carry the stage id as activity id, so progress can be read per stage. */
-function computeFor(recipe: Recipe, options: RunOptions, stageId: string): Compute {
+/**
+ * Runs started before this patch cancelled compute activities with TRY_CANCEL: the stage was
+ * recorded `cancelled` while the activity was still writing its last checkpoint. Runs since wait
+ * for the activity to finish cancelling, so that checkpoint is recorded first.
+ */
+const WAIT_FOR_CANCELLED_STAGES = 'wait-for-cancelled-stages';
+
+/** The compute activities of one stage, with its kind's timeouts (definitions in schemas/stages). */
+function computeFor(recipe: Recipe, options: RunOptions, stage: RecipeStage, waitForCancel: boolean): Compute {
+  const { activity } = definitionOf(stage.kind);
   return proxyActivities<Compute>({
-    activityId: stageActivityId(stageId),
-    taskQueue: recipe.device === 'cuda' ? 'gpu' : 'cpu',
-    // A stage may legitimately run for days; liveness is policed by the heartbeat timeout.
-    startToCloseTimeout: '30 days',
-    heartbeatTimeout: `${options.heartbeatTimeoutSec} seconds`,
+    activityId: stageActivityId(stage.id),
+    taskQueue: computeQueue(recipe.device),
+    startToCloseTimeout: `${activity.startToCloseSec} seconds`,
+    heartbeatTimeout: `${options.heartbeatTimeoutSec ?? activity.heartbeatSec} seconds`,
+    cancellationType: waitForCancel ? ActivityCancellationType.WAIT_CANCELLATION_COMPLETED : ActivityCancellationType.TRY_CANCEL,
     retry: {
       initialInterval: '1 second',
       maximumInterval: '1 minute',
@@ -68,12 +68,11 @@ function computeFor(recipe: Recipe, options: RunOptions, stageId: string): Compu
   });
 }
 
-export const stageActivityId = (stageId: string) => `stage:${stageId}`;
-
 type Outcome = { ok: true; output: StageOutput } | { ok: false; cancelled: boolean };
 
 export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
   const { runId, recipe, options, resume } = input;
+  const waitForCancel = patched(WAIT_FOR_CANCELLED_STAGES);
   const order = topologicalOrder(recipe);
   const progress = new Map<string, StageProgress>(
     order.map((s) => [s.id, { id: s.id, kind: s.kind, status: 'pending', reason: null, checkpoint: resume?.checkpoints[s.id] ?? null, error: null }]),
@@ -102,7 +101,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
   };
 
   const outcomes = new Map<string, Promise<Outcome>>();
-  const runStage = async (stage: Stage): Promise<Outcome> => {
+  const runStage = async (stage: RecipeStage): Promise<Outcome> => {
     const deps = await Promise.all(stageInputs(stage).map((id) => outcomes.get(id)!));
     if (deps.some((d) => !d.ok && d.cancelled)) return end(stage.id, 'cancelled', null);
     if (deps.some((d) => !d.ok)) return end(stage.id, 'skipped', 'an input stage did not complete');
@@ -115,20 +114,8 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
       }
       update(stage.id, { status: 'running', reason: plan.reason });
       const task = { runId, recipe, stageId: stage.id, inputs, cacheKey: plan.cacheKey, resumeFrom: progress.get(stage.id)!.checkpoint };
-      const compute = computeFor(recipe, options, stage.id);
-      let result: ComputeResult;
-      switch (stage.kind) {
-        case 'pretrain':
-          result = await compute.pretrain(task);
-          break;
-        case 'evaluate':
-          result = await compute.evaluate(task);
-          break;
-        default: {
-          const unknown: never = stage;
-          throw ApplicationFailure.nonRetryable(`unknown stage kind ${(unknown as Stage).kind}`, 'BadInput');
-        }
-      }
+      // One activity per stage kind, named after it (activities/stages/index.ts).
+      const result = await computeFor(recipe, options, stage, waitForCancel)[stage.kind](task);
       await control.recordStageResult({ runId, stageId: stage.id, cacheKey: plan.cacheKey, result });
       update(stage.id, { status: 'completed' });
       return { ok: true, output: result.output };

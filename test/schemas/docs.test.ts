@@ -1,5 +1,6 @@
-// docs/recipe.md and docs/db-schema.md against the code: every key the recipe schema has is
-// documented with its real default, and every column of every table is documented.
+// docs/recipe.md and docs/db-schema.md against the code: every registered stage kind has its
+// section, every key the recipe schema has is documented with its real default, and every column
+// of every table is documented.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -9,10 +10,11 @@ import { sql } from 'drizzle-orm';
 import { getTableConfig } from 'drizzle-orm/sqlite-core';
 
 import { openDb } from '../../activities/store/db';
-import { createRun, environment, linkArtifacts, upsertStage } from '../../activities/store/records';
+import { environment } from '../../activities/store/provenance';
+import { createRun, linkArtifacts, upsertStage } from '../../activities/store/writes';
 import { parseRecipe } from '../../schemas/recipe-text';
 
-import { recipeJsonSchema } from '../../schemas/recipe';
+import { recipeJsonSchema, STAGE_KINDS } from '../../schemas/recipe';
 import * as tables from '../../schemas/tables';
 
 const DOCS = path.resolve(__dirname, '../../docs');
@@ -39,12 +41,12 @@ function tableAfter(markdown: string, heading: string): Map<string, string[]> {
 describe('docs/recipe.md', () => {
   const markdown = readFileSync(path.join(DOCS, 'recipe.md'), 'utf8');
   const schema = recipeJsonSchema() as any;
-  const [pretrain, evaluate] = schema.properties.stages.items.oneOf;
+  const stageSchemas = new Map<string, any>(schema.properties.stages.items.oneOf.map((o: any) => [o.properties.kind.const, o]));
   const sections: Array<[string, any]> = [
     ['## Top level', schema],
     ['## `model`', schema.properties.model],
-    ['### `pretrain`', pretrain],
-    ['### `evaluate`', evaluate],
+    // Every kind in the registry, so a kind added without its docs section fails here.
+    ...STAGE_KINDS.map((kind): [string, any] => [`### \`${kind}\``, stageSchemas.get(kind)]),
     ['## `data`', schema.properties.data.oneOf[0]],
   ];
 

@@ -1,0 +1,50 @@
+// The contract between the pipeline workflow, its activities and the CLI: task-queue names,
+// activity ids, the signal and the query, the workflow's input and result, and the names of the
+// failures that must not be retried. Activities and the CLI import this module, never the
+// workflow file, so nothing outside the workflow depends on how it is written.
+//
+// Sandbox-pure (zod types and the Temporal workflow API's definitions only).
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { CheckpointRef, ResumePlan, RunOptions, StageProgress } from '../schemas/pipeline';
+import type { Recipe } from '../schemas/recipe';
+
+/** `sieve`: the workflow and the control activities (SQLite lives with it); `cpu` / `gpu`: the stages. */
+export const TASK_QUEUES = { control: 'sieve', cpu: 'cpu', gpu: 'gpu' } as const;
+export type TaskQueue = (typeof TASK_QUEUES)[keyof typeof TASK_QUEUES];
+
+/** The queue a recipe's compute stages run on. */
+export function computeQueue(device: Recipe['device']): TaskQueue {
+  return device === 'cuda' ? TASK_QUEUES.gpu : TASK_QUEUES.cpu;
+}
+
+/** A stage's compute activity carries the stage id, so live progress can be read per stage. */
+export const stageActivityId = (stageId: string) => `stage:${stageId}`;
+
+/** Every stage's status, checkpoint and error, as the workflow knows them. */
+export const progressQuery = defineQuery<StageProgress[]>('progress');
+
+/** Sent by a compute activity for each checkpoint it stores, so SQLite records it even if the stage never ends. */
+export const checkpointSaved = defineSignal<[CheckpointRef]>('checkpointSaved');
+
+/**
+ * Failure types that would fail the same way on every attempt: bad input (a recipe the engine
+ * refuses, missing data), and a missing or corrupt artifact (the error classes' names).
+ */
+export const ERROR_TYPES = {
+  badInput: 'BadInput',
+  artifactMissing: 'ArtifactMissingError',
+  artifactCorrupt: 'ArtifactCorruptError',
+} as const;
+export const NON_RETRYABLE: string[] = Object.values(ERROR_TYPES);
+
+export interface PipelineInput {
+  runId: string;
+  recipe: Recipe;
+  options: RunOptions;
+  resume: ResumePlan | null;
+}
+
+export interface PipelineResult {
+  status: 'completed' | 'failed';
+  stages: StageProgress[];
+}
