@@ -3,32 +3,23 @@
 // what the compute stages report. Every write is idempotent, because Temporal may retry any of
 // these after a crash between the write and the acknowledgement.
 
-import crypto from 'node:crypto';
 import { eq } from 'drizzle-orm';
+import { backendInfo } from '../kernels';
 import { canonicalJson } from '../schemas/canonical';
 import { trainSource, type DataSource } from '../schemas/data';
 import type { CheckpointRef, ComputeResult, RunOptions, StageOutput } from '../schemas/pipeline';
 import { stageCacheConfig, stageInputs, type Recipe, type RecipeStage } from '../schemas/recipe';
-import { Model } from '../kernels';
+import { definitionOf } from '../schemas/stages';
 import { runs } from '../schemas/tables';
 import { badInput } from './compute';
 import { loadCorpus } from './data/corpus';
-import type { SieveDb } from './store/db';
 import type { ArtifactStore } from './store/artifacts';
-import {
-  codeVersion,
-  createRun,
-  environment,
-  explainCacheMiss,
-  findCachedStage,
-  linkArtifacts,
-  recordMetrics,
-  setRunStatus,
-  stageCacheKey,
-  upsertStage,
-  appendEvent,
-  type StageCacheInput,
-} from './store/records';
+import { explainCacheMiss, findCachedStage, stageCacheKey, type StageCacheInput } from './store/cache';
+import type { SieveDb } from './store/db';
+import { sha256Hex } from './store/hash';
+import { appendEvent } from './store/journal';
+import { codeVersion, environment } from './store/provenance';
+import { createRun, linkArtifacts, recordMetrics, setRunStatus, upsertStage } from './store/writes';
 
 export interface ControlDeps {
   db: SieveDb;
@@ -49,9 +40,7 @@ function findStage(recipe: Recipe, stageId: string): RecipeStage {
   return stage;
 }
 
-const sha256 = (text: string) => crypto.createHash('sha256').update(text).digest('hex');
-
-/** Hash of the text a stage reads: its train split and/or the evaluation sets it uses, by name. */
+/** Hash of the text a stage reads (its definition says which): the train split and/or evaluation sets, by name. */
 function dataHash(recipe: Recipe, stage: RecipeStage): string {
   const text = (source: DataSource) => {
     try {
@@ -61,13 +50,13 @@ function dataHash(recipe: Recipe, stage: RecipeStage): string {
       throw badInput(new Error(`stage ${stage.id}: ${(err as Error).message}`));
     }
   };
-  const evalSets = (names: readonly string[]) => Object.fromEntries(names.map((n) => [n, text(recipe.data.eval[n])]));
-  switch (stage.kind) {
-    case 'pretrain':
-      return sha256(canonicalJson({ train: text(trainSource(recipe.data)), eval: stage.evalEvery === null ? {} : evalSets(Object.keys(recipe.data.eval)) }));
-    case 'evaluate':
-      return sha256(canonicalJson({ eval: evalSets(stage.sets) }));
-  }
+  const reads = definitionOf(stage.kind).reads(stage, recipe);
+  return sha256Hex(
+    canonicalJson({
+      train: reads.train ? text(trainSource(recipe.data)) : undefined,
+      eval: Object.fromEntries(reads.eval.map((name) => [name, text(recipe.data.eval[name])])),
+    }),
+  );
 }
 
 export function controlActivities(deps: ControlDeps) {
@@ -87,7 +76,7 @@ export function controlActivities(deps: ControlDeps) {
         id: input.runId,
         recipe: input.recipe,
         codeVersion: codeVersion(),
-        environment: environment({ blas: Model.backend.blas }),
+        environment: environment({ blas: backendInfo('cpu').blas }),
         parentRunId: input.parentRunId,
       });
       for (const stage of input.recipe.stages) upsertStage(db, { runId: input.runId, stage });
@@ -104,10 +93,12 @@ export function controlActivities(deps: ControlDeps) {
     }): Promise<StagePlan> {
       const { runId, recipe } = input;
       const stage = findStage(recipe, input.stageId);
+      // Each input's primary output (its kind's product: `model` or `report`) is what this stage consumes.
       const inputModels = stageInputs(stage).map((id) => {
-        const model = input.inputs[id]?.artifacts.find((a) => a.role === 'model');
-        if (!model) throw new Error(`stage ${stage.id}: input ${id} has no model artifact`);
-        return model;
+        const product = definitionOf(recipe.stages.find((s) => s.id === id)!.kind).produces;
+        const primary = input.inputs[id]?.artifacts.find((a) => a.role === product);
+        if (!primary) throw new Error(`stage ${stage.id}: input ${id} has no ${product} artifact`);
+        return primary;
       });
       const basis: StageCacheInput = {
         kind: stage.kind,
@@ -145,7 +136,7 @@ export function controlActivities(deps: ControlDeps) {
         }
       }
       const reason = input.noCache ? 'cache disabled (--no-cache)' : `cache miss: ${explainCacheMiss(db, recipe.name, stage.id, basis)}`;
-      upsertStage(db, { runId, stage, status: 'running', cacheKey, cacheBasis: basis, reason, environment: environment({ blas: Model.backend.blas }) });
+      upsertStage(db, { runId, stage, status: 'running', cacheKey, cacheBasis: basis, reason });
       return { decision: 'run', reason, cacheKey, output: null };
     },
 
@@ -167,7 +158,7 @@ export function controlActivities(deps: ControlDeps) {
       recordOutput(runId, stageId, output);
       await recordHistory(db, store, runId, stageId, output);
       for (const e of output.events) appendEvent(db, { runId, stageId, type: `stage.${e.type}`, payload: e.payload, at: new Date(e.at) });
-      const steps = stage.kind === 'pretrain' ? stage.steps : undefined;
+      const steps = definitionOf(stage.kind).steps(stage) ?? undefined;
       upsertStage(db, { runId, stage, status: 'completed', attempt, environment: worker, computeMs: output.computeMs, step: steps, error: null });
     },
 
@@ -188,7 +179,7 @@ function runRecipe(db: SieveDb, runId: string): Recipe {
   return row.recipe;
 }
 
-/** A pretrain stage's per-step losses, learning rates and evaluations become step-indexed metrics. */
+/** A training stage's per-step history (loss, learning rate, gradient norm, evaluations) becomes step-indexed metrics. */
 async function recordHistory(db: SieveDb, store: ArtifactStore, runId: string, stageId: string, output: StageOutput) {
   const history = output.artifacts.find((a) => a.role === 'history');
   if (!history) return;

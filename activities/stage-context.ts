@@ -6,7 +6,7 @@
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { CheckpointRef, Heartbeat } from '../schemas/pipeline';
-import { checkpointSaved, progressQuery } from '../workflows/pipeline';
+import { checkpointSaved, progressQuery } from '../workflows/contract';
 
 export interface StageContext {
   readonly attempt: number;

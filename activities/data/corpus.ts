@@ -7,7 +7,6 @@
 // each file decoded as strict UTF-8 (a leading BOM is not text and is dropped), joined
 // in the order given. The sha256 is of that exact text's UTF-8 bytes, so two runs agree
 // on their data exactly when their hashes agree.
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
@@ -21,6 +20,7 @@ import {
   SOTU_LAST_YEAR,
   type TokenizerName,
 } from '../../schemas/data';
+import { sha256Hex } from '../store/hash';
 import { getTokenizer } from './tokenizer';
 
 export const PART_SEPARATOR = '\n\n';
@@ -47,10 +47,6 @@ interface SotuSpeech {
   name: string;
   party: string;
   text: string;
-}
-
-function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
 const count = (n: number) => n.toLocaleString('en-US');

@@ -2,35 +2,33 @@
 // Starts fresh from the seed, or from the model of the stage named in `from`, or — on a retry or a
 // `sieve resume` — from the last checkpoint, and then produces exactly the bits an uninterrupted
 // run would have. Checkpoints are artifacts; their ids travel in heartbeats and signals only.
+// Its definition: schemas/stages/pretrain.ts.
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { Model } from '../kernels';
-import type { CheckpointRef, StageOutput, StageTask } from '../schemas/pipeline';
-import type { Pretrain } from '../schemas/stages';
-import { resolveData, type ResolvedData } from './data/splits';
-import { BatchSampler } from './data/sampler';
-import { badInput, inputModel, findStage, type ComputeDeps, type StageEvents } from './compute';
-import { evaluateSets } from './evaluate';
-import type { StageContext } from './stage-context';
-import { runTraining, type LoopState, type TrainConfig } from './train/loop';
-import { engineConfig, readTrainingCheckpoint, writeTrainingCheckpoint } from './train/model-state';
+import { backendInfo, Model } from '../../kernels';
+import type { CheckpointRef, StageTask } from '../../schemas/pipeline';
+import type { Pretrain } from '../../schemas/stages/pretrain';
+import { resolveData, type ResolvedData } from '../data/splits';
+import { BatchSampler } from '../data/sampler';
+import { badInput, dataReadBy, inputModel, type ComputeDeps, type StageEvents, type StageRun } from '../compute';
+import type { StageContext } from '../stage-context';
+import { evaluateSets } from '../train/evaluation';
+import { runTraining, type LoopState, type TrainConfig } from '../train/loop';
+import { engineConfig, readTrainingCheckpoint, writeTrainingCheckpoint } from '../train/model-state';
 
-export async function pretrain(deps: ComputeDeps, ctx: StageContext, task: StageTask): Promise<StageOutput> {
+export const pretrain: StageRun<'pretrain'> = async (deps, ctx, task, stage) => {
   const began = performance.now();
-  const stage = findStage(task, 'pretrain');
   const { recipe } = task;
   const events: StageEvents = [];
   let data: ResolvedData;
   try {
-    // Evaluation sets are read only when the stage evaluates while training.
-    const section = stage.evalEvery === null ? { ...recipe.data, eval: {} } : recipe.data;
-    data = resolveData(section, { tokenizer: recipe.model.tokenizer, context: recipe.model.context });
+    data = resolveData(dataReadBy(stage, recipe), { tokenizer: recipe.model.tokenizer, context: recipe.model.context });
   } catch (err) {
     throw badInput(err);
   }
   const cfg = trainConfig(stage, recipe.model.context);
-  const model = Model.create(engineConfig(recipe.model), { threads: deps.threads });
+  const model = Model.create(engineConfig(recipe.model), { threads: deps.threads, device: recipe.device });
   ctx.onCancel(() => model.cancel());
   try {
     const start = await startingPoint(deps, ctx, task, stage, model, data, events);
@@ -83,7 +81,7 @@ export async function pretrain(deps: ComputeDeps, ctx: StageContext, task: Stage
     events.push({
       type: 'stage-computed',
       at: new Date().toISOString(),
-      payload: { attempt: ctx.attempt, startedAtStep: start.state.step, data: data.train.info, backend: Model.backend, warnings: data.warnings },
+      payload: { attempt: ctx.attempt, startedAtStep: start.state.step, data: data.train.info, backend: backendInfo(recipe.device), warnings: data.warnings },
     });
     return {
       artifacts: [
@@ -97,7 +95,7 @@ export async function pretrain(deps: ComputeDeps, ctx: StageContext, task: Stage
   } finally {
     model.dispose();
   }
-}
+};
 
 function trainConfig(stage: Pretrain, context: number): TrainConfig {
   return {

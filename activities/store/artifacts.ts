@@ -10,6 +10,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { ERROR_TYPES } from '../../workflows/contract';
+import { sha256Hex } from './hash';
 
 /** SIEVE_HOME as an absolute path: the environment variable, or `./.sieve` in the working directory. */
 export function sieveHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -21,7 +23,8 @@ const CHUNK_BYTES = 4 << 20;
 
 /** The artifact's file is not where the store keeps it. */
 export class ArtifactMissingError extends Error {
-  override readonly name = 'ArtifactMissingError';
+  // The name is the failure type Temporal sees; the workflow does not retry it.
+  override readonly name = ERROR_TYPES.artifactMissing;
   constructor(
     readonly sha256: string,
     readonly path: string,
@@ -32,7 +35,7 @@ export class ArtifactMissingError extends Error {
 
 /** The artifact's file exists but its bytes no longer hash to its name. */
 export class ArtifactCorruptError extends Error {
-  override readonly name = 'ArtifactCorruptError';
+  override readonly name = ERROR_TYPES.artifactCorrupt;
   constructor(
     readonly sha256: string,
     readonly path: string,
@@ -139,7 +142,7 @@ export function createArtifactStore(home: string = sieveHome()): ArtifactStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ArtifactMissingError(sha256, file);
       throw error;
     }
-    const actual = createHash('sha256').update(data).digest('hex');
+    const actual = sha256Hex(data);
     if (actual !== sha256) throw new ArtifactCorruptError(sha256, file, actual);
     return data;
   };

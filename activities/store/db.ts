@@ -50,7 +50,7 @@ export function openDb(options: OpenDbOptions = {}): SieveDatabase {
   try {
     // busy_timeout first: switching to WAL itself needs a lock another process may hold.
     client.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    client.pragma('journal_mode = WAL');
+    whileBusy(() => client.pragma('journal_mode = WAL'));
     // NORMAL is durable across process crashes in WAL mode; only a power cut can lose the last commits.
     client.pragma('synchronous = NORMAL');
     client.pragma('foreign_keys = ON');
@@ -60,6 +60,23 @@ export function openDb(options: OpenDbOptions = {}): SieveDatabase {
   } catch (error) {
     client.close();
     throw error;
+  }
+}
+
+/**
+ * Runs `fn` again while SQLite answers SQLITE_BUSY, for up to the busy timeout. Changing the
+ * journal mode needs an exclusive lock, and SQLite may refuse it at once, without calling the busy
+ * handler, while another process is opening the same new database.
+ */
+function whileBusy<T>(fn: () => T): T {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return fn();
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
   }
 }
 

@@ -5,9 +5,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DevServer } from '../temporal/dev-server';
-import type { Queue } from '../temporal/worker';
+import type { TaskQueue } from '../../workflows/contract';
 
-export function spawnDetachedWorker(home: string, runId: string, queues: Queue[]) {
+export function spawnDetachedWorker(home: string, runId: string, queues: TaskQueue[]) {
   const logDir = path.join(home, 'logs');
   fs.mkdirSync(logDir, { recursive: true });
   const log = fs.openSync(path.join(logDir, `${runId}.log`), 'a');

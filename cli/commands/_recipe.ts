@@ -3,11 +3,10 @@
 // (corpus ranges that select nothing, missing files, streams shorter than one window) before
 // anything is submitted or written.
 
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { resolveData } from '../../activities/data/splits';
-import { canonicalJson } from '../../schemas/canonical';
+import { recipeHash } from '../../activities/store/hash';
 import type { DataSource } from '../../schemas/data';
 import type { Recipe } from '../../schemas/recipe';
 import { parseRecipe } from '../../schemas/recipe-text';
@@ -39,10 +38,6 @@ export function loadRecipeFile(file: string): LoadedRecipe {
   const recipe = absolutizePaths(parsed.recipe, path.dirname(path.resolve(file)));
   checkData(recipe);
   return { recipe, hash: recipeHash(recipe), file: path.resolve(file) };
-}
-
-export function recipeHash(recipe: Recipe): string {
-  return crypto.createHash('sha256').update(canonicalJson(recipe)).digest('hex');
 }
 
 /** Relative `files` paths are relative to the recipe file, not to wherever sieve was started. */

@@ -3,7 +3,7 @@
 
 import { createArtifactStore } from '../../activities/store/artifacts';
 import { openDb } from '../../activities/store/db';
-import { getRun } from '../../activities/store/records';
+import { getRun } from '../read-models';
 import { formatDuration, table } from './_shared';
 
 /** Metrics worth a column: final losses and perplexities, not every counter. */

@@ -5,7 +5,7 @@
 import type { Client } from '@temporalio/client';
 import type { StageProgress } from '../../schemas/pipeline';
 import { fetchProgress, type LiveRun, type LiveStage } from '../temporal/progress';
-import type { Queue } from '../temporal/worker';
+import type { TaskQueue } from '../../workflows/contract';
 import type { TemporalSession } from '../temporal/connect';
 import { formatDuration } from './_shared';
 
@@ -15,7 +15,7 @@ export type RunEnd = { kind: 'closed'; status: string; stages: StageProgress[] }
  * Serves the run's queues in-process when sieve runs the server itself, draws progress, and waits
  * for the workflow to close. Returns 'detached' when interrupted by the user.
  */
-export async function followRun(temporal: TemporalSession, runId: string, opts: { home: string; queues: Queue[]; quiet: boolean }): Promise<RunEnd> {
+export async function followRun(temporal: TemporalSession, runId: string, opts: { home: string; queues: TaskQueue[]; quiet: boolean }): Promise<RunEnd> {
   const workers = temporal.embedded ? await loadWorkerModule().createWorkers({ address: temporal.address, home: opts.home, queues: opts.queues }) : null;
   const workersDone = workers?.run();
   const view = opts.quiet ? null : new ProgressView(process.stderr);

@@ -1,8 +1,8 @@
 // `sieve history`: past runs, newest first, filtered by recipe name and status.
 
 import { openDb } from '../../activities/store/db';
-import { listRuns } from '../../activities/store/records';
-import { RunStatus } from '../../schemas/tables';
+import { listRuns } from '../read-models';
+import { RunStatus } from '../../schemas/records';
 import { UsageError, defineCommand, formatDuration, jsonOption, printJson, sieveHome, table } from './_shared';
 
 export default defineCommand({

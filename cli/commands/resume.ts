@@ -4,7 +4,7 @@
 
 import { createArtifactStore } from '../../activities/store/artifacts';
 import { openDb } from '../../activities/store/db';
-import { getRun, listRuns } from '../../activities/store/records';
+import { getRun, listRuns } from '../read-models';
 import type { ShowOutput } from '../../schemas/cli';
 import type { ArtifactRef, CheckpointRef, ResumePlan, StageOutput } from '../../schemas/pipeline';
 import type { Recipe } from '../../schemas/recipe';

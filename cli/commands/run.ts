@@ -6,10 +6,10 @@ import { WorkflowIdConflictPolicy } from '@temporalio/common';
 import type { Recipe } from '../../schemas/recipe';
 import type { RunOptions } from '../../schemas/pipeline';
 import { openDb } from '../../activities/store/db';
-import { listRuns } from '../../activities/store/records';
-import { pipeline, type PipelineInput } from '../../workflows/pipeline';
+import { listRuns } from '../read-models';
+import { computeQueue, TASK_QUEUES, type PipelineInput, type TaskQueue } from '../../workflows/contract';
+import { pipeline } from '../../workflows/pipeline';
 import { openTemporal, type TemporalSession } from '../temporal/connect';
-import type { Queue } from '../temporal/worker';
 import { loadRecipeFile } from './_recipe';
 import { printSummary } from './_summary';
 import { followRun, loadWorkerModule } from './_watch';
@@ -19,7 +19,10 @@ import { spawnDetachedWorker } from './_detach';
 export const runOptions = {
   'no-cache': { type: 'boolean', description: 're-run every stage even when a cached result exists' },
   detach: { type: 'boolean', description: 'submit and return; the run continues in the background' },
-  'heartbeat-timeout': { type: 'string', description: 'seconds without a heartbeat before a stage attempt is retried elsewhere', default: '60' },
+  'heartbeat-timeout': {
+    type: 'string',
+    description: "seconds without a heartbeat before a stage attempt is retried elsewhere (default: each stage kind's own, 60 s today)",
+  },
   'max-attempts': { type: 'string', description: 'attempts per stage before it fails', default: '5' },
   ...jsonOption,
 } as const;
@@ -54,14 +57,14 @@ export function parseRunOptions(values: Record<string, unknown>): RunOptions {
   };
   return {
     noCache: Boolean(values['no-cache']),
-    heartbeatTimeoutSec: positive('heartbeat-timeout', false),
+    heartbeatTimeoutSec: values['heartbeat-timeout'] === undefined ? null : positive('heartbeat-timeout', false),
     maxAttempts: positive('max-attempts', true),
   };
 }
 
 /** The queues an embedded worker must serve for this recipe. */
-export function queuesFor(recipe: Recipe): Queue[] {
-  return ['sieve', recipe.device === 'cuda' ? 'gpu' : 'cpu'];
+export function queuesFor(recipe: Recipe): TaskQueue[] {
+  return [TASK_QUEUES.control, computeQueue(recipe.device)];
 }
 
 function checkDevice(recipe: Recipe, temporal: TemporalSession) {
@@ -97,7 +100,7 @@ async function chooseRunId(home: string, temporal: TemporalSession, name: string
 export async function submit(temporal: TemporalSession, input: PipelineInput) {
   await temporal.client.workflow.start(pipeline, {
     workflowId: input.runId,
-    taskQueue: 'sieve',
+    taskQueue: TASK_QUEUES.control,
     args: [input],
     // Submitting the same run id while it runs attaches to it instead of failing or duplicating.
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,

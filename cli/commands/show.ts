@@ -4,7 +4,7 @@
 
 import { createArtifactStore } from '../../activities/store/artifacts';
 import { openDb } from '../../activities/store/db';
-import { getRun } from '../../activities/store/records';
+import { getRun } from '../read-models';
 import { formatNumber } from './_summary';
 import { defineCommand, formatDuration, jsonOption, printJson, sieveHome } from './_shared';
 

@@ -3,7 +3,7 @@
 // pending or running. Never starts a server just to look.
 
 import { openDb } from '../../activities/store/db';
-import { getRunStatus, listRuns } from '../../activities/store/records';
+import { getRunStatus, listRuns } from '../read-models';
 import type { StatusOutput } from '../../schemas/cli';
 import { openTemporal } from '../temporal/connect';
 import { fetchProgress } from '../temporal/progress';

@@ -3,7 +3,8 @@
 // (TEMPORAL_ADDRESS). With --run it exits once that run has closed (used by `sieve run --detach`).
 
 import { openTemporal } from '../temporal/connect';
-import { QUEUES, createWorkers, type Queue } from '../temporal/worker';
+import { TASK_QUEUES, type TaskQueue } from '../../workflows/contract';
+import { QUEUES, createWorkers } from '../temporal/worker';
 import { UsageError, defineCommand, sieveHome } from './_shared';
 
 export default defineCommand({
@@ -15,7 +16,7 @@ export default defineCommand({
     run: { type: 'string', description: 'exit once this run has closed' },
   },
   async run({ values }) {
-    const queues = ((values.queue as string[] | undefined) ?? ['sieve', 'cpu']) as Queue[];
+    const queues = ((values.queue as string[] | undefined) ?? [TASK_QUEUES.control, TASK_QUEUES.cpu]) as TaskQueue[];
     for (const q of queues) if (!QUEUES.includes(q)) throw new UsageError(`--queue must be one of ${QUEUES.join(', ')}, got "${q}".`);
     const home = sieveHome();
     const temporal = (await openTemporal(home, { start: true }))!;

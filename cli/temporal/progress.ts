@@ -5,7 +5,7 @@
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { Heartbeat, type StageProgress } from '../../schemas/pipeline';
-import { progressQuery, stageActivityId } from '../../workflows/pipeline';
+import { progressQuery, stageActivityId } from '../../workflows/contract';
 
 export interface LiveStage extends StageProgress {
   heartbeat: Heartbeat | null;

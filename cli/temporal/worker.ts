@@ -7,11 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createComputeActivities, createControlActivities } from '../../activities';
+import { TASK_QUEUES, type TaskQueue } from '../../workflows/contract';
 import { NAMESPACE } from './dev-server';
 import { installRuntime, quietLogger } from './runtime';
 
-export type Queue = 'sieve' | 'cpu' | 'gpu';
-export const QUEUES: readonly Queue[] = ['sieve', 'cpu', 'gpu'];
+export const QUEUES: readonly TaskQueue[] = Object.values(TASK_QUEUES);
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
@@ -24,10 +24,8 @@ const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
 export async function workflowBundle(home: string): Promise<{ code: string }> {
   const hash = crypto.createHash('sha256');
   for (const dir of ['workflows', 'schemas']) {
-    for (const file of fs.readdirSync(path.join(ROOT, dir)).sort()) {
-      if (!file.endsWith('.ts')) continue;
-      hash.update(file).update(fs.readFileSync(path.join(ROOT, dir, file)));
-    }
+    const files = (fs.readdirSync(path.join(ROOT, dir), { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).sort();
+    for (const file of files) hash.update(file).update(fs.readFileSync(path.join(ROOT, dir, file)));
   }
   hash.update(require('@temporalio/worker/package.json').version);
   const name = `workflows-${hash.digest('hex').slice(0, 16)}.js`;
@@ -57,20 +55,20 @@ export interface WorkerSet {
 }
 
 /** Workers for the given queues on one connection. */
-export async function createWorkers(opts: { address: string; home: string; queues: readonly Queue[]; identity?: string }): Promise<WorkerSet> {
+export async function createWorkers(opts: { address: string; home: string; queues: readonly TaskQueue[]; identity?: string }): Promise<WorkerSet> {
   installRuntime(path.join(opts.home, 'logs', 'worker.log'));
   // The CUDA backend is a later issue: a host without one must not take GPU work it cannot do.
-  if (opts.queues.includes('gpu')) throw new Error('this build of sieve has no CUDA backend, so it cannot serve the gpu queue; use `device: cpu` in the recipe.');
+  if (opts.queues.includes(TASK_QUEUES.gpu)) throw new Error('this build of sieve has no CUDA backend, so it cannot serve the gpu queue; use `device: cpu` in the recipe.');
   const connection = await NativeConnection.connect({ address: opts.address });
   const workers: Worker[] = [];
   const common: Partial<WorkerOptions> = { connection, namespace: NAMESPACE, identity: opts.identity ?? `sieve@${process.pid}` };
   for (const queue of opts.queues) {
-    if (queue === 'sieve') {
+    if (queue === TASK_QUEUES.control) {
       workers.push(
         await Worker.create({
           ...common,
           connection,
-          taskQueue: 'sieve',
+          taskQueue: queue,
           workflowBundle: await workflowBundle(opts.home),
           activities: createControlActivities({ home: opts.home }),
         }),

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openDb } from '../../activities/store/db';
-import { createRun, environment, recordMetrics, setRunStatus, upsertStage } from '../../activities/store/records';
+import { environment } from '../../activities/store/provenance';
+import { createRun, recordMetrics, setRunStatus, upsertStage } from '../../activities/store/writes';
 import { CompareOutput } from '../../schemas/cli';
 import { parseRecipe } from '../../schemas/recipe-text';
 import type { Recipe } from '../../schemas/recipe';

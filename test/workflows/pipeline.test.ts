@@ -5,35 +5,25 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import type { createComputeActivities, createControlActivities } from '../../activities';
 import type { ComputeResult, StageOutput, StageTask } from '../../schemas/pipeline';
-import { environment } from '../../activities/store/records';
+import { environment } from '../../activities/store/provenance';
 import { Recipe } from '../../schemas/recipe';
-import { checkpointSaved, pipeline, type PipelineInput } from '../../workflows/pipeline';
-import { temporalExecutable } from '../../cli/temporal/dev-server';
-import { installRuntime } from '../../cli/temporal/runtime';
+import { checkpointSaved, TASK_QUEUES, type PipelineInput } from '../../workflows/contract';
+import { pipeline } from '../../workflows/pipeline';
+import { workflowTestEnvironment } from './environment';
 
 type Control = ReturnType<typeof createControlActivities>;
 type Compute = ReturnType<typeof createComputeActivities>;
 
-let env: TestWorkflowEnvironment;
-let bundle: WorkflowBundleWithSourceMap;
+const temporalEnv = workflowTestEnvironment();
 const HISTORIES = path.join(__dirname, '..', 'histories');
-
-before(async () => {
-  installRuntime();
-  env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: temporalExecutable() } } });
-  bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows') });
-});
-after(async () => {
-  await env?.teardown();
-});
 
 const recipe = Recipe.parse({
   name: 'wf-test',
@@ -89,21 +79,25 @@ function control(journal: Journal, decide: (stageId: string) => 'run' | 'cached'
 async function runWith(name: string, ctl: Control, compute: Compute, opts: { cancelAfterMs?: number; save?: boolean } = {}) {
   const taskQueue = `test-${name}-${process.hrtime.bigint()}`;
   const workflowId = `wf-${name}-${process.hrtime.bigint()}`;
-  const cpu = await Worker.create({ connection: env.nativeConnection, taskQueue: 'cpu', activities: compute });
-  const sieve = await Worker.create({ connection: env.nativeConnection, taskQueue: 'sieve', workflowBundle: bundle, activities: ctl });
+  const { env, bundle } = temporalEnv;
+  const cpu = await Worker.create({ connection: env.nativeConnection, taskQueue: TASK_QUEUES.cpu, activities: compute });
+  const sieve = await Worker.create({ connection: env.nativeConnection, taskQueue: TASK_QUEUES.control, workflowBundle: bundle, activities: ctl });
   const input: PipelineInput = { runId: workflowId, recipe, options: { noCache: false, heartbeatTimeoutSec: 5, maxAttempts: 2 }, resume: null };
   const work = (async () => {
-    const handle = await env.client.workflow.start(pipeline, { taskQueue: 'sieve', workflowId, args: [input] });
+    const handle = await env.client.workflow.start(pipeline, { taskQueue: TASK_QUEUES.control, workflowId, args: [input] });
     if (opts.cancelAfterMs !== undefined) setTimeout(() => void handle.cancel(), opts.cancelAfterMs);
     const result = await handle.result().then(
       (r) => ({ ok: true as const, r }),
       (e: Error) => ({ ok: false as const, e }),
     );
-    // Fixtures are re-recorded only on request, so replay checks today's code against yesterday's histories.
-    if (opts.save && process.env.SIEVE_RECORD_HISTORIES) {
+    // Fixtures are recorded only on request, so replay checks today's code against yesterday's
+    // histories. SIEVE_RECORD_HISTORIES=<tag> names the workflow version they come from (the
+    // newest patch id): old fixtures stay, and every version's histories must keep replaying.
+    const tag = process.env.SIEVE_RECORD_HISTORIES;
+    if (opts.save && tag) {
       fs.mkdirSync(HISTORIES, { recursive: true });
       // Binary protobuf, as the SDK's own replay fixtures: immune to JSON-mapping differences.
-      fs.writeFileSync(path.join(HISTORIES, `pipeline-${name}.bin`), temporal.api.history.v1.History.encode(await handle.fetchHistory()).finish());
+      fs.writeFileSync(path.join(HISTORIES, `pipeline-${name}.${tag}.bin`), temporal.api.history.v1.History.encode(await handle.fetchHistory()).finish());
     }
     return result;
   })();
@@ -194,6 +188,6 @@ test('recorded histories replay deterministically against the current workflow c
   assert.ok(files.length >= 2, 'history fixtures are present');
   for (const file of files) {
     const history = temporal.api.history.v1.History.decode(fs.readFileSync(path.join(HISTORIES, file)));
-    await Worker.runReplayHistory({ workflowBundle: bundle }, history, file);
+    await Worker.runReplayHistory({ workflowBundle: temporalEnv.bundle }, history, file);
   }
 });

@@ -5,15 +5,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { openDb } from '../../../activities/store/db';
-import {
-  appendEvent,
-  createRun,
-  environment,
-  linkArtifacts,
-  recordMetrics,
-  setRunStatus,
-  upsertStage,
-} from '../../../activities/store/records';
+import { appendEvent } from '../../../activities/store/journal';
+import { environment } from '../../../activities/store/provenance';
+import { createRun, linkArtifacts, recordMetrics, setRunStatus, upsertStage } from '../../../activities/store/writes';
 import { parseRecipe } from '../../../schemas/recipe-text';
 
 const [file, tag, count, startAt] = process.argv.slice(2);

@@ -10,7 +10,7 @@ import { after, describe, it } from 'node:test';
 import { sql } from 'drizzle-orm';
 
 import { openDb } from '../../../activities/store/db';
-import { verifyEventChain } from '../../../activities/store/records';
+import { verifyEventChain } from '../../../activities/store/journal';
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'sieve-db-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));

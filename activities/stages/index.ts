@@ -1,0 +1,9 @@
+// The computation of every stage kind, by kind: the activity-side twin of the definitions in
+// schemas/stages/index.ts. The type requires exactly one entry per kind, so a kind defined there
+// but not implemented here (or the other way round) does not compile.
+import type { StageKind } from '../../schemas/stages';
+import type { StageRun } from '../compute';
+import { evaluate } from './evaluate';
+import { pretrain } from './pretrain';
+
+export const STAGE_RUNS: { [K in StageKind]: StageRun<K> } = { pretrain, evaluate };

@@ -1,0 +1,42 @@
+// Perplexity of a model in the engine on token streams, under the pinned protocol of
+// activities/data/perplexity.ts (non-overlapping windows of `context` tokens, the last partial
+// window dropped). Used by evaluate stages and by training's periodic evaluation.
+
+import type { Model } from '../../kernels';
+import { perplexityWindows, reducePerplexity, type PerplexityResult } from '../data/perplexity';
+import type { DataStream } from '../data/splits';
+
+export interface SetResult {
+  set: string;
+  result: PerplexityResult;
+  stream: DataStream['info'];
+}
+
+/**
+ * Perplexity of `model` on each stream, `batch` windows per forward pass. `onWindows` reports
+ * windows finished; `cancelled` is checked between passes (a cancelled call returns the sets
+ * finished so far).
+ */
+export async function evaluateSets(
+  model: Model,
+  streams: readonly DataStream[],
+  context: number,
+  batch: number,
+  cancelled: () => boolean,
+  onWindows: (done: number) => void = () => {},
+): Promise<SetResult[]> {
+  const results: SetResult[] = [];
+  for (const stream of streams) {
+    const w = perplexityWindows(stream.tokens, context, `data.eval.${stream.info.name}`);
+    const nll = new Float32Array(w.windows * (context - 1));
+    for (let first = 0; first < w.windows; first += batch) {
+      if (cancelled()) return results;
+      const B = Math.min(batch, w.windows - first);
+      const out = await model.evalNll(w.tokens.subarray(first * context, (first + B) * context), B, context);
+      nll.set(out, first * (context - 1));
+      onWindows(B);
+    }
+    results.push({ set: stream.info.name, result: reducePerplexity(nll, w.protocol), stream: stream.info });
+  }
+  return results;
+}
