@@ -29,7 +29,7 @@ interface Case {
   T: number;
 }
 
-const base = { family: 'gpt2' as const, vocab: 256, normEps: 1e-5, ropeTheta: null };
+const base = { family: 'gpt2' as const, vocab: 256, normEps: 1e-5, ropeTheta: null, adapters: null };
 const CASES: Case[] = [
   { name: '0.1M', config: { ...base, layers: 2, dim: 64, heads: 4, context: 128, mlpHidden: 256 }, B: 32, T: 128 },
   { name: '1M', config: { ...base, layers: 5, dim: 128, heads: 4, context: 128, mlpHidden: 512 }, B: 32, T: 128 },

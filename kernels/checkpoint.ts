@@ -39,6 +39,11 @@ export const CheckpointConfig = z.looseObject({
   normEps: z.number().positive(),
   /** RoPE base for llama; null for gpt2 (learned positions), as in the engine's config. */
   ropeTheta: z.number().positive().nullable(),
+  /** The engine's adapters (SLoRB, weight scales), or null; checkpoints written before they existed read as null. */
+  adapters: z
+    .strictObject({ scope: z.enum(['attn', 'ffn', 'all']), slorbK: positive.nullable(), scaleSegments: positive.nullable() })
+    .nullable()
+    .default(null),
 });
 export type CheckpointConfig = z.infer<typeof CheckpointConfig>;
 

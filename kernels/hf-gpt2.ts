@@ -222,6 +222,7 @@ export async function importHfGpt2(path: string, options: HfGpt2Options = {}): P
       mlpHidden: H,
       normEps: hfConfig?.layer_norm_epsilon ?? DEFAULT_NORM_EPS,
       ropeTheta: null,
+      adapters: null,
     },
     tensors,
     shapes,

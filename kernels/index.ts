@@ -5,8 +5,8 @@
 //     buffer or token id is one clear sentence in an InvalidArgumentError, never a crash. The
 //     binding and the C ABI check again, and their status codes map to the same classes.
 //   - Long calls return Promises and run off the JS thread (forwardBackward, optimizerStep,
-//     evalNll, logits); `cancel()` makes the pending one reject with CancelledError; a second
-//     call while one is pending rejects with StateError ("model is busy").
+//     evalNll, logits, updateMasks, materialize); `cancel()` makes the pending one reject with
+//     CancelledError; a second call while one is pending rejects with StateError ("model is busy").
 //   - A model's numbers live with its backend (its device's memory), and cross only as copies:
 //     read / readTensor return a new Float32Array, write / writeTensor copy one in, and the
 //     next call sees what was written. Nothing here points into native memory, so nothing
@@ -106,6 +106,9 @@ interface NativeConfig {
   mlpHidden: number;
   normEps: number;
   ropeTheta: number;
+  adapterScope: number;
+  slorbK: number;
+  scaleSegments: number;
 }
 
 interface NativeTensor {
@@ -142,6 +145,13 @@ interface NativeModel {
   setTransform(tensor: number, kind: number, params: Float32Array | null): void;
   setGradHook(tensor: number, kind: number, params: Float32Array | null): void;
   setUpdateRule(tensor: number, kind: number, params: Float32Array | null): void;
+  updateMasks(tensors: number[], method: number): Promise<number[]>;
+  maskStats(tensors: number[]): { pruned: number[]; total: number[] };
+  count24(tensors: number[], bothWays: boolean): number[];
+  ssteBeta(tensor: number): number;
+  setMvue(tensor: number, on: boolean, seed: number): void;
+  materialize(): Promise<void>;
+  slorbInitMean(tensors: number[]): void;
   zeroGrad(): void;
   forwardBackward(
     inputs: Int32Array,
@@ -153,7 +163,7 @@ interface NativeModel {
     B: number,
     T: number,
   ): Promise<{ loss: number; ce: number; kl: number; tokens: number }>;
-  optimizerStep(lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, gradClip: number): Promise<number>;
+  optimizerStep(lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, gradClip: number, skipNonFinite: boolean): Promise<number>;
   evalNll(tokens: Int32Array, B: number, T: number, onProgress: ((done: number, total: number) => void) | null): Promise<Float32Array>;
   logits(tokens: Int32Array, B: number, T: number, onProgress: ((done: number, total: number) => void) | null): Promise<Float32Array>;
   timers(): NativeTimers;
@@ -198,6 +208,21 @@ export type ModelFamily = 'gpt2' | 'llama';
 /** Where a model's numbers live and its passes run; chosen once per model. */
 export type Device = 'cpu' | 'cuda';
 
+/**
+ * Adapters of the block linear weights (docs/kernels.md, "Adapters"): for each in-scope `X.weight`
+ * [OC, IC] the table gets, right after its layer, SLoRB's `X.slorb_s` [OC, IC/k] and `X.slorb_p`
+ * [IC/k, IC] (slorbK = k) and CAST's weight scales `X.scale` [OC, scaleSegments]. Kind 'adapter',
+ * no weight decay, trained by the tensor's update rule (AdamW by default).
+ */
+export interface AdapterConfig {
+  /** Whose linear weights get adapters: attention (qkv, out), MLP, or both. */
+  scope: 'attn' | 'ffn' | 'all';
+  /** SLoRB block size k (it must divide every in-scope input width), or null for no SLoRB. */
+  slorbK: number | null;
+  /** Weight-scale segments per row (they must divide every in-scope input width), or null for none. */
+  scaleSegments: number | null;
+}
+
 export interface ModelConfig {
   family: ModelFamily;
   layers: number;
@@ -210,9 +235,11 @@ export interface ModelConfig {
   normEps: number;
   /** RoPE base for llama; null for gpt2. */
   ropeTheta: number | null;
+  /** SLoRB / weight-scale adapters, or null for none (the table, counts and bits of a plain model). */
+  adapters: AdapterConfig | null;
 }
 
-export type TensorKind = 'embedding' | 'linear' | 'norm' | 'bias' | 'head';
+export type TensorKind = 'embedding' | 'linear' | 'norm' | 'bias' | 'head' | 'adapter';
 export type TensorScope = 'attn' | 'ffn' | null;
 
 export interface TensorInfo {
@@ -233,12 +260,37 @@ export interface TensorInfo {
 /** The flat buffers of a model, one layout: parameters, gradients, masks (1 = kept), AdamW moments. */
 export type BufferName = 'param' | 'grad' | 'mask' | 'm' | 'v';
 
-/** W̃ = f(W) used by a linear layer's forward; the gradient reaches W straight through. */
-export type TransformKind = 'none' | 'mask';
+/**
+ * W̃ = f(W) used by a linear weight's forward (and its input gradient):
+ * - `mask`: W̃ = M ⊙ W, straight-through gradient (dW += dW̃);
+ * - `sste`: W̃ = β·S(W), S-STE's 2:4 soft threshold along the input dim, straight-through; β is
+ *   computed once by the caller (`ssteBeta`) and kept in its checkpoints, never recomputed here;
+ * - `scale`: W̃[d, c] = A[d, segment of c]·W[d, c] with A the tensor's `X.scale` adapter (CAST);
+ *   not straight-through: dW += A ⊙ dW̃ and A gets its own gradient.
+ */
+export type WeightTransform = { kind: 'none' } | { kind: 'mask' } | { kind: 'sste'; beta: number } | { kind: 'scale' };
+export type TransformKind = WeightTransform['kind'];
 /** Applied to a tensor's gradient after clipping, before its update rule. */
 export type GradHook = { kind: 'none' } | { kind: 'masked-decay'; lambda: number };
-/** How a tensor (parameter group) is updated. */
-export type UpdateRule = 'adamw' | 'frozen';
+/**
+ * How a tensor (parameter group) is updated (docs/kernels.md, "Seams"):
+ * - `adamw`; `frozen` (not updated);
+ * - `ast`: AST's Adam (METHODS 4.3): the decay λ(1 − M) ⊙ W is added after the momentum, which
+ *   keeps the loss gradient only, and enters the second moment; decoupled weight decay applies;
+ * - `adams`: CAST's AdamS (METHODS 5.3): where M = 0 the step follows (1 − α)·m + α·λ·sign(W);
+ *   no decoupled weight decay (`weightDecay` does not apply to these tensors).
+ */
+export type UpdateRule = { kind: 'adamw' } | { kind: 'frozen' } | { kind: 'ast'; lambda: number } | { kind: 'adams'; alpha: number; lambda: number };
+export type UpdateRuleKind = UpdateRule['kind'];
+/** How `updateMasks` recomputes a mask: 2:4 along the input dim, or transposable (2:4 both ways). */
+export type MaskMethod = 'magnitude' | 'transposable';
+
+export interface MaskStats {
+  /** Σ|W| where the mask is 0. */
+  prunedAbs: number;
+  /** Σ|W|. */
+  totalAbs: number;
+}
 
 export interface ForwardBackwardOptions {
   /** The gradient is of lossScale · loss (e.g. 1 / micro-batches for gradient accumulation). */
@@ -268,6 +320,18 @@ export interface OptimizerOptions {
   weightDecay: number;
   /** Global-norm gradient clipping threshold, or null for none. */
   gradClip: number | null;
+  /**
+   * When the gradient norm is NaN or infinite, change nothing (weights, moments, gradients, step
+   * counter) and only report it, so a caller can discard the step. Default false: update anyway.
+   */
+  skipNonFinite?: boolean;
+}
+
+export interface OptimizerResult {
+  /** The global gradient L2 norm before clipping. */
+  gradNorm: number;
+  /** False when `skipNonFinite` held the step back (the norm was not finite): nothing changed. */
+  applied: boolean;
 }
 
 export interface EngineTimers {
@@ -346,14 +410,16 @@ function checkTokens(a: Int32Array, vocab: number, name: string, allowIgnore: bo
 }
 
 const FAMILIES: Record<ModelFamily, number> = { gpt2: 0, llama: 1 };
-const KINDS: TensorKind[] = ['embedding', 'linear', 'norm', 'bias', 'head'];
+const KINDS: TensorKind[] = ['embedding', 'linear', 'norm', 'bias', 'head', 'adapter'];
 const SCOPES: TensorScope[] = [null, 'attn', 'ffn'];
 const BUFFERS: Record<BufferName, number> = { param: 0, grad: 1, mask: 2, m: 3, v: 4 };
 const DEVICES: Record<Device, number> = { cpu: 0, cuda: 1 };
 const DEVICE_NAMES: Device[] = ['cpu', 'cuda'];
-const TRANSFORMS: Record<TransformKind, number> = { none: 0, mask: 1 };
+const TRANSFORMS: Record<TransformKind, number> = { none: 0, mask: 1, sste: 2, scale: 3 };
 const HOOKS = { none: 0, 'masked-decay': 1 } as const;
-const RULES: Record<UpdateRule, number> = { adamw: 0, frozen: 1 };
+const RULES: Record<UpdateRuleKind, number> = { adamw: 0, frozen: 1, ast: 2, adams: 3 };
+const MASK_METHODS: Record<MaskMethod, number> = { magnitude: 0, transposable: 1 };
+const ADAPTER_SCOPES = { attn: 1, ffn: 2, all: 3 } as const;
 
 function bufferIndex(buffer: unknown): number {
   if (typeof buffer !== 'string' || !Object.hasOwn(BUFFERS, buffer)) {
@@ -396,7 +462,30 @@ function nativeConfig(c: ModelConfig): NativeConfig {
   } else if (c.ropeTheta !== null) {
     fail(`ropeTheta must be null for gpt2, which has no RoPE; got ${describe(c.ropeTheta)}`);
   }
-  const out: NativeConfig = { family: FAMILIES[c.family], layers, dim, heads, context, vocab, mlpHidden, normEps: c.normEps, ropeTheta };
+  let adapterScope = 0;
+  let slorbK = 0;
+  let scaleSegments = 0;
+  const a = c.adapters;
+  if (a !== null) {
+    if (typeof a !== 'object' || a === undefined) fail(`Expected an adapters object { scope, slorbK, scaleSegments } or null for adapters but received ${describe(a)}`);
+    if (typeof a.scope !== 'string' || !Object.hasOwn(ADAPTER_SCOPES, a.scope)) {
+      fail(`Expected 'attn', 'ffn' or 'all' for adapters.scope but received ${describe(a.scope)}`);
+    }
+    adapterScope = ADAPTER_SCOPES[a.scope];
+    if (a.slorbK !== null) slorbK = int(a.slorbK, 'adapters.slorbK', 1);
+    if (a.scaleSegments !== null) scaleSegments = int(a.scaleSegments, 'adapters.scaleSegments', 1);
+    if (slorbK === 0 && scaleSegments === 0) fail('adapters are set but neither adapters.slorbK nor adapters.scaleSegments is: set one, or adapters to null');
+    // the input widths of the in-scope linear weights: attn and ffn's up side read dim, ffn's down side mlpHidden
+    const widths: [string, number][] = [['dim', dim]];
+    if (a.scope !== 'attn') widths.push(['mlpHidden', mlpHidden]);
+    for (const [what, div] of [['adapters.slorbK', slorbK], ['adapters.scaleSegments', scaleSegments]] as const) {
+      if (div === 0) continue;
+      for (const [name, width] of widths) {
+        if (width % div !== 0) fail(`${what} = ${div} must divide the input width of every in-scope linear weight: ${name} = ${width}`);
+      }
+    }
+  }
+  const out: NativeConfig = { family: FAMILIES[c.family], layers, dim, heads, context, vocab, mlpHidden, normEps: c.normEps, ropeTheta, adapterScope, slorbK, scaleSegments };
   sync(() => native().configCheck(out));
   return out;
 }
@@ -423,7 +512,7 @@ export class Model {
   readonly #byName = new Map<string, { info: TensorInfo; index: number }>();
 
   private constructor(config: ModelConfig, model: NativeModel) {
-    this.config = Object.freeze({ ...config });
+    this.config = Object.freeze({ ...config, adapters: config.adapters === null ? null : Object.freeze({ ...config.adapters }) });
     this.device = DEVICE_NAMES[sync(() => model.device())];
     this.#native = model;
     const info = sync(() => model.info());
@@ -545,12 +634,16 @@ export class Model {
     sync(() => model.init(s));
   }
 
-  /** Sets the weight transform of a linear weight (`mask`: W̃ = M ⊙ W, straight-through gradient). */
-  setTransform(name: string, kind: TransformKind): void {
+  /** Sets the weight transform of a linear weight (see WeightTransform). */
+  setTransform(name: string, transform: WeightTransform): void {
     const { index } = this.#tensor(name);
-    if (!(kind in TRANSFORMS)) fail(`Expected 'none' or 'mask' for the transform of '${name}' but received ${describe(kind)}`);
+    if (typeof transform !== 'object' || transform === null || typeof transform.kind !== 'string' || !Object.hasOwn(TRANSFORMS, transform.kind)) {
+      fail(`Expected { kind: 'none' }, { kind: 'mask' }, { kind: 'sste', beta } or { kind: 'scale' } for the transform of '${name}' but received ${describe(transform)}`);
+    }
+    let params: Float32Array | null = null;
+    if (transform.kind === 'sste') params = Float32Array.of(num(transform.beta, `the sste beta of '${name}'`, (x) => x > 0, 'a finite number > 0'));
     const model = this.#live();
-    sync(() => model.setTransform(index, TRANSFORMS[kind], null));
+    sync(() => model.setTransform(index, TRANSFORMS[transform.kind], params));
   }
 
   /** Sets the gradient hook of a tensor (`masked-decay`: g ← g + λ·(1 − M) ⊙ W, after clipping). */
@@ -567,12 +660,130 @@ export class Model {
     sync(() => model.setGradHook(index, HOOKS[hook.kind], params));
   }
 
-  /** Sets the update rule (parameter group) of a tensor. */
+  /** Sets the update rule (parameter group) of a tensor (see UpdateRule). */
   setUpdateRule(name: string, rule: UpdateRule): void {
     const { index } = this.#tensor(name);
-    if (!(rule in RULES)) fail(`Expected 'adamw' or 'frozen' for the update rule of '${name}' but received ${describe(rule)}`);
+    if (typeof rule !== 'object' || rule === null || typeof rule.kind !== 'string' || !Object.hasOwn(RULES, rule.kind)) {
+      fail(`Expected { kind: 'adamw' }, { kind: 'frozen' }, { kind: 'ast', lambda } or { kind: 'adams', alpha, lambda } for the update rule of '${name}' but received ${describe(rule)}`);
+    }
+    let params: Float32Array | null = null;
+    if (rule.kind === 'ast') params = Float32Array.of(num(rule.lambda, `the ast lambda of '${name}'`, (x) => x >= 0, 'a finite number >= 0'));
+    if (rule.kind === 'adams') {
+      const alpha = num(rule.alpha, `the adams alpha of '${name}'`, (x) => x >= 0 && x <= 1, 'a number in [0, 1]');
+      params = Float32Array.of(alpha, num(rule.lambda, `the adams lambda of '${name}'`, (x) => x >= 0, 'a finite number >= 0'));
+    }
     const model = this.#live();
-    sync(() => model.setUpdateRule(index, RULES[rule], null));
+    sync(() => model.setUpdateRule(index, RULES[rule.kind], params));
+  }
+
+  // ---------------------------------------------------------------- 2:4 sparsity
+
+  /** Tensor indices of `names` (an array of tensor names), checked. */
+  #indices(names: unknown, what: string): number[] {
+    if (!Array.isArray(names)) fail(`Expected an array of tensor names for ${what} but received ${describe(names)}`);
+    return names.map((n) => this.#tensor(n as string).index);
+  }
+
+  /** Checks that `name` is a linear weight (with 2:4 groups along its input dim, and along its output dim when `both`). */
+  #linear24(name: string, both: boolean, what: string): TensorInfo {
+    const info = this.#tensor(name).info;
+    if (info.kind !== 'linear') fail(`tensor '${name}' is not a linear weight: only linear weights take ${what}`);
+    const [OC, IC] = info.shape;
+    if (IC % 4 !== 0) fail(`tensor '${name}' [${OC}, ${IC}] has no 2:4 groups along its input dim: ${IC} is not a multiple of 4`);
+    if (both && OC % 4 !== 0) fail(`tensor '${name}' [${OC}, ${IC}] has no 2:4 groups along its output dim: ${OC} is not a multiple of 4`);
+    return info;
+  }
+
+  /**
+   * Recomputes the masks of the linear weights `names` from their current weights and writes them
+   * into the 'mask' buffer: `magnitude` keeps the 2 largest |w| of every 4 along the input dim,
+   * `transposable` is 2:4 along both dims (METHODS 2.6). Resolves to the number of mask entries
+   * that changed per tensor (the flip count of METHODS 2.3; the first call against the initial
+   * all-ones masks counts the pruned half). Runs off the JS thread; cancel() stops it between tensors.
+   */
+  async updateMasks(names: string[], method: MaskMethod): Promise<number[]> {
+    const model = this.#live();
+    if (typeof method !== 'string' || !Object.hasOwn(MASK_METHODS, method)) fail(`Expected 'magnitude' or 'transposable' for method but received ${describe(method)}`);
+    const indices = this.#indices(names, 'names');
+    for (const n of names) this.#linear24(n, method === 'transposable', 'a 2:4 mask');
+    try {
+      return await model.updateMasks(indices, MASK_METHODS[method]);
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** Σ|W| where the mask is 0, and Σ|W|, per tensor (in double, in a fixed order): the pruned-mass fraction. */
+  maskStats(names: string[]): MaskStats[] {
+    const indices = this.#indices(names, 'names');
+    const model = this.#live();
+    const { pruned, total } = sync(() => model.maskStats(indices));
+    return pruned.map((prunedAbs, i) => ({ prunedAbs, totalAbs: total[i] }));
+  }
+
+  /** Groups of 4 with more than 2 nonzero weights per linear weight: along its input dim, and with bothWays also along its output dim. */
+  count24(names: string[], opts: { bothWays: boolean }): number[] {
+    if (typeof opts !== 'object' || opts === null || typeof opts.bothWays !== 'boolean') fail(`Expected { bothWays: boolean } for opts but received ${describe(opts)}`);
+    const indices = this.#indices(names, 'names');
+    for (const n of names) this.#linear24(n, opts.bothWays, 'a 2:4 count');
+    const model = this.#live();
+    return sync(() => model.count24(indices, opts.bothWays));
+  }
+
+  /**
+   * S-STE's fixed scale β = ⟨W, S(W)⟩ / ⟨S(W), S(W)⟩ of a linear weight, from its current weights (in
+   * double, fixed order): compute it once (after init or loading), keep it, and pass it to
+   * setTransform(name, { kind: 'sste', beta }). An error names the tensor when S(W) is all zero.
+   */
+  ssteBeta(name: string): number {
+    const { index } = this.#tensor(name);
+    this.#linear24(name, false, 'an S-STE scale');
+    const model = this.#live();
+    return sync(() => model.ssteBeta(index));
+  }
+
+  /**
+   * MVUE on a linear weight's gradient (METHODS 2.7): with a seed, its weight gradient is computed
+   * from dZ sparsified 2:4 along the tokens by the unbiased MVUE estimator; the input gradient keeps
+   * the dense dZ. The draws depend on (seed, optimizer step, micro-batch since zeroGrad, tensor), so
+   * a resumed run draws what the uninterrupted one drew. null turns it off.
+   */
+  setMvue(name: string, seed: number | null): void {
+    const { index, info } = this.#tensor(name);
+    if (info.kind !== 'linear') fail(`tensor '${name}' is not a linear weight: only linear weights take MVUE on their gradient`);
+    const s = seed === null ? 0 : int(seed, `the MVUE seed of '${name}'`, 0);
+    const model = this.#live();
+    sync(() => model.setMvue(index, seed !== null, s));
+  }
+
+  /**
+   * Writes every transformed linear weight's effective weight into its parameters (mask: M ⊙ W;
+   * sste: β·S(W); scale: A ⊙ W, and A back to 1) and sets its transform back to none, so the plain
+   * forward computes what the transformed one did. SLoRB branches stay. Runs off the JS thread;
+   * cancel() stops it between tensors (those before are done).
+   */
+  async materialize(): Promise<void> {
+    const model = this.#live();
+    try {
+      await model.materialize();
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /**
+   * SLoRB's mean initialisation (METHODS 4.5) of linear weights with SLoRB adapters:
+   * `X.slorb_s[d, i]` = (1/k)·Σ over block i of W[d, j]·(1 − M[d, j]) from the current weights and
+   * masks. `X.slorb_p` is left as it is (init gives it the block indicator).
+   */
+  slorbInitMean(names: string[]): void {
+    const indices = this.#indices(names, 'names');
+    for (const n of names) {
+      const x = n.endsWith('.weight') ? n.slice(0, -'.weight'.length) : n;
+      if (!this.#byName.has(`${x}.slorb_s`)) fail(`tensor '${n}' has no SLoRB adapters: give the model config adapters with slorbK and a scope that covers it`);
+    }
+    const model = this.#live();
+    sync(() => model.slorbInitMean(indices));
   }
 
   zeroGrad(): void {
@@ -619,8 +830,11 @@ export class Model {
     }
   }
 
-  /** Global-norm clip → gradient hooks → update rules; returns the gradient norm before clipping. */
-  async optimizerStep(opts: OptimizerOptions): Promise<{ gradNorm: number }> {
+  /**
+   * Global-norm clip → gradient hooks → update rules; returns the gradient norm before clipping
+   * and whether the update was applied (see `skipNonFinite`).
+   */
+  async optimizerStep(opts: OptimizerOptions): Promise<OptimizerResult> {
     const model = this.#live();
     if (typeof opts !== 'object' || opts === null) fail(`Expected optimizer options but received ${describe(opts)}`);
     const lr = num(opts.lr, 'opts.lr', (x) => x >= 0, 'a finite number >= 0');
@@ -629,8 +843,12 @@ export class Model {
     const eps = num(opts.eps, 'opts.eps', (x) => x > 0, 'a finite number > 0');
     const wd = num(opts.weightDecay, 'opts.weightDecay', (x) => x >= 0, 'a finite number >= 0');
     const clip = opts.gradClip === null ? 0 : num(opts.gradClip, 'opts.gradClip', (x) => x > 0, 'a finite number > 0 or null');
+    const skip = opts.skipNonFinite ?? false;
+    if (typeof skip !== 'boolean') fail(`Expected a boolean for opts.skipNonFinite but received ${describe(skip)}`);
     try {
-      return { gradNorm: await model.optimizerStep(lr, beta1, beta2, eps, wd, clip) };
+      const gradNorm = await model.optimizerStep(lr, beta1, beta2, eps, wd, clip, skip);
+      // The engine's rule, seen from here: a skipped step is exactly a non-finite norm under skipNonFinite.
+      return { gradNorm, applied: !(skip && !Number.isFinite(gradNorm)) };
     } catch (e) {
       throw fromNative(e);
     }

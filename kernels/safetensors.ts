@@ -416,7 +416,7 @@ export async function writeSafetensors(
   try {
     file = await open(temp, 'wx');
   } catch (err) {
-    throw new Error(`cannot write ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'} creating ${temp})`);
+    throw new Error(`cannot write ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'} creating ${temp})`, { cause: err });
   }
   try {
     const put = async (chunk: Uint8Array) => {
@@ -440,7 +440,7 @@ export async function writeSafetensors(
   } catch (err) {
     await file?.close().catch(() => {});
     await unlink(temp).catch(() => {});
-    throw new Error(`cannot write ${path}: ${(err as Error).message}`);
+    throw new Error(`cannot write ${path}: ${(err as Error).message}`, { cause: err });
   }
   // Make the rename itself durable; some file systems cannot fsync a directory, which is fine.
   const dir = await open(dirname(path), 'r').catch(() => undefined);

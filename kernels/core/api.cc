@@ -90,6 +90,32 @@ void check_threads(int32_t threads) {
   SIEVE_CHECK(threads >= 1 && threads <= 1024, "threads must be in [1, 1024], got %d", (int)threads);
 }
 
+// A list of tensor indices (n >= 0 of them), each in range.
+void check_tensor_list(const sieve_model& m, const int64_t* tensors, int64_t n) {
+  SIEVE_CHECK(n >= 0, "n must be >= 0, got %lld", (long long)n);
+  if (n == 0) return;
+  check_ptr(tensors, "tensors");
+  for (int64_t i = 0; i < n; i++) {
+    const int64_t count = (int64_t)m.layout.tensors.size();
+    SIEVE_CHECK(tensors[i] >= 0 && tensors[i] < count, "tensors[%lld] = %lld is out of range [0, %lld)", (long long)i,
+                (long long)tensors[i], (long long)count);
+  }
+}
+
+// A linear weight with 2:4 groups along its input dim (and along its output dim when both).
+const TensorEntry& check_linear24(const sieve_model& m, int64_t tensor, bool both, const char* what) {
+  const TensorEntry& t = m.layout.tensors[tensor];
+  SIEVE_CHECK(t.kind == SIEVE_KIND_LINEAR, "tensor '%s' is not a linear weight: only linear weights take %s",
+              t.name.c_str(), what);
+  SIEVE_CHECK(t.shape[1] % 4 == 0, "tensor '%s' [%lld, %lld] has no 2:4 groups along its input dim: %lld is not a multiple of 4",
+              t.name.c_str(), (long long)t.shape[0], (long long)t.shape[1], (long long)t.shape[1]);
+  if (both)
+    SIEVE_CHECK(t.shape[0] % 4 == 0,
+                "tensor '%s' [%lld, %lld] has no 2:4 groups along its output dim: %lld is not a multiple of 4",
+                t.name.c_str(), (long long)t.shape[0], (long long)t.shape[1], (long long)t.shape[0]);
+  return t;
+}
+
 // Stores a validated seam setting and lets the backend prepare for it; a backend that
 // cannot (out of memory) leaves the tensor with its previous setting.
 void set_seam(sieve_model& m, int64_t tensor, Seam seam, int32_t kind, const float* params, int64_t n) {
@@ -144,6 +170,7 @@ int sieve_model_create(sieve_model** out, const sieve_config* config, int32_t de
     backend.info(&info);
     m->threads = info.default_threads;
     m->impl = backend.create_model(*m);
+    init_scales(*m);  // weight scales start at the identity; every other tensor at zero
     *out = m.release();
   });
 }
@@ -293,6 +320,7 @@ int sieve_model_set_transform(sieve_model* model, int64_t tensor, int32_t kind, 
     SIEVE_CHECK(t.kind == SIEVE_KIND_LINEAR,
                 "tensor '%s' is not a linear weight: only linear weights take a weight transform", t.name.c_str());
     transform_validate(kind, params, n_params, t.name);
+    transform_check_tensor(kind, t);
     BusyGuard busy(&m);
     set_seam(m, tensor, Seam::transform, kind, params, n_params);
   });
@@ -328,6 +356,7 @@ int sieve_model_zero_grad(sieve_model* model) {
     sieve_model& m = model_ref(model);
     BusyGuard busy(&m);
     m.impl->zero_grad();
+    m.micro = 0;
   });
 }
 
@@ -353,6 +382,12 @@ int sieve_model_forward_backward(sieve_model* model, sieve_loss* out, const int3
     for (int64_t i = 0; i < B * T && !any; i++) any = targets[i] >= 0;
     SIEVE_CHECK(any, "every target is -1: the batch has nothing to predict");
     BusyGuard busy(&m);
+    // micro counts this call whatever its outcome (a failed call leaves partial gradients,
+    // which the caller zeroes, resetting the count)
+    struct Count {
+      int64_t& micro;
+      ~Count() { micro += 1; }
+    } count{m.micro};
     *out = m.impl->forward_backward(inputs, targets, teacher_logits, *opts, B, T);
   });
 }
@@ -370,9 +405,112 @@ int sieve_model_optimizer_step(sieve_model* model, float* grad_norm, const sieve
     SIEVE_CHECK(std::isfinite(o.weight_decay) && o.weight_decay >= 0.0f,
                 "weight_decay must be a finite number >= 0, got %g", (double)o.weight_decay);
     SIEVE_CHECK(!std::isnan(o.grad_clip), "grad_clip must be a number (<= 0 disables clipping)");
+    SIEVE_CHECK(o.skip_nonfinite == 0 || o.skip_nonfinite == 1, "skip_nonfinite must be 0 or 1, got %d", (int)o.skip_nonfinite);
     BusyGuard busy(&m);
-    *grad_norm = m.impl->optimizer_step(o, m.step + 1);
-    m.step += 1;
+    const float norm = m.impl->optimizer_step(o, m.step + 1);
+    *grad_norm = norm;
+    // A skipped step is no step: Adam's bias correction counts the updates actually applied.
+    if (!(o.skip_nonfinite && !std::isfinite(norm))) m.step += 1;
+  });
+}
+
+// ---------------------------------------------------------------- 2:4 sparsity
+
+int sieve_model_update_masks(sieve_model* model, int32_t method, const int64_t* tensors, int64_t n, int64_t* flips) {
+  return guarded([&] {
+    sieve_model& m = model_ref(model);
+    SIEVE_CHECK(method == SIEVE_MASK_MAGNITUDE || method == SIEVE_MASK_TRANSPOSABLE,
+                "unknown mask method %d: expected magnitude (%d) or transposable (%d)", (int)method,
+                SIEVE_MASK_MAGNITUDE, SIEVE_MASK_TRANSPOSABLE);
+    check_tensor_list(m, tensors, n);
+    if (n > 0) check_ptr(flips, "flips");
+    for (int64_t i = 0; i < n; i++) check_linear24(m, tensors[i], method == SIEVE_MASK_TRANSPOSABLE, "a 2:4 mask");
+    BusyGuard busy(&m);
+    m.impl->update_masks(method, tensors, n, flips);
+  });
+}
+
+int sieve_model_mask_stats(sieve_model* model, const int64_t* tensors, int64_t n, double* pruned_abs,
+                           double* total_abs) {
+  return guarded([&] {
+    sieve_model& m = model_ref(model);
+    check_tensor_list(m, tensors, n);
+    if (n > 0) check_ptr(pruned_abs, "pruned_abs"), check_ptr(total_abs, "total_abs");
+    BusyGuard busy(&m);
+    m.impl->mask_stats(tensors, n, pruned_abs, total_abs);
+  });
+}
+
+int sieve_model_count24(sieve_model* model, const int64_t* tensors, int64_t n, int32_t both_ways,
+                        int64_t* violations) {
+  return guarded([&] {
+    sieve_model& m = model_ref(model);
+    SIEVE_CHECK(both_ways == 0 || both_ways == 1, "both_ways must be 0 or 1, got %d", (int)both_ways);
+    check_tensor_list(m, tensors, n);
+    if (n > 0) check_ptr(violations, "violations");
+    for (int64_t i = 0; i < n; i++) check_linear24(m, tensors[i], both_ways == 1, "a 2:4 count");
+    BusyGuard busy(&m);
+    m.impl->count24(tensors, n, both_ways == 1, violations);
+  });
+}
+
+int sieve_model_sste_beta(sieve_model* model, int64_t tensor, double* beta) {
+  return guarded([&] {
+    sieve_model& m = model_ref(model);
+    check_ptr(beta, "beta");
+    check_tensor_index(m, tensor);
+    const TensorEntry& t = check_linear24(m, tensor, false, "an S-STE scale");
+    BusyGuard busy(&m);
+    double ws = 0, ss = 0;
+    m.impl->sste_dots(tensor, &ws, &ss);
+    SIEVE_CHECK(ss > 0.0, "S(W) of tensor '%s' is all zero (every group's 2nd and 3rd largest |w| are tied): its "
+                "S-STE beta is undefined", t.name.c_str());
+    const double b = ws / ss;
+    SIEVE_CHECK(std::isfinite(b), "the S-STE beta of tensor '%s' is not finite (%g): its weights hold NaN or inf",
+                t.name.c_str(), b);
+    *beta = b;
+  });
+}
+
+int sieve_model_set_mvue(sieve_model* model, int64_t tensor, int32_t on, uint64_t seed) {
+  return guarded([&] {
+    sieve_model& m = model_ref(model);
+    check_tensor_index(m, tensor);
+    SIEVE_CHECK(on == 0 || on == 1, "on must be 0 or 1, got %d", (int)on);
+    TensorEntry& t = m.layout.tensors[tensor];
+    SIEVE_CHECK(t.kind == SIEVE_KIND_LINEAR,
+                "tensor '%s' is not a linear weight: only linear weights take MVUE on their gradient", t.name.c_str());
+    BusyGuard busy(&m);
+    t.mvue = on == 1;
+    t.mvue_seed = on == 1 ? seed : 0;
+  });
+}
+
+int sieve_model_materialize(sieve_model* model) {
+  return guarded([&] {
+    sieve_model& m = model_ref(model);
+    BusyGuard busy(&m);
+    for (int64_t i = 0; i < (int64_t)m.layout.tensors.size(); i++) {
+      if (transform_is_identity(m.layout.tensors[i].transform.kind)) continue;
+      if (m.cancel.load()) fail(SIEVE_E_CANCELLED, "cancelled");
+      m.impl->materialize(i);
+      set_seam(m, i, Seam::transform, SIEVE_TRANSFORM_NONE, nullptr, 0);
+    }
+  });
+}
+
+int sieve_model_slorb_init_mean(sieve_model* model, const int64_t* tensors, int64_t n) {
+  return guarded([&] {
+    sieve_model& m = model_ref(model);
+    check_tensor_list(m, tensors, n);
+    for (int64_t i = 0; i < n; i++) {
+      const TensorEntry& t = m.layout.tensors[tensors[i]];
+      SIEVE_CHECK(t.slorb_s >= 0,
+                  "tensor '%s' has no SLoRB adapters: give the model config slorb_k and an adapter scope that covers it",
+                  t.name.c_str());
+    }
+    BusyGuard busy(&m);
+    m.impl->slorb_init_mean(tensors, n);
   });
 }
 

@@ -48,18 +48,42 @@ class ModelBackend {
 
   // Gradients to zero (allocating them).
   virtual void zero_grad() = 0;
-  // One micro-batch: returns the loss; gradients accumulate (+=) into the grads buffer.
+  // One micro-batch: returns the loss; gradients accumulate (+=) into the grads buffer. A
+  // linear weight with MVUE on (TensorEntry::mvue) draws with core/rng.h's mvue_key from the
+  // model's step and micro counters (the core counts micro).
   virtual sieve_loss forward_backward(const int32_t* inputs /* (B, T) */, const int32_t* targets /* (B, T) */,
                                       const float* teacher /* (B, T, V) or NULL */, const sieve_loss_opts& opts,
                                       int64_t B, int64_t T) = 0;
   // Clip, hooks, rules at optimizer step t (1-based: the core's counter + 1; the core
   // increments its counter once this returns). Returns the gradient norm before clipping.
+  // With opts.skip_nonfinite and a norm that is not finite as a float, it returns that norm
+  // having changed nothing (the core then leaves its counter alone too).
   virtual float optimizer_step(const sieve_optim_opts& opts, int64_t t) = 0;
   // The memory-light forward: exactly one of nll / logits is non-NULL. Calls progress (if
   // any) on the calling thread after each chunk of windows.
   virtual void infer(float* nll /* (B, T - 1) or NULL */, float* logits /* (B, T, V) or NULL */,
                      const int32_t* tokens /* (B, T) */, int64_t B, int64_t T, sieve_progress_fn progress,
                      void* user) = 0;
+
+  // ---- 2:4 sparsity on the model's own tensors (tensor lists arrive checked: linear weights
+  // with the shapes each call needs, core/api.cc)
+
+  // Recomputes the masks of `tensors` from their parameters (SIEVE_MASK_*), writes them into the
+  // masks buffer, and reports the mask entries that changed per tensor. Checks the cancel flag
+  // between tensors.
+  virtual void update_masks(int32_t method, const int64_t* tensors, int64_t n, int64_t* flips /* (n) */) = 0;
+  // Sum of |W| where the mask is 0 and sum of |W|, per tensor, in double, in a fixed order.
+  virtual void mask_stats(const int64_t* tensors, int64_t n, double* pruned_abs /* (n) */,
+                          double* total_abs /* (n) */) = 0;
+  // Groups of 4 with more than 2 nonzero parameters along IC (and along OC when both_ways).
+  virtual void count24(const int64_t* tensors, int64_t n, bool both_ways, int64_t* violations /* (n) */) = 0;
+  // <W, S(W)> and <S(W), S(W)> of one linear weight (sieve_sste_beta's sums), in double.
+  virtual void sste_dots(int64_t tensor, double* ws, double* ss) = 0;
+  // X.slorb_s = the mean of the pruned weights of each k-block (sieve_slorb_init_mean).
+  virtual void slorb_init_mean(const int64_t* tensors, int64_t n) = 0;
+  // Writes the effective weight of the tensor's current transform into its parameters (and
+  // resets its scales to 1 for SCALE); the core then sets the transform to NONE.
+  virtual void materialize(int64_t tensor) = 0;
 
   // Benchmark hooks (sieve_model_timers): accumulated since creation or the last reset.
   virtual sieve_timers timers() const = 0;

@@ -20,13 +20,45 @@ bool residual_projection(const std::string& name) {
          name.find(".mlp.down.weight") != std::string::npos;
 }
 
+// An adapter's initial value at flat index i of the tensor: SLoRB's P the block indicator
+// (P[i, j] = 1 iff i k <= j < (i + 1) k), SLoRB's S zero, the weight scales one.
+float adapter_value(const Layout& l, const TensorEntry& t, int64_t i) {
+  switch (t.adapter) {
+    case kSlorbP: {
+      const int64_t row = i / t.shape[1], col = i % t.shape[1], k = l.cfg.slorb_k;
+      return col >= row * k && col < (row + 1) * k ? 1.0f : 0.0f;
+    }
+    case kScale: return 1.0f;
+  }
+  return 0.0f;
+}
+
+void write_adapter(sieve_model& m, const TensorEntry& t, std::vector<float>& chunk) {
+  for (int64_t c0 = 0; c0 < t.size; c0 += kChunk) {
+    const int64_t n = std::min(kChunk, t.size - c0);
+    chunk.resize(n);
+    for (int64_t i = 0; i < n; i++) chunk[i] = adapter_value(m.layout, t, c0 + i);
+    m.impl->write(SIEVE_BUFFER_PARAMS, t.offset + c0, n, chunk.data());
+  }
+}
+
 }  // namespace
+
+void init_scales(sieve_model& m) {
+  std::vector<float> chunk;
+  for (const TensorEntry& t : m.layout.tensors)
+    if (t.adapter == kScale) write_adapter(m, t, chunk);
+}
 
 void init_weights(sieve_model& m, uint64_t seed) {
   const double std_base = 0.02;
   const double std_resid = 0.02 / std::sqrt(2.0 * (double)m.layout.L);
   std::vector<float> chunk;
   for (const TensorEntry& t : m.layout.tensors) {
+    if (t.kind == SIEVE_KIND_ADAPTER) {
+      write_adapter(m, t, chunk);
+      continue;
+    }
     const bool constant = t.kind == SIEVE_KIND_NORM || t.kind == SIEVE_KIND_BIAS;
     const double sd = residual_projection(t.name) ? std_resid : std_base;
     const uint64_t key = stream_key(seed, t.name);

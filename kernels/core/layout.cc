@@ -40,10 +40,49 @@ void config_check(const sieve_config& c) {
                 (double)c.rope_theta);
   }
   const int64_t C = c.dim, H = c.mlp_hidden, V = c.vocab;
+  SIEVE_CHECK(c.adapter_scope >= 0 && c.adapter_scope <= (SIEVE_SCOPE_ATTN | SIEVE_SCOPE_FFN),
+              "adapter_scope must be 0 (none) or a combination of attn (%d) and ffn (%d), got %d", SIEVE_SCOPE_ATTN,
+              SIEVE_SCOPE_FFN, (int)c.adapter_scope);
+  SIEVE_CHECK(c.slorb_k >= 0, "slorb_k must be >= 0 (0: no SLoRB), got %lld", (long long)c.slorb_k);
+  SIEVE_CHECK(c.scale_segments >= 0, "scale_segments must be >= 0 (0: no weight scales), got %lld",
+              (long long)c.scale_segments);
+  if (c.adapter_scope == 0) {
+    SIEVE_CHECK(c.slorb_k == 0 && c.scale_segments == 0,
+                "slorb_k (%lld) and scale_segments (%lld) need an adapter_scope (attn, ffn or both), got none",
+                (long long)c.slorb_k, (long long)c.scale_segments);
+  } else {
+    SIEVE_CHECK(c.slorb_k > 0 || c.scale_segments > 0,
+                "adapter_scope is set but neither slorb_k nor scale_segments is: set one, or the scope to 0");
+  }
+  // Input widths of the in-scope linear weights: attn (qkv, out) read C; ffn's up side
+  // (fc | gate, up) reads C and its down side (proj | down) reads H.
+  auto check_width = [&](int64_t div, const char* what) {
+    if (div <= 0) return;
+    if (c.adapter_scope & (SIEVE_SCOPE_ATTN | SIEVE_SCOPE_FFN))
+      SIEVE_CHECK(C % div == 0, "%s = %lld must divide the input width of every in-scope linear weight: dim = %lld",
+                  what, (long long)div, (long long)C);
+    if (c.adapter_scope & SIEVE_SCOPE_FFN)
+      SIEVE_CHECK(H % div == 0, "%s = %lld must divide the input width of every in-scope linear weight: mlp_hidden = %lld",
+                  what, (long long)div, (long long)H);
+  };
+  check_width(c.slorb_k, "slorb_k");
+  check_width(c.scale_segments, "scale_segments");
   const int64_t per_layer = c.family == SIEVE_FAMILY_GPT2 ? 4 * C + 3 * C * C + 3 * C + C * C + C + 2 * H * C + H + C
                                                           : 2 * C + 4 * C * C + 3 * H * C;
   const int64_t global = c.family == SIEVE_FAMILY_GPT2 ? V * C + c.context * C + 2 * C : 2 * V * C + C;
-  const double total = (double)per_layer * (double)c.layers + (double)global;
+  // adapters of one linear weight [OC, IC]: slorb_s (OC, r) + slorb_p (r, IC), scale (OC, SG)
+  auto adapters = [&](double OC, double IC) {
+    double n = 0;
+    if (c.slorb_k > 0) n += (OC + IC) * (IC / (double)c.slorb_k);
+    if (c.scale_segments > 0) n += OC * (double)c.scale_segments;
+    return n;
+  };
+  double per_layer_adapters = 0;
+  if (c.adapter_scope & SIEVE_SCOPE_ATTN) per_layer_adapters += adapters(3.0 * C, C) + adapters(C, C);
+  if (c.adapter_scope & SIEVE_SCOPE_FFN)
+    per_layer_adapters += c.family == SIEVE_FAMILY_GPT2 ? adapters(H, C) + adapters(C, H)
+                                                        : 2 * adapters(H, C) + adapters(C, H);
+  const double total = ((double)per_layer + per_layer_adapters) * (double)c.layers + (double)global;
   SIEVE_CHECK(total <= (double)kMaxParams, "the model would have %.0f parameters; at most %lld are supported", total,
               (long long)kMaxParams);
 }
@@ -77,6 +116,32 @@ Layout layout_build(const sieve_config& cfg) {
     m.tensors.push_back(std::move(t));
     return (int64_t)m.tensors.size() - 1;
   };
+  // The adapters of linear weight w (none when its scope is not in adapter_scope), named
+  // X.slorb_s, X.slorb_p, X.scale for X.weight; kind ADAPTER, no scope, no weight decay.
+  auto adapters = [&](int64_t w) {
+    if (!(m.tensors[w].scope & cfg.adapter_scope)) return;
+    const std::string x = m.tensors[w].name.substr(0, m.tensors[w].name.size() - 7);  // drop ".weight"
+    const int64_t OC = m.tensors[w].shape[0], IC = m.tensors[w].shape[1];
+    auto adapter = [&](const char* suffix, int64_t d0, int64_t d1, Adapter role) {
+      const int64_t i = add(x + suffix, d0, d1, SIEVE_KIND_ADAPTER, SIEVE_SCOPE_NONE);
+      m.tensors[i].decay = 0;
+      m.tensors[i].adapter = role;
+      m.tensors[i].owner = w;
+      return i;
+    };
+    if (cfg.slorb_k > 0) {
+      const int64_t r = IC / cfg.slorb_k;
+      const int64_t s = adapter(".slorb_s", OC, r, kSlorbS);
+      const int64_t p = adapter(".slorb_p", r, IC, kSlorbP);
+      m.tensors[w].slorb_s = s;
+      m.tensors[w].slorb_p = p;
+    }
+    if (cfg.scale_segments > 0) {
+      const int64_t a = adapter(".scale", OC, cfg.scale_segments, kScale);
+      m.tensors[w].scale = a;
+    }
+  };
+  // A linear layer's weight (and bias), then the weight's adapters.
   auto linear = [&](const std::string& name, int64_t OC, int64_t IC, int32_t scope, bool bias) {
     Linear lin;
     lin.first = add(name + ".weight", OC, IC, SIEVE_KIND_LINEAR, scope);
@@ -84,6 +149,7 @@ Layout layout_build(const sieve_config& cfg) {
     lin.bias = bias ? add(name + ".bias", OC, 0, SIEVE_KIND_BIAS, SIEVE_SCOPE_NONE) : -1;
     lin.OC = OC;
     lin.IC = IC;
+    adapters(lin.first);
     return lin;
   };
   const bool g = m.gpt2();
@@ -103,11 +169,15 @@ Layout layout_build(const sieve_config& cfg) {
       ll.up = linear(p + "mlp.fc", H, C, SIEVE_SCOPE_FFN, true);
       ll.down = linear(p + "mlp.proj", C, H, SIEVE_SCOPE_FFN, true);
     } else {
-      // gate and up are adjacent so the forward multiplies them as one (2H, C) matrix
-      ll.up = linear(p + "mlp.gate", H, C, SIEVE_SCOPE_FFN, false);
-      add(p + "mlp.up.weight", H, C, SIEVE_KIND_LINEAR, SIEVE_SCOPE_FFN);
+      // gate and up are adjacent so the forward multiplies them as one (2H, C) matrix; their
+      // adapters follow the pair (gate's, then up's)
+      ll.up.first = add(p + "mlp.gate.weight", H, C, SIEVE_KIND_LINEAR, SIEVE_SCOPE_FFN);
+      const int64_t up = add(p + "mlp.up.weight", H, C, SIEVE_KIND_LINEAR, SIEVE_SCOPE_FFN);
       ll.up.count = 2;
       ll.up.OC = 2 * H;
+      ll.up.IC = C;
+      adapters(ll.up.first);
+      adapters(up);
       ll.down = linear(p + "mlp.down", C, H, SIEVE_SCOPE_FFN, false);
     }
     m.layers.push_back(ll);

@@ -33,7 +33,18 @@ struct TensorEntry {
   SeamSpec transform;            // SIEVE_TRANSFORM_NONE until set
   SeamSpec hook;                 // SIEVE_HOOK_NONE until set
   SeamSpec rule;                 // SIEVE_RULE_ADAMW until set
+  // A linear weight's adapters (config adapter_scope), as tensor indices; -1: none.
+  int64_t slorb_s = -1, slorb_p = -1, scale = -1;
+  // An adapter's role and the linear weight it belongs to.
+  int32_t adapter = 0;           // Adapter::*
+  int64_t owner = -1;
+  // MVUE on the weight gradient (sieve_model_set_mvue): on, and the caller's seed.
+  bool mvue = false;
+  uint64_t mvue_seed = 0;
 };
+
+// What an adapter tensor is to its linear weight.
+enum Adapter : int32_t { kNotAdapter = 0, kSlorbS = 1, kSlorbP = 2, kScale = 3 };
 
 // A linear layer as the forward sees it: one GEMM over `count` consecutive weight tensors
 // (count = 2 for LLaMA's gate and up, multiplied as one (2H, C) matrix).
@@ -60,9 +71,13 @@ struct Layout {
   std::vector<LayerLinears> layers;
 
   bool gpt2() const { return cfg.family == SIEVE_FAMILY_GPT2; }
+  // SLoRB rank of a linear weight with SLoRB adapters: IC / k.
+  int64_t slorb_rank(const TensorEntry& t) const { return t.shape[1] / cfg.slorb_k; }
 };
 
-// Throws SIEVE_E_INVALID_ARGUMENT with the reason when cfg is not a model the engine builds.
+// Throws SIEVE_E_INVALID_ARGUMENT with the reason when cfg is not a model the engine builds
+// (adapters included: every in-scope linear weight's IC must be divisible by slorb_k and by
+// scale_segments).
 void config_check(const sieve_config& cfg);
 // The layout of a config that passed config_check.
 Layout layout_build(const sieve_config& cfg);

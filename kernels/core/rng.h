@@ -1,4 +1,5 @@
-// rng.h — the portable random numbers of parameter initialisation (core/init.cc).
+// rng.h — the portable random numbers of parameter initialisation (core/init.cc) and of
+// MVUE's sampling (the keys below; every backend draws the same numbers).
 //
 // SplitMix64 (Steele, Lea & Flood, 2014) used as a counter-based generator: the k-th
 // 64-bit draw of a stream with key s is mix(s + (k + 1) * 0x9E3779B97F4A7C15). Each tensor
@@ -51,5 +52,24 @@ inline NormalPair stream_normal_pair(uint64_t s, uint64_t k) {
   const double a = 6.283185307179586 * u2;
   return {r * std::cos(a), r * std::sin(a)};
 }
+
+// The key of a linear weight's MVUE draws in one forward_backward (sieve_model_set_mvue):
+// mix(mix(mix(mix(seed) + step) + micro) + tensor), with step the optimizer steps taken and
+// micro the forward_backward calls since the last zero_grad. Every backend uses this key,
+// so a resumed run draws the numbers the uninterrupted one drew.
+inline uint64_t mvue_key(uint64_t seed, int64_t step, int64_t micro, int64_t tensor) {
+  uint64_t k = splitmix64_mix(seed);
+  k = splitmix64_mix(k + (uint64_t)step);
+  k = splitmix64_mix(k + (uint64_t)micro);
+  return splitmix64_mix(k + (uint64_t)tensor);
+}
+
+// The key of column d's stream inside sieve_mvue24: its group q draws 2q and 2q + 1.
+inline uint64_t mvue_column_key(uint64_t seed, int64_t d) {
+  return splitmix64_mix(seed + (uint64_t)(d + 1) * 0xD1B54A32D192ED03ULL);
+}
+
+// A uniform double in [0, 1) from a 64-bit draw: (draw >> 11) 2^-53.
+inline double unit_double(uint64_t draw) { return (double)(draw >> 11) * 0x1.0p-53; }
 
 }  // namespace sieve

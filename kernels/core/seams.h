@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <string>
 
+#include "layout.h"
+
 namespace sieve {
 
 // n_params in [0, 64]; params non-NULL when n_params > 0.
@@ -23,11 +25,16 @@ void check_seam_params(const float* params, int64_t n_params);
 const char* transform_name(int32_t kind);
 // Throws a clear error for an unknown kind or a wrong parameter count/value.
 void transform_validate(int32_t kind, const float* params, int64_t n_params, const std::string& tensor);
+// Throws a clear error when the kind cannot apply to this tensor of the table (SSTE: IC % 4;
+// SCALE: the tensor has a scale adapter).
+void transform_check_tensor(int32_t kind, const TensorEntry& t);
 // true: W~ = W, so the forward can read W itself (no W~ buffer needed).
 bool transform_is_identity(int32_t kind);
 // true: dW += dW~ exactly, so the weight-gradient GEMM may accumulate straight into dW.
 bool transform_is_straight_through(int32_t kind);
 bool transform_uses_mask(int32_t kind);
+// true: the kind reads the tensor's scale adapter (and its backward writes that adapter's gradient).
+bool transform_uses_scale(int32_t kind);
 
 // ---- gradient hook (SIEVE_HOOK_*)
 

@@ -14,6 +14,7 @@
 #include "gemm.h"
 #include "grad_hook.h"
 #include "ops.h"
+#include "sparsity.h"
 #include "transform.h"
 #include "update_rule.h"
 
@@ -31,6 +32,43 @@ void check_sizes(std::initializer_list<int64_t> sizes) {
 void check_heads(int64_t C, int64_t NH, bool rope) {
   SIEVE_CHECK(C % NH == 0, "NH (%lld) must divide C (%lld)", (long long)NH, (long long)C);
   if (rope) SIEVE_CHECK((C / NH) % 2 == 0, "head size C/NH = %lld must be even for RoPE", (long long)(C / NH));
+}
+
+// A matrix whose 2:4 groups run along K (and along R too when both).
+void check_groups(int64_t R, int64_t K, bool both) {
+  check_sizes({R, K});
+  SIEVE_CHECK(R <= kMaxSize / K, "R*K = %lld*%lld is too large (at most 2^30 elements)", (long long)R, (long long)K);
+  SIEVE_CHECK(K % 4 == 0, "2:4 groups run along K, so K must be a multiple of 4: got a [%lld, %lld] matrix",
+              (long long)R, (long long)K);
+  if (both)
+    SIEVE_CHECK(R % 4 == 0, "a transposable 2:4 mask groups rows too, so R must be a multiple of 4: got a [%lld, %lld] matrix",
+                (long long)R, (long long)K);
+}
+
+// The flat transforms: none, mask, sste (groups of 4 consecutive elements).
+void check_flat_transform(int32_t kind, const float* params, int64_t n_params, const float* mask, int64_t n) {
+  check_seam_params(params, n_params);
+  transform_validate(kind, params, n_params, "(op)");
+  SIEVE_CHECK(kind != SIEVE_TRANSFORM_SCALE,
+              "the scale transform needs the weight's shape and scales: use sieve_weight_scale_forward / _backward");
+  if (kind == SIEVE_TRANSFORM_SSTE)
+    SIEVE_CHECK(n % 4 == 0, "the sste transform works on groups of 4: n = %lld is not a multiple of 4", (long long)n);
+  if (transform_uses_mask(kind)) check_ptr(mask, "mask");
+}
+
+// CAST's weight scales: SG segments of each row of K.
+void check_scale(int64_t R, int64_t K, int64_t SG) {
+  check_sizes({R, K, SG});
+  SIEVE_CHECK(R <= kMaxSize / K, "R*K = %lld*%lld is too large (at most 2^30 elements)", (long long)R, (long long)K);
+  SIEVE_CHECK(K % SG == 0, "SG = %lld segments must divide K = %lld", (long long)SG, (long long)K);
+}
+
+void check_adam(float lr, float beta1, float beta2, float eps, int64_t t) {
+  SIEVE_CHECK(std::isfinite(lr) && lr >= 0.0f, "lr must be a finite number >= 0, got %g", (double)lr);
+  SIEVE_CHECK(beta1 >= 0.0f && beta1 < 1.0f, "beta1 must be in [0, 1), got %g", (double)beta1);
+  SIEVE_CHECK(beta2 >= 0.0f && beta2 < 1.0f, "beta2 must be in [0, 1), got %g", (double)beta2);
+  SIEVE_CHECK(std::isfinite(eps) && eps > 0.0f, "eps must be a finite number > 0, got %g", (double)eps);
+  SIEVE_CHECK(t >= 1, "t must be >= 1 (the 1-based optimizer step), got %lld", (long long)t);
 }
 
 void check_loss_args(const float* teacher, float alpha, float tau) {
@@ -291,13 +329,12 @@ int sieve_transform_forward(float* wt, const float* w, const float* mask, int32_
   return guarded([&] {
     check_ptr(wt, "wt"), check_ptr(w, "w");
     check_sizes({n});
-    check_seam_params(params, n_params);
-    transform_validate(kind, params, n_params, "(op)");
-    if (transform_uses_mask(kind)) check_ptr(mask, "mask");
+    check_flat_transform(kind, params, n_params, mask, n);
     const SeamSpec spec{kind, std::vector<float>(params, params + n_params)};
-    const TransformState state = transform_setup(spec, w, n);
+    const TransformInputs in{w, mask, nullptr, 1, n, 0};
+    const TransformState state = transform_setup(spec, in);
     SIEVE_OP_SCOPE;
-    transform_forward(wt, w, mask, spec, state, n);
+    transform_forward(wt, in, spec, state);
   });
 }
 
@@ -306,13 +343,12 @@ int sieve_transform_backward(float* dw, const float* dwt, const float* w, const 
   return guarded([&] {
     check_ptr(dw, "dw"), check_ptr(dwt, "dwt"), check_ptr(w, "w");
     check_sizes({n});
-    check_seam_params(params, n_params);
-    transform_validate(kind, params, n_params, "(op)");
-    if (transform_uses_mask(kind)) check_ptr(mask, "mask");
+    check_flat_transform(kind, params, n_params, mask, n);
     const SeamSpec spec{kind, std::vector<float>(params, params + n_params)};
-    const TransformState state = transform_setup(spec, w, n);
+    const TransformInputs in{w, mask, nullptr, 1, n, 0};
+    const TransformState state = transform_setup(spec, in);
     SIEVE_OP_SCOPE;
-    transform_backward(dw, dwt, w, mask, spec, state, n);
+    transform_backward(dw, nullptr, dwt, in, spec, state);
   });
 }
 
@@ -338,6 +374,135 @@ int sieve_adamw_update(float* w, float* m, float* v, const float* grad, float lr
     SIEVE_CHECK(t >= 1, "t must be >= 1 (the 1-based optimizer step), got %lld", (long long)t);
     SIEVE_OP_SCOPE;
     adamw_update(w, m, v, grad, lr, beta1, beta2, eps, weight_decay, t, n);
+  });
+}
+
+int sieve_ast_update(float* w, float* m, float* v, const float* grad, const float* mask, float lr, float beta1,
+                     float beta2, float eps, float weight_decay, float lambda, int64_t t, int64_t n) {
+  return guarded([&] {
+    check_ptr(w, "w"), check_ptr(m, "m"), check_ptr(v, "v"), check_ptr(grad, "grad"), check_ptr(mask, "mask");
+    check_sizes({n});
+    check_adam(lr, beta1, beta2, eps, t);
+    SIEVE_CHECK(std::isfinite(weight_decay) && weight_decay >= 0.0f, "weight_decay must be a finite number >= 0, got %g",
+                (double)weight_decay);
+    SIEVE_CHECK(std::isfinite(lambda) && lambda >= 0.0f, "lambda must be a finite number >= 0, got %g", (double)lambda);
+    SIEVE_OP_SCOPE;
+    ast_update(w, m, v, grad, mask, lr, beta1, beta2, eps, weight_decay, lambda, t, n);
+  });
+}
+
+int sieve_adams_update(float* w, float* m, float* v, const float* grad, const float* mask, float lr, float beta1,
+                       float beta2, float eps, float alpha, float lambda, int64_t t, int64_t n) {
+  return guarded([&] {
+    check_ptr(w, "w"), check_ptr(m, "m"), check_ptr(v, "v"), check_ptr(grad, "grad"), check_ptr(mask, "mask");
+    check_sizes({n});
+    check_adam(lr, beta1, beta2, eps, t);
+    SIEVE_CHECK(alpha >= 0.0f && alpha <= 1.0f, "alpha must be in [0, 1], got %g", (double)alpha);
+    SIEVE_CHECK(std::isfinite(lambda) && lambda >= 0.0f, "lambda must be a finite number >= 0, got %g", (double)lambda);
+    SIEVE_OP_SCOPE;
+    adams_update(w, m, v, grad, mask, lr, beta1, beta2, eps, alpha, lambda, t, n);
+  });
+}
+
+// ---------------------------------------------------------------- 2:4 sparsity
+
+int sieve_mask24_magnitude(float* mask, const float* w, int64_t R, int64_t K) {
+  return guarded([&] {
+    check_ptr(mask, "mask"), check_ptr(w, "w");
+    check_groups(R, K, false);
+    SIEVE_OP_SCOPE;
+    mask24_magnitude(mask, w, R, K);
+  });
+}
+
+int sieve_mask24_transposable(float* mask, const float* w, int64_t R, int64_t K) {
+  return guarded([&] {
+    check_ptr(mask, "mask"), check_ptr(w, "w");
+    check_groups(R, K, true);
+    SIEVE_OP_SCOPE;
+    mask24_transposable(mask, w, R, K);
+  });
+}
+
+int sieve_sste_threshold(float* out, const float* w, int64_t R, int64_t K) {
+  return guarded([&] {
+    check_ptr(out, "out"), check_ptr(w, "w");
+    check_groups(R, K, false);
+    SIEVE_OP_SCOPE;
+    sste_threshold(out, w, 1.0f, R * K);
+  });
+}
+
+int sieve_sste_beta(double* beta, const float* w, int64_t R, int64_t K) {
+  return guarded([&] {
+    check_ptr(beta, "beta"), check_ptr(w, "w");
+    check_groups(R, K, false);
+    SIEVE_OP_SCOPE;
+    double ws = 0, ss = 0;
+    sste_dots(&ws, &ss, w, R * K);
+    SIEVE_CHECK(ss > 0.0, "S(w) is all zero (every group's 2nd and 3rd largest |w| are tied): beta is undefined");
+    const double b = ws / ss;
+    SIEVE_CHECK(std::isfinite(b), "beta is not finite (%g): w holds NaN or inf", b);
+    *beta = b;
+  });
+}
+
+int sieve_mvue24(float* out, const float* g, int64_t N, int64_t OC, uint64_t seed) {
+  return guarded([&] {
+    check_ptr(out, "out"), check_ptr(g, "g");
+    check_sizes({N, OC});
+    SIEVE_CHECK(N <= kMaxSize / OC, "N*OC = %lld*%lld is too large (at most 2^30 elements)", (long long)N, (long long)OC);
+    SIEVE_OP_SCOPE;
+    mvue24(out, g, N, OC, OC, OC, seed);
+  });
+}
+
+int sieve_mask_flips(int64_t* flips, const float* before, const float* after, int64_t n) {
+  return guarded([&] {
+    check_ptr(flips, "flips"), check_ptr(before, "before"), check_ptr(after, "after");
+    check_sizes({n});
+    SIEVE_OP_SCOPE;
+    *flips = mask_flips(before, after, n);
+  });
+}
+
+int sieve_count24_violations(int64_t* groups, const float* w, int64_t R, int64_t K) {
+  return guarded([&] {
+    check_ptr(groups, "groups"), check_ptr(w, "w");
+    check_groups(R, K, false);
+    SIEVE_OP_SCOPE;
+    *groups = count24_along_rows(w, R, K);
+  });
+}
+
+int sieve_weight_scale_forward(float* wt, const float* w, const float* scale, int64_t R, int64_t K, int64_t SG) {
+  return guarded([&] {
+    check_ptr(wt, "wt"), check_ptr(w, "w"), check_ptr(scale, "scale");
+    check_scale(R, K, SG);
+    SIEVE_OP_SCOPE;
+    weight_scale_forward(wt, w, scale, R, K, SG);
+  });
+}
+
+int sieve_weight_scale_backward(float* dw, float* dscale, const float* dwt, const float* w, const float* scale,
+                                int64_t R, int64_t K, int64_t SG) {
+  return guarded([&] {
+    check_ptr(dw, "dw"), check_ptr(dscale, "dscale"), check_ptr(dwt, "dwt"), check_ptr(w, "w");
+    check_ptr(scale, "scale");
+    check_scale(R, K, SG);
+    SIEVE_OP_SCOPE;
+    weight_scale_backward(dw, dscale, dwt, w, scale, R, K, SG);
+  });
+}
+
+int sieve_slorb_init_mean(float* s, const float* w, const float* mask, int64_t R, int64_t K, int64_t k) {
+  return guarded([&] {
+    check_ptr(s, "s"), check_ptr(w, "w"), check_ptr(mask, "mask");
+    check_sizes({R, K, k});
+    SIEVE_CHECK(R <= kMaxSize / K, "R*K = %lld*%lld is too large (at most 2^30 elements)", (long long)R, (long long)K);
+    SIEVE_CHECK(K % k == 0, "the SLoRB block size k = %lld must divide K = %lld", (long long)k, (long long)K);
+    SIEVE_OP_SCOPE;
+    slorb_init_mean(s, w, mask, R, K, k);
   });
 }
 

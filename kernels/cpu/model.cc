@@ -11,10 +11,12 @@
 #include <cstdlib>
 #include <new>
 
+#include "core/rng.h"
 #include "core/seams.h"
 #include "gemm.h"
 #include "grad_hook.h"
 #include "ops.h"
+#include "sparsity.h"
 #include "update_rule.h"
 
 namespace sieve::cpu {
@@ -47,8 +49,31 @@ float initial_value(int32_t which) { return which == SIEVE_BUFFER_MASKS ? 1.0f :
 
 }  // namespace
 
-CpuModel::CpuModel(const sieve_model& m) : model(m), net(m.layout), transform_state(m.layout.tensors.size()) {
+CpuModel::CpuModel(const sieve_model& m)
+    : model(m), net(m.layout), transform_state(m.layout.tensors.size()), slorb_col(m.layout.tensors.size(), -1) {
   params.allocate(net.num_params, 0.0f);
+  // SLoRB's X P^T of every weight of a block, side by side (the same for every block)
+  if (!net.layers.empty()) {
+    const LayerLinears& ll = net.layers[0];
+    for (const Linear* lin : {&ll.qkv, &ll.out, &ll.up, &ll.down})
+      for (int64_t i = 0; i < lin->count; i++) {
+        const TensorEntry& t = net.tensors[lin->first + i];
+        if (t.slorb_s < 0) continue;
+        const int64_t r = net.slorb_rank(t);
+        slorb_RL += r;
+        slorb_rmax = std::max(slorb_rmax, r);
+      }
+    for (const LayerLinears& l : net.layers) {
+      int64_t col = 0;
+      for (const Linear* lin : {&l.qkv, &l.out, &l.up, &l.down})
+        for (int64_t i = 0; i < lin->count; i++) {
+          const TensorEntry& t = net.tensors[lin->first + i];
+          if (t.slorb_s < 0) continue;
+          slorb_col[lin->first + i] = col;
+          col += net.slorb_rank(t);
+        }
+    }
+  }
   if (!net.gpt2()) {
     const int64_t context = net.cfg.context;
     rope_cos.resize(context * (net.HS / 2));
@@ -80,13 +105,25 @@ void CpuModel::write(int32_t which, int64_t offset, int64_t count, const float* 
   std::copy(src, src + count, flat(which) + offset);
 }
 
+TransformInputs CpuModel::transform_inputs(int64_t idx) const {
+  const TensorEntry& t = net.tensors[idx];
+  TransformInputs in{};
+  in.w = params.data + t.offset;
+  in.mask = masks.empty() ? nullptr : masks.data + t.offset;
+  in.scale = t.scale >= 0 ? params.data + net.tensors[t.scale].offset : nullptr;
+  in.R = t.shape[0];
+  in.K = t.ndim == 2 ? t.shape[1] : 1;
+  in.SG = t.scale >= 0 ? net.tensors[t.scale].shape[1] : 0;
+  return in;
+}
+
 void CpuModel::seam_changed(int64_t idx, Seam seam) {
   const TensorEntry& t = net.tensors[idx];
   switch (seam) {
     case Seam::transform:
       if (transform_uses_mask(t.transform.kind)) flat(SIEVE_BUFFER_MASKS);
       if (!transform_is_identity(t.transform.kind) && wt.empty()) wt.allocate(net.num_params, 0.0f);
-      transform_state[idx] = transform_setup(t.transform, params.data + t.offset, t.size);
+      transform_state[idx] = transform_setup(t.transform, transform_inputs(idx));
       return;
     case Seam::hook:
       if (grad_hook_uses_mask(t.hook.kind)) flat(SIEVE_BUFFER_MASKS);
@@ -159,27 +196,91 @@ void prepare_weights(CpuModel& m) {
       if (!linear_transformed(m, *lin)) continue;
       for (int64_t i = 0; i < lin->count; i++) {
         const TensorEntry& t = m.net.tensors[lin->first + i];
-        transform_forward(m.wt.data + t.offset, m.params.data + t.offset, mask(m, t), t.transform,
-                          m.transform_state[lin->first + i], t.size);
+        transform_forward(m.wt.data + t.offset, m.transform_inputs(lin->first + i), t.transform,
+                          m.transform_state[lin->first + i]);
       }
     }
 }
 
-// Backward of a linear layer through its transform: dinp = dout W~, and the weight
-// gradient reaches W straight through (accumulated in place) or via transform_backward.
-void linear_backward(CpuModel& m, const Linear& lin, float* dinp, const float* dout, const float* inp,
-                     int64_t N, float* dw_scratch, GemmStats* stats) {
-  const float* W = linear_weight(m, lin);
-  const bool ste = linear_straight_through(m, lin);
-  float* dW = ste ? grad(m, lin.first) : dw_scratch;
-  if (!ste) std::fill(dW, dW + lin.OC * lin.IC, 0.0f);
-  matmul_backward(dinp, dW, grad(m, lin.bias), dout, inp, W, N, lin.IC, lin.OC, stats);
-  if (ste) return;
+// Where X P^T of the SLoRB weight `idx` goes: its own slice of the block's training
+// activations (kept for the backward), or one scratch reused by every weight (inference).
+float* slorb_xp(const CpuModel& m, float* base, bool packed, int64_t idx, int64_t N) {
+  return packed ? base + m.slorb_col[idx] * N : base;
+}
+
+// out (=, or += when accumulate) inp W~^T + bias, then + (inp P^T) S^T for each weight of the
+// layer with SLoRB (METHODS 4.5), into its columns of out.
+void linear_forward(CpuModel& m, const Linear& lin, float* out, const float* inp, const float* bias, int64_t N,
+                    bool accumulate, float* xp_base, bool xp_packed, GemmStats* stats) {
+  matmul_forward(out, inp, linear_weight(m, lin), bias, N, lin.IC, lin.OC, accumulate, stats);
   for (int64_t i = 0; i < lin.count; i++) {
     const TensorEntry& t = m.net.tensors[lin.first + i];
+    if (t.slorb_s < 0) continue;
+    const int64_t OCt = t.shape[0], r = m.net.slorb_rank(t), row0 = i * OCt;
+    float* xp = slorb_xp(m, xp_base, xp_packed, lin.first + i, N);
+    sgemm(false, true, N, r, lin.IC, 1.0f, inp, lin.IC, param(m, t.slorb_p), lin.IC, 0.0f, xp, r, stats);
+    sgemm(false, true, N, OCt, r, 1.0f, xp, r, param(m, t.slorb_s), r, 1.0f, out + row0, lin.OC, stats);
+  }
+}
+
+// The dZ the weight-gradient GEMM of `lin` multiplies: dout itself, or (some weight with MVUE
+// on) a copy whose MVUE weights' columns are sparsified 2:4 along the N tokens.
+const float* mvue_dout(CpuModel& m, const Linear& lin, const float* dout, int64_t N) {
+  bool any = false;
+  for (int64_t i = 0; i < lin.count; i++) any = any || m.net.tensors[lin.first + i].mvue;
+  if (!any) return dout;
+  float* out = m.acts.mvue_dout;
+  for (int64_t i = 0; i < lin.count; i++) {
+    const int64_t idx = lin.first + i;
+    const TensorEntry& t = m.net.tensors[idx];
+    const int64_t OCt = t.shape[0], c0 = i * OCt;
+    if (t.mvue) {
+      const uint64_t key = mvue_key(t.mvue_seed, m.model.step, m.model.micro, idx);
+      mvue24(out + c0, dout + c0, N, OCt, lin.OC, lin.OC, key);
+    } else {
+#pragma omp parallel for schedule(static)
+      for (int64_t r = 0; r < N; r++) std::copy(dout + r * lin.OC + c0, dout + r * lin.OC + c0 + OCt, out + r * lin.OC + c0);
+    }
+  }
+  return out;
+}
+
+// Backward of a linear layer through its transform: dinp = dout W~ (+ the SLoRB branch's),
+// and the weight gradient (from dout, or its MVUE estimate) reaches W straight through
+// (accumulated in place) or via transform_backward.
+void linear_backward(CpuModel& m, const Linear& lin, float* dinp, const float* dout, const float* inp, int64_t N,
+                     float* xp_base, GemmStats* stats) {
+  Activations& a = m.acts;
+  const float* W = linear_weight(m, lin);
+  const bool ste = linear_straight_through(m, lin);
+  float* dW = ste ? grad(m, lin.first) : a.dw_scratch;
+  if (!ste) std::fill(dW, dW + lin.OC * lin.IC, 0.0f);
+  const float* dout_w = mvue_dout(m, lin, dout, N);
+  if (dout_w == dout) {
+    matmul_backward(dinp, dW, grad(m, lin.bias), dout, inp, W, N, lin.IC, lin.OC, stats);
+  } else {  // the input and bias gradients keep the dense dZ
+    matmul_backward(dinp, nullptr, grad(m, lin.bias), dout, inp, W, N, lin.IC, lin.OC, stats);
+    matmul_backward(nullptr, dW, nullptr, dout_w, inp, W, N, lin.IC, lin.OC, stats);
+  }
+  for (int64_t i = 0; i < lin.count; i++) {
+    const TensorEntry& t = m.net.tensors[lin.first + i];
+    if (t.slorb_s < 0) continue;
+    // Z[:, cols] += XP S^T with XP = X P^T: dS += dZ^T XP, dXP = dZ S, dP += dXP^T X, dX += dXP P
+    const int64_t OCt = t.shape[0], r = m.net.slorb_rank(t), c0 = i * OCt;
+    const float* xp = slorb_xp(m, xp_base, true, lin.first + i, N);
+    const float* dz = dout + c0;
+    sgemm(true, false, OCt, r, N, 1.0f, dz, lin.OC, xp, r, 1.0f, grad(m, t.slorb_s), r, stats);
+    sgemm(false, false, N, r, OCt, 1.0f, dz, lin.OC, param(m, t.slorb_s), r, 0.0f, a.slorb_dxp, r, stats);
+    sgemm(true, false, r, lin.IC, N, 1.0f, a.slorb_dxp, r, inp, lin.IC, 1.0f, grad(m, t.slorb_p), lin.IC, stats);
+    sgemm(false, false, N, lin.IC, r, 1.0f, a.slorb_dxp, r, param(m, t.slorb_p), lin.IC, 1.0f, dinp, lin.IC, stats);
+  }
+  if (ste) return;
+  for (int64_t i = 0; i < lin.count; i++) {
+    const int64_t idx = lin.first + i;
+    const TensorEntry& t = m.net.tensors[idx];
     const int64_t rel = t.offset - m.net.tensors[lin.first].offset;
-    transform_backward(m.grads.data + t.offset, dW + rel, m.params.data + t.offset, mask(m, t), t.transform,
-                       m.transform_state[lin.first + i], t.size);
+    transform_backward(m.grads.data + t.offset, t.scale >= 0 ? grad(m, t.scale) : nullptr, dW + rel,
+                       m.transform_inputs(idx), t.transform, m.transform_state[idx]);
   }
 }
 
@@ -193,6 +294,16 @@ int64_t max_linear_size(const CpuModel& m) {
   int64_t n = 0;
   for (const LayerLinears& ll : m.net.layers)
     for (const Linear* lin : {&ll.qkv, &ll.out, &ll.up, &ll.down}) n = std::max(n, lin->OC * lin->IC);
+  return n;
+}
+
+// The widest output of a linear layer with a weight under MVUE (0: none).
+int64_t max_mvue_width(const CpuModel& m) {
+  int64_t n = 0;
+  for (const LayerLinears& ll : m.net.layers)
+    for (const Linear* lin : {&ll.qkv, &ll.out, &ll.up, &ll.down})
+      for (int64_t i = 0; i < lin->count; i++)
+        if (m.net.tensors[lin->first + i].mvue) n = std::max(n, lin->OC);
   return n;
 }
 
@@ -238,6 +349,9 @@ void layout_activations(Activations& a, Carver& cv, const CpuModel& m, int64_t B
   a.ce = cv.take(N);
   a.kl = cv.take(N);
   a.dw_scratch = cv.take(max_linear_size(m));
+  a.slorb_xp = cv.take(L * N * m.slorb_RL);
+  a.slorb_dxp = cv.take(N * m.slorb_rmax);
+  a.mvue_dout = cv.take(N * max_mvue_width(m));
 }
 
 void ensure_activations(CpuModel& m, int64_t B, int64_t T) {
@@ -273,6 +387,8 @@ struct BlockIO {
   float* fc;        // (N, FC)
   float* act;       // (N, H)
   float* scratch;   // (threads, T, T) attention scratch
+  float* slorb_xp;  // training: (N, RL) this block's X P^T of each SLoRB weight; inference: (N, rmax) scratch
+  bool slorb_packed;  // true: one slice per weight (training); false: one shared scratch
 };
 
 void norm_forward(const CpuModel& m, float* out, float* mean, float* rstd, const float* x, int64_t w, int64_t b,
@@ -297,22 +413,22 @@ void block_forward(CpuModel& m, const BlockIO& io, int64_t l, int64_t B, int64_t
   const int64_t N = B * T, C = m.net.C;
   // attention: x_mid = x_in + out(attention(qkv(norm1(x_in))))
   norm_forward(m, io.ln1, io.ln1_mean, io.ln1_rstd, io.x_in, ll.norm1_w, ll.norm1_b, N);
-  matmul_forward(io.qkv, io.ln1, linear_weight(m, ll.qkv), param(m, ll.qkv.bias), N, C, 3 * C, false, stats);
+  linear_forward(m, ll.qkv, io.qkv, io.ln1, param(m, ll.qkv.bias), N, false, io.slorb_xp, io.slorb_packed, stats);
   const double t0 = now_seconds();
   if (!m.net.gpt2()) rope_forward(io.qkv, m.rope_cos.data(), m.rope_sin.data(), B, T, C, m.net.NH);
   attention_forward(io.atty, io.att, io.scratch, io.qkv, B, T, C, m.net.NH);
   if (att_seconds) *att_seconds += now_seconds() - t0;
   residual_bias_forward(io.x_mid, io.x_in, param(m, ll.out.bias), N, C);
-  matmul_forward(io.x_mid, io.atty, linear_weight(m, ll.out), nullptr, N, C, C, true, stats);
+  linear_forward(m, ll.out, io.x_mid, io.atty, nullptr, N, true, io.slorb_xp, io.slorb_packed, stats);
   // MLP: x_out = x_mid + down(act(up(norm2(x_mid))))
   norm_forward(m, io.ln2, io.ln2_mean, io.ln2_rstd, io.x_mid, ll.norm2_w, ll.norm2_b, N);
-  matmul_forward(io.fc, io.ln2, linear_weight(m, ll.up), param(m, ll.up.bias), N, C, m.net.FC, false, stats);
+  linear_forward(m, ll.up, io.fc, io.ln2, param(m, ll.up.bias), N, false, io.slorb_xp, io.slorb_packed, stats);
   if (m.net.gpt2())
     gelu_forward(io.act, io.fc, N * m.net.H);
   else
     swiglu_forward(io.act, io.fc, N, m.net.H);
   residual_bias_forward(io.x_out, io.x_mid, param(m, ll.down.bias), N, C);
-  matmul_forward(io.x_out, io.act, linear_weight(m, ll.down), nullptr, N, m.net.H, C, true, stats);
+  linear_forward(m, ll.down, io.x_out, io.act, nullptr, N, true, io.slorb_xp, io.slorb_packed, stats);
 }
 
 // On entry a.dx is d loss / d x_out of block l; on exit it is d loss / d x_in.
@@ -322,20 +438,20 @@ void block_backward(CpuModel& m, const BlockIO& io, int64_t l, int64_t B, int64_
   const LayerLinears& ll = m.net.layers[l];
   const int64_t N = B * T, C = m.net.C;
   // MLP
-  linear_backward(m, ll.down, a.dact, a.dx, io.act, N, a.dw_scratch, stats);
+  linear_backward(m, ll.down, a.dact, a.dx, io.act, N, io.slorb_xp, stats);
   if (m.net.gpt2())
     gelu_backward(a.dfc, a.dact, io.fc, N * m.net.H);
   else
     swiglu_backward(a.dfc, a.dact, io.fc, N, m.net.H);
-  linear_backward(m, ll.up, a.dln, a.dfc, io.ln2, N, a.dw_scratch, stats);
+  linear_backward(m, ll.up, a.dln, a.dfc, io.ln2, N, io.slorb_xp, stats);
   norm_backward(m, a.dx, a.dln, io.x_mid, io.ln2_mean, io.ln2_rstd, ll.norm2_w, ll.norm2_b, N);
   // attention
-  linear_backward(m, ll.out, a.datty, a.dx, io.atty, N, a.dw_scratch, stats);
+  linear_backward(m, ll.out, a.datty, a.dx, io.atty, N, io.slorb_xp, stats);
   const double t0 = now_seconds();
   attention_backward(a.dqkv, a.att_scratch, a.datty, io.qkv, io.att, B, T, C, m.net.NH);
   if (!m.net.gpt2()) rope_backward(a.dqkv, m.rope_cos.data(), m.rope_sin.data(), B, T, C, m.net.NH);
   if (att_seconds) *att_seconds += now_seconds() - t0;
-  linear_backward(m, ll.qkv, a.dln, a.dqkv, io.ln1, N, a.dw_scratch, stats);
+  linear_backward(m, ll.qkv, a.dln, a.dqkv, io.ln1, N, io.slorb_xp, stats);
   norm_backward(m, a.dx, a.dln, io.x_in, io.ln1_mean, io.ln1_rstd, ll.norm1_w, ll.norm1_b, N);
 }
 
@@ -358,6 +474,8 @@ BlockIO train_io(CpuModel& m, int64_t l) {
   io.fc = a.fc + l * N * m.net.FC;
   io.act = a.act + l * N * m.net.H;
   io.scratch = a.att_scratch;
+  io.slorb_xp = a.slorb_xp + l * N * m.slorb_RL;
+  io.slorb_packed = true;
   return io;
 }
 
@@ -434,13 +552,19 @@ sieve_loss train_step(CpuModel& m, const int32_t* inputs, const int32_t* targets
 float optimize(CpuModel& m, const sieve_optim_opts& o, int64_t t_step) {
   const double t_start = now_seconds();
   float* g = m.flat(SIEVE_BUFFER_GRADS);
+  const int64_t P = m.net.num_params;
+  const double norm = global_norm(g, P);
+  // Judged as the float the caller receives, so "skipped" means the same on both sides (a
+  // double norm beyond FLT_MAX reports as inf).
+  if (o.skip_nonfinite && !std::isfinite((float)norm)) {
+    m.timing.optimizer_seconds += now_seconds() - t_start;
+    return (float)norm;
+  }
   // moments only once some rule keeps them (a model of frozen tensors never allocates them)
   bool moments = false;
   for (const TensorEntry& t : m.net.tensors) moments = moments || update_rule_uses_moments(t.rule.kind);
   float* mom = moments ? m.flat(SIEVE_BUFFER_ADAM_M) : nullptr;
   float* var = moments ? m.flat(SIEVE_BUFFER_ADAM_V) : nullptr;
-  const int64_t P = m.net.num_params;
-  const double norm = global_norm(g, P);
   if (o.grad_clip > 0.0f) {
     const double coef = (double)o.grad_clip / (norm + 1e-6);
     if (coef < 1.0) {
@@ -484,6 +608,8 @@ void infer_chunks(CpuModel& m, float* out_nll, float* out_logits, const int32_t*
     io.fc = cv.take(Nc * m.net.FC);
     io.act = cv.take(Nc * m.net.H);
     io.scratch = cv.take(threads * T * T);
+    io.slorb_xp = cv.take(Nc * m.slorb_rmax);
+    io.slorb_packed = false;
     logits = cv.take(hchunk * V);
   };
   BlockIO io{};

@@ -64,6 +64,10 @@ struct Activations {
   float* ce;           // (N) cross-entropy per position
   float* kl;           // (N) KL per position (0 without a teacher)
   float* dw_scratch;   // (max OC IC over the linear layers) dW~ of a non-straight-through transform
+  // Only with the features that use them (0 floats otherwise):
+  float* slorb_xp;     // (L, N, RL) X P^T of each SLoRB weight of each block, RL = the sum of their ranks
+  float* slorb_dxp;    // (N, rmax) d loss / d X P^T of one SLoRB weight
+  float* mvue_dout;    // (N, max OC) dZ with the MVUE weights' columns sparsified (the weight-gradient GEMM's)
 };
 
 class CpuModel final : public ModelBackend {
@@ -79,6 +83,13 @@ class CpuModel final : public ModelBackend {
   float optimizer_step(const sieve_optim_opts& opts, int64_t t) override;
   void infer(float* nll, float* logits, const int32_t* tokens, int64_t B, int64_t T, sieve_progress_fn progress,
              void* user) override;
+  // 2:4 sparsity on the model's tensors (sparse_model.cc)
+  void update_masks(int32_t method, const int64_t* tensors, int64_t n, int64_t* flips) override;
+  void mask_stats(const int64_t* tensors, int64_t n, double* pruned_abs, double* total_abs) override;
+  void count24(const int64_t* tensors, int64_t n, bool both_ways, int64_t* violations) override;
+  void sste_dots(int64_t tensor, double* ws, double* ss) override;
+  void slorb_init_mean(const int64_t* tensors, int64_t n) override;
+  void materialize(int64_t tensor) override;
   sieve_timers timers() const override;
   void reset_timers() override;
 
@@ -90,6 +101,10 @@ class CpuModel final : public ModelBackend {
   Buffer wt;                                     // (P) W~ of the transformed linear weights
   std::vector<TransformState> transform_state;   // per tensor
   std::vector<float> rope_cos, rope_sin;         // (context, HS/2), llama
+  // SLoRB: where each weight's X P^T sits in a block's slice of Activations::slorb_xp (in
+  // units of N floats; -1 without SLoRB), the slice's width RL and the largest rank.
+  std::vector<int64_t> slorb_col;
+  int64_t slorb_RL = 0, slorb_rmax = 0;
 
   Buffer train_mem;        // the arena behind acts
   Activations acts{};
@@ -103,6 +118,8 @@ class CpuModel final : public ModelBackend {
   // initial value if needed.
   Buffer& buffer(int32_t which);
   float* flat(int32_t which);
+  // What tensor idx's transform reads: its weights, mask (if allocated) and scale adapter.
+  TransformInputs transform_inputs(int64_t idx) const;
 };
 
 }  // namespace sieve::cpu

@@ -28,6 +28,9 @@
  *   OC / IC output / input features of a linear layer
  *   P  number of parameters (the length of every flat buffer)
  *   n  length of a flat vector
+ *   R / K rows / columns of a 2:4 op on a matrix; its groups of 4 run along K (for a linear
+ *      weight R = OC, K = IC). A transposable mask also groups 4 consecutive rows per column.
+ *   SG weight-scale segments per row (CAST's n)   k SLoRB block size, r = IC / k its rank
  */
 #ifndef SIEVE_H
 #define SIEVE_H
@@ -38,7 +41,7 @@
 extern "C" {
 #endif
 
-#define SIEVE_ABI_VERSION 2
+#define SIEVE_ABI_VERSION 4
 
 /* ---------------------------------------------------------------- status codes */
 
@@ -88,6 +91,12 @@ typedef struct sieve_config {
   int64_t mlp_hidden; /* H >= 1 */
   float norm_eps;     /* > 0 */
   float rope_theta;   /* llama: > 0 (HS must be even); gpt2: must be 0 (unused) */
+  /* Adapters (docs/kernels.md, "Adapters"): extra trained tensors next to the block linear
+   * weights of adapter_scope. All zero (the default) means none, and the table, the
+   * parameter count and every bit of every call are those of a model without them. */
+  int32_t adapter_scope;  /* 0, or SIEVE_SCOPE_ATTN | SIEVE_SCOPE_FFN: whose linear weights get adapters */
+  int64_t slorb_k;        /* SLoRB block size k (0: none): X.slorb_s (OC, IC/k) and X.slorb_p (IC/k, IC) */
+  int64_t scale_segments; /* CAST weight-scale segments SG (0: none): X.scale (OC, SG), for SIEVE_TRANSFORM_SCALE */
 } sieve_config;
 
 /* SIEVE_OK if the config describes a model the engine can build; otherwise
@@ -98,7 +107,14 @@ int sieve_config_check(const sieve_config* config);
 
 typedef struct sieve_model sieve_model; /* opaque */
 
-enum { SIEVE_KIND_EMBEDDING = 0, SIEVE_KIND_LINEAR = 1, SIEVE_KIND_NORM = 2, SIEVE_KIND_BIAS = 3, SIEVE_KIND_HEAD = 4 };
+enum {
+  SIEVE_KIND_EMBEDDING = 0,
+  SIEVE_KIND_LINEAR = 1,
+  SIEVE_KIND_NORM = 2,
+  SIEVE_KIND_BIAS = 3,
+  SIEVE_KIND_HEAD = 4,
+  SIEVE_KIND_ADAPTER = 5 /* X.slorb_s, X.slorb_p, X.scale of a linear weight X.weight (decay 0) */
+};
 enum { SIEVE_SCOPE_NONE = 0, SIEVE_SCOPE_ATTN = 1, SIEVE_SCOPE_FFN = 2 };
 
 typedef struct sieve_tensor_info {
@@ -108,7 +124,7 @@ typedef struct sieve_tensor_info {
   int32_t ndim;      /* 1 or 2 */
   int64_t shape[2];  /* [out, in] for matrices (nn.Linear layout); shape[1] = 0 if ndim = 1 */
   int32_t kind;      /* SIEVE_KIND_* */
-  int32_t scope;     /* SIEVE_SCOPE_* (only linear weights inside blocks have a scope) */
+  int32_t scope;     /* SIEVE_SCOPE_* (only linear weights inside blocks have a scope; adapters have none) */
   int32_t decay;     /* 1: weight decay applies (2-D matrices: linear, embedding, head) */
 } sieve_tensor_info;
 
@@ -165,19 +181,97 @@ int sieve_model_set_step(sieve_model* model, int64_t step);
 
 /* ---- seams for the 2:4 methods (per tensor; see docs/kernels.md, "Seams") */
 
-/* Weight transform W~ = f(W) used by the forward of a linear weight; the gradient
- * reaches dense W straight through (dW += dW~) for the STE kinds. Only SIEVE_KIND_LINEAR
- * tensors take a transform. params: kind-specific numbers (n_params of them). */
-enum { SIEVE_TRANSFORM_NONE = 0, SIEVE_TRANSFORM_MASK = 1 /* W~ = M (.) W; no params */ };
+/* Weight transform W~ = f(W) used by the forward of a linear weight (the input gradient uses
+ * W~ too). Only SIEVE_KIND_LINEAR tensors take a transform. params: kind-specific numbers
+ * (n_params of them).
+ *   NONE   W~ = W.
+ *   MASK   W~ = M (.) W, straight-through: dW += dW~ (pruned entries included). No params.
+ *   SSTE   W~ = beta S(W), S-STE's 2:4 soft threshold along IC (METHODS 3.2; IC % 4 == 0),
+ *          straight-through. params: [beta], a finite number > 0, computed once by the caller
+ *          (sieve_model_sste_beta) and kept in its checkpoints; never recomputed here.
+ *   SCALE  W~[d, c] = A[d, c / (IC / SG)] W[d, c], A = the tensor's X.scale adapter (CAST's
+ *          weight scaling, METHODS 5.4). Not straight-through: dW += A (.) dW~ and
+ *          dA[d, s] += sum over the segment's c of dW~[d, c] W[d, c]. No params; the tensor
+ *          needs a scale adapter (sieve_config.scale_segments and adapter_scope). */
+enum {
+  SIEVE_TRANSFORM_NONE = 0,
+  SIEVE_TRANSFORM_MASK = 1,
+  SIEVE_TRANSFORM_SSTE = 2,
+  SIEVE_TRANSFORM_SCALE = 3
+};
 int sieve_model_set_transform(sieve_model* model, int64_t tensor, int32_t kind, const float* params, int64_t n_params);
 
 /* Gradient hook, applied after clipping and before the update rule. */
 enum { SIEVE_HOOK_NONE = 0, SIEVE_HOOK_MASKED_DECAY = 1 /* g += lambda (1 - M) (.) W; params: [lambda] */ };
 int sieve_model_set_grad_hook(sieve_model* model, int64_t tensor, int32_t kind, const float* params, int64_t n_params);
 
-/* Update rule (parameter group) of a tensor. */
-enum { SIEVE_RULE_ADAMW = 0 /* no params */, SIEVE_RULE_FROZEN = 1 /* not updated; no params */ };
+/* Update rule (parameter group) of a tensor; t is the 1-based optimizer step.
+ *   ADAMW   no params.  FROZEN  not updated; no params.
+ *   AST     AST's Adam (METHODS 4.3), params [lambda >= 0]: W *= 1 - lr wd (decay tensors);
+ *           m = b1 m + (1 - b1) g (the loss gradient only); u = m + lambda (1 - M) (.) W;
+ *           v = b2 v + (1 - b2) u^2; W -= (lr / (1 - b1^t)) u / (sqrt(v) / sqrt(1 - b2^t) + eps).
+ *   ADAMS   CAST's AdamS (METHODS 5.3), params [alpha in [0, 1], lambda >= 0]:
+ *           m = b1 m + (1 - b1) g; u = (1 - alpha) m + alpha lambda sign(W) where M = 0, m where
+ *           M != 0 (sign(0) = 0); v = b2 v + (1 - b2) u^2; W -= (lr / (1 - b1^t)) u /
+ *           (sqrt(v) / sqrt(1 - b2^t) + eps). No decoupled weight decay (opts.weight_decay is
+ *           not applied): the decay of pruned weights is the rule's own L1 term.
+ * Both read the mask buffer and keep the AdamW moment buffers (m holds the raw-gradient momentum). */
+enum {
+  SIEVE_RULE_ADAMW = 0,
+  SIEVE_RULE_FROZEN = 1,
+  SIEVE_RULE_AST = 2,
+  SIEVE_RULE_ADAMS = 3
+};
 int sieve_model_set_update_rule(sieve_model* model, int64_t tensor, int32_t kind, const float* params, int64_t n_params);
+
+/* ---- 2:4 sparsity on a model's tensors (docs/kernels.md, "2:4 sparsity")
+ * `tensors` lists tensor indices (n >= 0 of them); per-tensor results come back in that order. */
+
+enum { SIEVE_MASK_MAGNITUDE = 0, SIEVE_MASK_TRANSPOSABLE = 1 };
+
+/* Recomputes the masks of the listed linear weights from their current parameters and writes
+ * them into the masks buffer: MAGNITUDE keeps the 2 largest |w| of every 4 consecutive along IC
+ * (sieve_mask24_magnitude); TRANSPOSABLE is 2:4 along IC and along OC (sieve_mask24_transposable;
+ * OC % 4 == 0 too). flips[i] = mask entries of tensor i that changed (METHODS 2.3): 0, 2 or 4
+ * per group; the first call against the initial all-ones masks counts the pruned half.
+ * Checks the cancel flag between tensors (the tensors before it are updated). */
+int sieve_model_update_masks(sieve_model* model, int32_t method, const int64_t* tensors, int64_t n,
+                             int64_t* flips /* (n) */);
+
+/* pruned_abs[i] = sum of |W| where the mask is 0, total_abs[i] = sum of |W|, over tensor i's
+ * parameters, in double, in a fixed order. */
+int sieve_model_mask_stats(sieve_model* model, const int64_t* tensors, int64_t n, double* pruned_abs /* (n) */,
+                           double* total_abs /* (n) */);
+
+/* violations[i] = groups of 4 consecutive parameters along IC of linear weight i with more than 2
+ * nonzeros; with both_ways = 1 plus the groups of 4 consecutive rows along OC (OC % 4 == 0). */
+int sieve_model_count24(sieve_model* model, const int64_t* tensors, int64_t n, int32_t both_ways,
+                        int64_t* violations /* (n) */);
+
+/* S-STE's fixed scale of a linear weight from its current parameters: sieve_sste_beta on the
+ * tensor; an error naming it when S(W) is all zero. */
+int sieve_model_sste_beta(sieve_model* model, int64_t tensor, double* beta);
+
+/* MVUE on a linear weight (METHODS 2.7): with on = 1 its weight gradient is computed from
+ * MVUE(dZ) (dZ (N, OC) sparsified 2:4 along the N tokens, sieve_mvue24), while the input and
+ * bias gradients use the dense dZ. The numbers are drawn from
+ *   key = mix(mix(mix(mix(seed) + step) + micro) + tensor)   (mix: SplitMix64's finalizer)
+ * step: the optimizer step counter, micro: the sieve_model_forward_backward calls since the
+ * last sieve_model_zero_grad, tensor: the tensor's index; then sieve_mvue24(..., key) on the
+ * tensor's columns of dZ. The same weights, data, step and micro give the same bits, so a run
+ * resumed from a checkpoint draws what the uninterrupted run drew. */
+int sieve_model_set_mvue(sieve_model* model, int64_t tensor, int32_t on, uint64_t seed);
+
+/* Writes each transformed linear weight's effective weight into its parameters and sets its
+ * transform back to NONE: MASK W = M (.) W; SSTE W = beta S(W); SCALE W = A (.) W and A = 1.
+ * The plain forward then computes what the transformed one did (SLoRB branches, which are not
+ * transforms, stay). Checks the cancel flag between tensors (those before it are done). */
+int sieve_model_materialize(sieve_model* model);
+
+/* SLoRB's mean initialisation (METHODS 4.5) of the listed linear weights, which must have SLoRB
+ * adapters: X.slorb_s[d, i] = (1/k) sum over j in block i of W[d, j] (1 - M[d, j]), from the
+ * current parameters and masks (sieve_slorb_init_mean). X.slorb_p is left as it is. */
+int sieve_model_slorb_init_mean(sieve_model* model, const int64_t* tensors, int64_t n);
 
 /* ---- training */
 
@@ -207,13 +301,17 @@ int sieve_model_forward_backward(sieve_model* model, sieve_loss* out,
 
 typedef struct sieve_optim_opts {
   float lr, beta1, beta2, eps;
-  float weight_decay; /* decoupled, on tensors with decay = 1 only */
-  float grad_clip;    /* global-norm clip; <= 0: no clipping */
+  float weight_decay;     /* decoupled, on tensors with decay = 1 only */
+  float grad_clip;        /* global-norm clip; <= 0: no clipping */
+  int32_t skip_nonfinite; /* 1: a non-finite gradient norm changes nothing (see below); 0: update anyway */
 } sieve_optim_opts;
 
 /* One optimizer step: global gradient norm (reported before clipping) -> clip -> each
  * tensor's gradient hook -> each tensor's update rule; then step += 1. The grads
- * buffer is left holding the clipped, hooked gradient. */
+ * buffer is left holding the clipped, hooked gradient.
+ * With skip_nonfinite = 1 and a norm that is NaN or infinite (as a float), the call only
+ * reports the norm: weights, moments, grads and the step counter are left as they were, so
+ * the caller can discard the step (the caller sees it as a non-finite *grad_norm). */
 int sieve_model_optimizer_step(sieve_model* model, float* grad_norm, const sieve_optim_opts* opts);
 
 /* ---- inference (memory-light: no grads, no stored activations) */
@@ -333,7 +431,9 @@ int sieve_loss_backward(float* dlogits /* (N, V) */, const float* dlosses /* (N)
                         int64_t N, int64_t V);
 
 /* Weight transform kinds, gradient hooks and update rules on flat vectors (what the
- * model runs per tensor). */
+ * model runs per tensor). The flat transforms take NONE, MASK and SSTE (groups of 4
+ * consecutive elements, n % 4 == 0); SCALE needs a shape and its scale tensor:
+ * sieve_weight_scale_forward / _backward below. */
 int sieve_transform_forward(float* wt /* (n) */, const float* w /* (n) */, const float* mask /* (n) */,
                             int32_t kind, const float* params, int64_t n_params, int64_t n);
 int sieve_transform_backward(float* dw /* (n) += */, const float* dwt /* (n) */, const float* w /* (n) */,
@@ -345,8 +445,62 @@ int sieve_grad_hook(float* grad /* (n) */, const float* w /* (n) */, const float
 int sieve_adamw_update(float* w /* (n) */, float* m /* (n) */, float* v /* (n) */,
                        const float* grad /* (n) */, float lr, float beta1, float beta2, float eps,
                        float weight_decay, int64_t t, int64_t n);
+/* One step of AST's rule / CAST's AdamS (SIEVE_RULE_AST / SIEVE_RULE_ADAMS above). */
+int sieve_ast_update(float* w /* (n) */, float* m /* (n) */, float* v /* (n) */, const float* grad /* (n) */,
+                     const float* mask /* (n) */, float lr, float beta1, float beta2, float eps, float weight_decay,
+                     float lambda, int64_t t, int64_t n);
+int sieve_adams_update(float* w /* (n) */, float* m /* (n) */, float* v /* (n) */, const float* grad /* (n) */,
+                       const float* mask /* (n) */, float lr, float beta1, float beta2, float eps, float alpha,
+                       float lambda, int64_t t, int64_t n);
 /* sqrt(sum x^2) accumulated in double, in an order that depends only on n */
 int sieve_global_norm(double* out, const float* x /* (n) */, int64_t n);
+
+/* ---- 2:4 sparsity (METHODS 1-5). Groups of 4 run along K, so K % 4 == 0 (and R % 4 == 0 for
+ * the transposable mask), else SIEVE_E_INVALID_ARGUMENT naming the shape. Masks are 1 (kept)
+ * or 0. NaN ranks as magnitude -1, below every number: it is kept only where the rule has to
+ * keep something and nothing else is left (the mask stays exactly 2:4). */
+
+/* Keeps the 2 largest |w| of every group: element i is kept iff it beats at least 2 of the
+ * other 3, where a beats b iff |a| > |b|, or |a| == |b| and a's index is higher (METHODS 1.3:
+ * all equal keeps 2 and 3; |w| = (2, 1, 1, 0) keeps 0 and 2). */
+int sieve_mask24_magnitude(float* mask /* (R, K) */, const float* w /* (R, K) */, int64_t R, int64_t K);
+/* Transposable 2:4 (METHODS 2.6): every 4x4 block takes the pattern of the 90 with two ones
+ * per row and per column that maximises sum |w| P, ties to the lowest index in the pattern
+ * order: lexicographic in (row 0's pair, row 1's, row 2's, row 3's) with a row's pairs of
+ * columns ordered (0,1) < (0,2) < (0,3) < (1,2) < (1,3) < (2,3). A pattern's score is
+ * ((p0 + p1) + p2) + p3 in float, p_r = the sum of row r's two kept |w|. */
+int sieve_mask24_transposable(float* mask /* (R, K) */, const float* w /* (R, K) */, int64_t R, int64_t K);
+/* S-STE's soft threshold (METHODS 3.2): per group t = the 2nd smallest |a| (branch-free:
+ * min(max(min(|a0|,|a1|), min(|a2|,|a3|)), min(max(|a0|,|a1|), max(|a2|,|a3|)))) and
+ * out_i = sign(a_i) max(|a_i| - t, 0). A group holding a NaN gives NaN in all 4. */
+int sieve_sste_threshold(float* out /* (R, K) */, const float* w /* (R, K) */, int64_t R, int64_t K);
+/* beta = <W, S(W)> / <S(W), S(W)> (METHODS 3.3), accumulated in double in an order fixed by
+ * (R, K); SIEVE_E_INVALID_ARGUMENT when S(W) is all zero or beta is not finite. */
+int sieve_sste_beta(double* beta, const float* w /* (R, K) */, int64_t R, int64_t K);
+/* MVUE24_approx (METHODS 2.7) along N: per column d and group q of 4 consecutive rows, with
+ * a_i = |x_i| + 2^-23, draw i1 with P(i) = a_i / S, then i2 from the other three with P(j) ~ a_j;
+ * out = x_i / p_i at i1 and i2 (p_i the inclusion probability, computed in double), 0 elsewhere.
+ * The two uniforms of (d, q) are draws 2q and 2q + 1 of the stream keyed
+ * c = mix(seed + (d + 1) 0xD1B54A32D192ED03) (draw k = mix(c + (k + 1) 0x9E3779B97F4A7C15),
+ * u = (draw >> 11) 2^-53), so the result depends only on (seed, g), not on threads. A trailing
+ * partial group (N % 4 rows) and a group holding a non-finite value are copied unchanged
+ * (trivially unbiased). */
+int sieve_mvue24(float* out /* (N, OC) */, const float* g /* (N, OC) */, int64_t N, int64_t OC, uint64_t seed);
+/* flips = the number of i with before[i] != after[i] */
+int sieve_mask_flips(int64_t* flips, const float* before /* (n) */, const float* after /* (n) */, int64_t n);
+/* groups = the groups of 4 along K with more than 2 nonzeros */
+int sieve_count24_violations(int64_t* groups, const float* w /* (R, K) */, int64_t R, int64_t K);
+/* CAST's weight scaling (SIEVE_TRANSFORM_SCALE): wt[d, c] = scale[d, c / (K / SG)] w[d, c];
+ * the backward adds scale (.) dwt into dw and sum_c dwt w per segment into dscale. K % SG == 0. */
+int sieve_weight_scale_forward(float* wt /* (R, K) */, const float* w /* (R, K) */, const float* scale /* (R, SG) */,
+                               int64_t R, int64_t K, int64_t SG);
+int sieve_weight_scale_backward(float* dw /* (R, K) += */, float* dscale /* (R, SG) += */, const float* dwt /* (R, K) */,
+                                const float* w /* (R, K) */, const float* scale /* (R, SG) */, int64_t R, int64_t K,
+                                int64_t SG);
+/* SLoRB's mean initialisation: s[d, i] = (1/k) sum_{j = ik}^{(i+1)k - 1} w[d, j] (1 - mask[d, j]),
+ * summed in double; K % k == 0. */
+int sieve_slorb_init_mean(float* s /* (R, K / k) */, const float* w /* (R, K) */, const float* mask /* (R, K) */,
+                          int64_t R, int64_t K, int64_t k);
 
 #ifdef __cplusplus
 }

@@ -4,8 +4,8 @@
 //   - No call can crash the process on bad input: every value is type-checked here (the
 //     TS wrapper checks them first with friendlier messages), and every C status becomes a
 //     JS Error carrying `status` (the SIEVE_E_* number) for kernels/index.ts to map.
-//   - Long calls (forward+backward, optimizer step, evaluation, logits, the sgemm bench)
-//     run on the libuv pool and return Promises. A model runs one async call at a time;
+//   - Long calls (forward+backward, optimizer step, evaluation, logits, mask updates,
+//     materialize, the sgemm bench) run on the libuv pool and return Promises. A model runs one async call at a time;
 //     a second is refused with "model is busy". cancel() sets the C cancel flag, cleared
 //     when the next call is queued (so a cancel never leaks into a later call).
 //   - The model's buffers are reached only by copies (sieve_model_read / _write): read()
@@ -15,6 +15,7 @@
 #include <napi.h>
 
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,6 +79,21 @@ std::string get_string(const Napi::Value& v, const char* name) {
   return v.As<Napi::String>().Utf8Value();
 }
 
+// An array of tensor indices.
+std::vector<int64_t> get_indices(const Napi::Value& v, const char* name) {
+  if (!v.IsArray()) type_error(v.Env(), std::string("expected an array of tensor indices for ") + name);
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<int64_t> out(a.Length());
+  for (uint32_t i = 0; i < a.Length(); i++) out[i] = get_int(a.Get(i), name);
+  return out;
+}
+
+Napi::Array to_array(Napi::Env env, const std::vector<double>& v) {
+  Napi::Array a = Napi::Array::New(env, v.size());
+  for (size_t i = 0; i < v.size(); i++) a.Set((uint32_t)i, Napi::Number::New(env, v[i]));
+  return a;
+}
+
 std::vector<float> get_params(const Napi::Value& v) {
   if (v.IsNull() || v.IsUndefined()) return {};
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
@@ -99,6 +115,9 @@ sieve_config read_config(const Napi::Value& v) {
   c.mlp_hidden = get_int(o.Get("mlpHidden"), "config.mlpHidden");
   c.norm_eps = (float)get_number(o.Get("normEps"), "config.normEps");
   c.rope_theta = (float)get_number(o.Get("ropeTheta"), "config.ropeTheta");
+  c.adapter_scope = (int32_t)get_int(o.Get("adapterScope"), "config.adapterScope");
+  c.slorb_k = get_int(o.Get("slorbK"), "config.slorbK");
+  c.scale_segments = get_int(o.Get("scaleSegments"), "config.scaleSegments");
   return c;
 }
 
@@ -135,6 +154,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                            InstanceMethod<&ModelWrap::SetTransform>("setTransform"),
                            InstanceMethod<&ModelWrap::SetGradHook>("setGradHook"),
                            InstanceMethod<&ModelWrap::SetUpdateRule>("setUpdateRule"),
+                           InstanceMethod<&ModelWrap::UpdateMasks>("updateMasks"),
+                           InstanceMethod<&ModelWrap::MaskStats>("maskStats"),
+                           InstanceMethod<&ModelWrap::Count24>("count24"),
+                           InstanceMethod<&ModelWrap::SsteBeta>("ssteBeta"),
+                           InstanceMethod<&ModelWrap::SetMvue>("setMvue"),
+                           InstanceMethod<&ModelWrap::Materialize>("materialize"),
+                           InstanceMethod<&ModelWrap::SlorbInitMean>("slorbInitMean"),
                            InstanceMethod<&ModelWrap::ZeroGrad>("zeroGrad"),
                            InstanceMethod<&ModelWrap::ForwardBackward>("forwardBackward"),
                            InstanceMethod<&ModelWrap::OptimizerStep>("optimizerStep"),
@@ -302,6 +328,61 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
     check(info.Env(), sieve_model_zero_grad(Idle(info.Env())));
     return info.Env().Undefined();
+  }
+
+  // ---- 2:4 sparsity (the O(P) passes over many tensors are async)
+
+  Napi::Value UpdateMasks(const Napi::CallbackInfo& info);  // (tensors, method) -> Promise<number[]>
+  Napi::Value Materialize(const Napi::CallbackInfo& info);  // () -> Promise<undefined>
+
+  // (tensors) -> { pruned: number[], total: number[] }
+  Napi::Value MaskStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::vector<int64_t> t = get_indices(info[0], "tensors");
+    std::vector<double> pruned(t.size()), total(t.size());
+    check(env, sieve_model_mask_stats(Idle(env), t.data(), (int64_t)t.size(), pruned.data(), total.data()));
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("pruned", to_array(env, pruned));
+    o.Set("total", to_array(env, total));
+    return o;
+  }
+
+  // (tensors, bothWays: boolean) -> number[]
+  Napi::Value Count24(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::vector<int64_t> t = get_indices(info[0], "tensors");
+    if (!info[1].IsBoolean()) type_error(env, "expected a boolean for bothWays");
+    std::vector<int64_t> out(t.size());
+    check(env, sieve_model_count24(Idle(env), t.data(), (int64_t)t.size(), info[1].As<Napi::Boolean>().Value() ? 1 : 0,
+                                   out.data()));
+    return to_array(env, std::vector<double>(out.begin(), out.end()));
+  }
+
+  // (tensor) -> beta
+  Napi::Value SsteBeta(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    double beta = 0;
+    check(env, sieve_model_sste_beta(Idle(env), get_int(info[0], "tensor"), &beta));
+    return Napi::Number::New(env, beta);
+  }
+
+  // (tensor, on: boolean, seed)
+  Napi::Value SetMvue(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int64_t tensor = get_int(info[0], "tensor");
+    if (!info[1].IsBoolean()) type_error(env, "expected a boolean for on");
+    const int64_t seed = get_int(info[2], "seed");
+    if (seed < 0) type_error(env, "seed must be >= 0");
+    check(env, sieve_model_set_mvue(Idle(env), tensor, info[1].As<Napi::Boolean>().Value() ? 1 : 0, (uint64_t)seed));
+    return env.Undefined();
+  }
+
+  // (tensors)
+  Napi::Value SlorbInitMean(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::vector<int64_t> t = get_indices(info[0], "tensors");
+    check(env, sieve_model_slorb_init_mean(Idle(env), t.data(), (int64_t)t.size()));
+    return env.Undefined();
   }
 
   Napi::Value ForwardBackward(const Napi::CallbackInfo& info);
@@ -507,7 +588,7 @@ class OptimizerWorker : public Napi::AsyncWorker {
 
 Napi::Value ModelWrap::OptimizerStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  // (lr, beta1, beta2, eps, weightDecay, gradClip)
+  // (lr, beta1, beta2, eps, weightDecay, gradClip, skipNonFinite)
   sieve_optim_opts o{};
   o.lr = (float)get_number(info[0], "lr");
   o.beta1 = (float)get_number(info[1], "beta1");
@@ -515,8 +596,62 @@ Napi::Value ModelWrap::OptimizerStep(const Napi::CallbackInfo& info) {
   o.eps = (float)get_number(info[3], "eps");
   o.weight_decay = (float)get_number(info[4], "weightDecay");
   o.grad_clip = (float)get_number(info[5], "gradClip");
+  if (!info[6].IsBoolean()) type_error(env, "expected a boolean for skipNonFinite");
+  o.skip_nonfinite = info[6].As<Napi::Boolean>().Value() ? 1 : 0;
   BeginAsync(env);
   auto* w = new OptimizerWorker(env, this, o);
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+// A model call with nothing to copy in or out but small vectors: `run` on the libuv pool
+// (the status it returns), then `result` on the JS thread.
+class TaskWorker : public Napi::AsyncWorker {
+ public:
+  TaskWorker(Napi::Env env, ModelWrap* wrap, std::function<int(sieve_model*)> run,
+             std::function<Napi::Value(Napi::Env)> result)
+      : Napi::AsyncWorker(env), done_(env, wrap), run_(std::move(run)), result_(std::move(result)) {}
+  Napi::Promise Promise() const { return done_.Promise(); }
+
+ protected:
+  void Execute() override {
+    status_ = run_(done_.model());
+    if (status_ != SIEVE_OK) SetError(sieve_last_error());
+  }
+  void OnOK() override { done_.Resolve(result_(Env())); }
+  void OnError(const Napi::Error& e) override { done_.Reject(Env(), status_, e.Message()); }
+
+ private:
+  Completion done_;
+  std::function<int(sieve_model*)> run_;
+  std::function<Napi::Value(Napi::Env)> result_;
+  int status_ = SIEVE_OK;
+};
+
+Napi::Value ModelWrap::UpdateMasks(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto tensors = std::make_shared<std::vector<int64_t>>(get_indices(info[0], "tensors"));
+  const int32_t method = (int32_t)get_int(info[1], "method");
+  auto flips = std::make_shared<std::vector<int64_t>>(tensors->size(), 0);
+  BeginAsync(env);
+  auto* w = new TaskWorker(
+      env, this,
+      [tensors, flips, method](sieve_model* m) {
+        return sieve_model_update_masks(m, method, tensors->data(), (int64_t)tensors->size(), flips->data());
+      },
+      [flips](Napi::Env e) -> Napi::Value { return to_array(e, std::vector<double>(flips->begin(), flips->end())); });
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value ModelWrap::Materialize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BeginAsync(env);
+  auto* w = new TaskWorker(
+      env, this, [](sieve_model* m) { return sieve_model_materialize(m); },
+      [](Napi::Env e) -> Napi::Value { return e.Undefined(); });
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

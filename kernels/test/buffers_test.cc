@@ -115,7 +115,7 @@ TEST(Buffers, AWriteIsSeenByTheNextPassAndAReadIsACopy) {
   const sieve_loss_opts lo{1.0f, 0.0f, 1.0f};
   SIEVE_OK_OR_FAIL(sieve_model_forward_backward(h.m, &out, tokens.data(), tokens.data(), nullptr, &lo, B, T));
   float norm = 0;
-  const sieve_optim_opts oo{1e-2f, 0.9f, 0.95f, 1e-8f, 0.0f, 0.0f};
+  const sieve_optim_opts oo{1e-2f, 0.9f, 0.95f, 1e-8f, 0.0f, 0.0f, 0};
   SIEVE_OK_OR_FAIL(sieve_model_optimizer_step(h.m, &norm, &oo));
   EXPECT_TRUE(same_bits(copy.data(), copy0.data(), h.num_params()));
   EXPECT_FALSE(same_bits(h.read(SIEVE_BUFFER_PARAMS).data(), copy0.data(), h.num_params()));

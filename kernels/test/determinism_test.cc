@@ -37,7 +37,7 @@ RunResult train(int32_t family, int32_t threads) {
   const int64_t B = 4, T = 80;
   const auto data = randint(B * T + 1, (int32_t)cfg.vocab, 99);  // one batch, seen every step
   const sieve_loss_opts lo{1.0f, 0.0f, 1.0f};
-  const sieve_optim_opts oo{3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+  const sieve_optim_opts oo{3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 0};
   for (int step = 0; step < 3; step++) {
     EXPECT_EQ(sieve_model_zero_grad(h.m), SIEVE_OK);
     const int32_t* x = data.data();

@@ -47,7 +47,9 @@ TEST(AdamW, TwoStepsMatchHandComputation) {
 
 namespace {
 
-sieve_optim_opts adam_opts(float clip) { return sieve_optim_opts{1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, clip}; }
+sieve_optim_opts adam_opts(float clip, int32_t skip_nonfinite = 0) {
+  return sieve_optim_opts{1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, clip, skip_nonfinite};
+}
 
 }  // namespace
 
@@ -161,6 +163,72 @@ TEST(Optimizer, ClipsToTheGlobalNormAndReportsItBeforeClipping) {
   SIEVE_OK_OR_FAIL(sieve_model_optimizer_step(h.m, &got, &loose));
   g = h.read(SIEVE_BUFFER_GRADS);
   for (int64_t i = 0; i < P; i++) ASSERT_EQ(g[i], 1e-4f);
+}
+
+// skip_nonfinite: a NaN or infinite gradient norm is reported and nothing else happens, so the
+// caller can discard the step; a finite norm gives exactly the step without the option.
+TEST(Optimizer, SkipNonFiniteLeavesEverythingUntouched) {
+  const sieve_config cfg = tiny_config(SIEVE_FAMILY_GPT2);
+  ModelHandle h(cfg);
+  randomize_params(h, 3);
+  const int64_t P = h.num_params();
+  float norm = 0;
+  h.write(SIEVE_BUFFER_GRADS, randn(P, 4, 0.01f));
+  const sieve_optim_opts skip = adam_opts(1.0f, 1);
+  SIEVE_OK_OR_FAIL(sieve_model_optimizer_step(h.m, &norm, &skip));  // moments now hold something
+  ASSERT_TRUE(std::isfinite(norm));
+  for (const float bad : {NAN, INFINITY, -INFINITY}) {
+    std::vector<float> g = randn(P, 5, 0.01f);
+    g[P / 2] = bad;
+    h.write(SIEVE_BUFFER_GRADS, g);
+    const auto params = h.read(SIEVE_BUFFER_PARAMS), m = h.read(SIEVE_BUFFER_ADAM_M), v = h.read(SIEVE_BUFFER_ADAM_V);
+    int64_t step = 0;
+    SIEVE_OK_OR_FAIL(sieve_model_get_step(h.m, &step));
+    SIEVE_OK_OR_FAIL(sieve_model_optimizer_step(h.m, &norm, &skip));
+    EXPECT_FALSE(std::isfinite(norm)) << bad;
+    EXPECT_TRUE(same_bits(h.read(SIEVE_BUFFER_PARAMS).data(), params.data(), P)) << "weights untouched";
+    EXPECT_TRUE(same_bits(h.read(SIEVE_BUFFER_ADAM_M).data(), m.data(), P)) << "first moment untouched";
+    EXPECT_TRUE(same_bits(h.read(SIEVE_BUFFER_ADAM_V).data(), v.data(), P)) << "second moment untouched";
+    EXPECT_TRUE(same_bits(h.read(SIEVE_BUFFER_GRADS).data(), g.data(), P)) << "gradient neither clipped nor hooked";
+    int64_t after = 0;
+    SIEVE_OK_OR_FAIL(sieve_model_get_step(h.m, &after));
+    EXPECT_EQ(after, step) << "the step counter does not count a skipped step";
+  }
+  // Without the option the same gradient is applied: the step counts and NaN reaches the weights.
+  std::vector<float> g = randn(P, 6, 0.01f);
+  g[0] = NAN;
+  h.write(SIEVE_BUFFER_GRADS, g);
+  const sieve_optim_opts apply = adam_opts(1.0f, 0);
+  int64_t before = 0, after = 0;
+  SIEVE_OK_OR_FAIL(sieve_model_get_step(h.m, &before));
+  SIEVE_OK_OR_FAIL(sieve_model_optimizer_step(h.m, &norm, &apply));
+  SIEVE_OK_OR_FAIL(sieve_model_get_step(h.m, &after));
+  EXPECT_EQ(after, before + 1);
+  EXPECT_TRUE(std::isnan(h.read(SIEVE_BUFFER_PARAMS)[0]));
+  // Any other value of the flag is refused.
+  const sieve_optim_opts bogus = adam_opts(1.0f, 2);
+  EXPECT_EQ(sieve_model_optimizer_step(h.m, &norm, &bogus), SIEVE_E_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(sieve_last_error()).find("skip_nonfinite"), std::string::npos);
+}
+
+TEST(Optimizer, SkipNonFiniteWithAFiniteNormIsTheOrdinaryStep) {
+  const sieve_config cfg = tiny_config(SIEVE_FAMILY_GPT2);
+  ModelHandle a(cfg), b(cfg);
+  randomize_params(a, 8);
+  randomize_params(b, 8);
+  const int64_t P = a.num_params();
+  for (int s = 0; s < 3; s++) {
+    const auto g = randn(P, 10 + s, 0.5f);  // large enough that clipping applies
+    a.write(SIEVE_BUFFER_GRADS, g);
+    b.write(SIEVE_BUFFER_GRADS, g);
+    float na = 0, nb = 0;
+    const sieve_optim_opts with = adam_opts(1.0f, 1), without = adam_opts(1.0f, 0);
+    SIEVE_OK_OR_FAIL(sieve_model_optimizer_step(a.m, &na, &with));
+    SIEVE_OK_OR_FAIL(sieve_model_optimizer_step(b.m, &nb, &without));
+    EXPECT_TRUE(same_bits(&na, &nb, 1));
+  }
+  for (const int32_t which : {SIEVE_BUFFER_PARAMS, SIEVE_BUFFER_ADAM_M, SIEVE_BUFFER_ADAM_V, SIEVE_BUFFER_GRADS})
+    EXPECT_TRUE(same_bits(a.read(which).data(), b.read(which).data(), P)) << which;
 }
 
 // METHODS 2.2 worked example: w = [0.9, -0.1, 0.4, -0.7], M = [1, 0, 0, 1],

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -130,6 +131,10 @@ inline double loss(const double* s, int32_t target, const double* t, double alph
 struct Model {
   sieve_config cfg;
   std::function<int64_t(const std::string&)> offset;  // tensor name -> offset in the flat layout
+  // Adapters: whether the table has a tensor of that name (unset: no adapters), and the
+  // linear weights whose forward multiplies by A (.) W (the SCALE transform, A = X.scale).
+  std::function<bool(const std::string&)> has = nullptr;
+  std::set<std::string> scaled = {};
 };
 
 // logits (B, T, V) of the model whose parameters p use the engine's flat layout
@@ -143,6 +148,26 @@ inline Vec logits(const Model& m, const Vec& p, const std::vector<int32_t>& toke
   for (int64_t n = 0; n < N; n++)
     for (int64_t cc = 0; cc < C; cc++)
       x[n * C + cc] = P("tok_emb.weight")[tokens[n] * C + cc] + (gpt2 ? P("pos_emb.weight")[(n % T) * C + cc] : 0.0);
+  // out = in W~^T (+ bias) (+ (in P^T) S^T with SLoRB) for the linear layer x (x.weight, ...)
+  auto linear = [&](double* out, const double* in, const std::string& x, bool bias, int64_t IC, int64_t OC) {
+    Vec w(P(x + ".weight"), P(x + ".weight") + OC * IC);
+    if (m.scaled.count(x + ".weight")) {
+      const int64_t SG = c.scale_segments, seg = IC / SG;
+      const double* A = P(x + ".scale");
+      for (int64_t d = 0; d < OC; d++)
+        for (int64_t j = 0; j < IC; j++) w[d * IC + j] *= A[d * SG + j / seg];
+    }
+    matmul(out, in, w.data(), bias ? P(x + ".bias") : nullptr, N, IC, OC);
+    if (m.has && m.has(x + ".slorb_s")) {
+      const int64_t r = IC / c.slorb_k;
+      Vec xp(N * r);
+      matmul(xp.data(), in, P(x + ".slorb_p"), nullptr, N, IC, r);
+      const double* S = P(x + ".slorb_s");
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < OC; o++)
+          for (int64_t i = 0; i < r; i++) out[n * OC + o] += xp[n * r + i] * S[o * r + i];
+    }
+  };
   auto norm = [&](double* out, const double* in, const std::string& name) {
     if (gpt2)
       layernorm(out, in, P(name + ".weight"), P(name + ".bias"), eps, N, C);
@@ -152,22 +177,22 @@ inline Vec logits(const Model& m, const Vec& p, const std::vector<int32_t>& toke
   for (int64_t l = 0; l < c.layers; l++) {
     const std::string b = "blocks." + std::to_string(l) + ".";
     norm(h.data(), x.data(), b + "norm1");
-    matmul(qkv.data(), h.data(), P(b + "attn.qkv.weight"), gpt2 ? P(b + "attn.qkv.bias") : nullptr, N, C, 3 * C);
+    linear(qkv.data(), h.data(), b + "attn.qkv", gpt2, C, 3 * C);
     if (!gpt2) rope(qkv.data(), c.rope_theta, B, T, C, NH);
     attention(y.data(), qkv.data(), B, T, C, NH);
-    matmul(tmp.data(), y.data(), P(b + "attn.out.weight"), gpt2 ? P(b + "attn.out.bias") : nullptr, N, C, C);
+    linear(tmp.data(), y.data(), b + "attn.out", gpt2, C, C);
     for (int64_t i = 0; i < N * C; i++) x[i] += tmp[i];
     norm(h.data(), x.data(), b + "norm2");
     if (gpt2) {
-      matmul(fc.data(), h.data(), P(b + "mlp.fc.weight"), P(b + "mlp.fc.bias"), N, C, H);
+      linear(fc.data(), h.data(), b + "mlp.fc", true, C, H);
       for (int64_t i = 0; i < N * H; i++) act[i] = gelu(fc[i]);
-      matmul(tmp.data(), act.data(), P(b + "mlp.proj.weight"), P(b + "mlp.proj.bias"), N, H, C);
+      linear(tmp.data(), act.data(), b + "mlp.proj", true, H, C);
     } else {
       Vec g(N * H), u(N * H);
-      matmul(g.data(), h.data(), P(b + "mlp.gate.weight"), nullptr, N, C, H);
-      matmul(u.data(), h.data(), P(b + "mlp.up.weight"), nullptr, N, C, H);
+      linear(g.data(), h.data(), b + "mlp.gate", false, C, H);
+      linear(u.data(), h.data(), b + "mlp.up", false, C, H);
       for (int64_t i = 0; i < N * H; i++) act[i] = silu(g[i]) * u[i];
-      matmul(tmp.data(), act.data(), P(b + "mlp.down.weight"), nullptr, N, H, C);
+      linear(tmp.data(), act.data(), b + "mlp.down", false, H, C);
     }
     for (int64_t i = 0; i < N * C; i++) x[i] += tmp[i];
   }

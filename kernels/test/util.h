@@ -131,8 +131,14 @@ struct ModelHandle {
     for (int64_t i = 0; i < n; i++) sieve_model_tensor(m, i, &out[i]);
     return out;
   }
+  bool has(const std::string& name) const {
+    int64_t idx = -1;
+    return sieve_model_find_tensor(m, name.c_str(), &idx) == SIEVE_OK;
+  }
   ref::Model reference(const sieve_config& c) const {
-    return ref::Model{c, [this](const std::string& name) { return offset(name); }};
+    ref::Model r{c, [this](const std::string& name) { return offset(name); }};
+    r.has = [this](const std::string& name) { return has(name); };
+    return r;
   }
 };
 

@@ -12,7 +12,7 @@ import { type CheckpointState, loadCheckpoint, readCheckpointInfo, saveCheckpoin
 import { readSafetensors, writeSafetensors } from '../../kernels/safetensors';
 
 const dir = mkdtempSync(join(tmpdir(), 'sieve-checkpoint-'));
-const config = { family: 'gpt2' as const, layers: 1, dim: 4, heads: 2, context: 8, vocab: 6, mlpHidden: 16, normEps: 1e-5, ropeTheta: null };
+const config = { family: 'gpt2' as const, layers: 1, dim: 4, heads: 2, context: 8, vocab: 6, mlpHidden: 16, normEps: 1e-5, ropeTheta: null, adapters: null };
 
 // A toy table with a 4-float gap of padding between the first two tensors.
 const table = [
@@ -115,6 +115,20 @@ describe('saveCheckpoint / loadCheckpoint', () => {
     const path = join(dir, 'config.safetensors');
     await saveCheckpoint(path, state({ config: { ...config, tiedHead: true } }));
     assert.equal((await loadCheckpoint(path)).config.tiedHead, true);
+  });
+
+  it('records the adapters; a checkpoint written before they existed reads as adapters: null', async () => {
+    const path = join(dir, 'adapters.safetensors');
+    const adapters = { scope: 'ffn' as const, slorbK: 4, scaleSegments: null };
+    await saveCheckpoint(path, state({ config: { ...config, adapters } }));
+    assert.deepEqual((await loadCheckpoint(path, { config: { ...config, adapters } })).config.adapters, adapters);
+    await assert.rejects(loadCheckpoint(path, { config }), /was saved for a model with adapters = \{"scope":"ffn","slorbK":4,"scaleSegments":null\}, this run's model has adapters = null/);
+    const old = join(dir, 'before-adapters.safetensors');
+    const { adapters: _, ...before } = config;
+    await saveCheckpoint(old, state({ config: before as CheckpointState['config'] }));
+    const file = await readSafetensors(old);
+    assert.equal(JSON.parse(file.metadata.config).adapters, undefined, 'written without the field');
+    assert.equal((await loadCheckpoint(old, { config })).config.adapters, null);
   });
 
   it('reads the metadata without the tensors', async () => {

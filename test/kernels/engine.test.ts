@@ -19,7 +19,7 @@ import {
   StateError,
 } from '../../kernels';
 
-const gpt2: ModelConfig = { family: 'gpt2', layers: 2, dim: 32, heads: 4, context: 32, vocab: 64, mlpHidden: 128, normEps: 1e-5, ropeTheta: null };
+const gpt2: ModelConfig = { family: 'gpt2', layers: 2, dim: 32, heads: 4, context: 32, vocab: 64, mlpHidden: 128, normEps: 1e-5, ropeTheta: null, adapters: null };
 const llama: ModelConfig = { ...gpt2, family: 'llama', mlpHidden: 96, ropeTheta: 10000 };
 const noKd = { lossScale: 1, teacherLogits: null, kd: null };
 const adam = { lr: 3e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1 };
@@ -236,6 +236,7 @@ describe('argument checks before native code', () => {
     await rejects(m.forwardBackward(x, x, B, T, { lossScale: 1, teacherLogits: new Float32Array(10), kd: { alpha: 0.5, tau: 1 } }), InvalidArgumentError, /B\*T\*V = 2048 elements for opts.teacherLogits/);
     await rejects(m.forwardBackward(x, x, 0, T, noKd), InvalidArgumentError, /Expected an integer >= 1 for B but received 0/);
     await rejects(m.optimizerStep({ ...adam, beta2: 1 }), InvalidArgumentError, /opts.beta2/);
+    await rejects(m.optimizerStep({ ...adam, skipNonFinite: 1 as never }), InvalidArgumentError, /Expected a boolean for opts.skipNonFinite but received 1/);
     m.dispose();
   });
 
@@ -243,10 +244,14 @@ describe('argument checks before native code', () => {
     const m = model(llama);
     await rejects(m.evalNll(tokens(8, 64), 8, 1), InvalidArgumentError, /Expected an integer >= 2 for T but received 1/);
     await rejects(m.logits(tokens(8, 64), 2, 4, 5 as never), InvalidArgumentError, /Expected a function for onProgress/);
-    throws(() => m.setTransform('tok_emb.weight', 'mask'), InvalidArgumentError, /'tok_emb.weight' is not a linear weight/);
-    throws(() => m.setTransform('blocks.0.mlp.up.weight', 'sste' as never), InvalidArgumentError, /Expected 'none' or 'mask'/);
+    throws(() => m.setTransform('tok_emb.weight', { kind: 'mask' }), InvalidArgumentError, /'tok_emb.weight' is not a linear weight/);
+    throws(() => m.setTransform('blocks.0.mlp.up.weight', 'sste' as never), InvalidArgumentError, /Expected \{ kind: 'none' \}, \{ kind: 'mask' \}, \{ kind: 'sste', beta \} or \{ kind: 'scale' \} for the transform of 'blocks.0.mlp.up.weight' but received "sste"/);
+    throws(() => m.setTransform('blocks.0.mlp.up.weight', { kind: 'sste', beta: -1 }), InvalidArgumentError, /Expected a finite number > 0 for the sste beta of 'blocks.0.mlp.up.weight' but received -1/);
+    throws(() => m.setTransform('blocks.0.mlp.up.weight', { kind: 'scale' }), InvalidArgumentError, /'blocks.0.mlp.up.weight' has none/);
     throws(() => m.setGradHook('blocks.0.mlp.up.weight', { kind: 'masked-decay', lambda: -1 }), InvalidArgumentError, /masked-decay lambda/);
-    throws(() => m.setUpdateRule('blocks.0.mlp.up.weight', 'sgd' as never), InvalidArgumentError, /Expected 'adamw' or 'frozen'/);
+    throws(() => m.setUpdateRule('blocks.0.mlp.up.weight', 'adamw' as never), InvalidArgumentError, /Expected \{ kind: 'adamw' \}, \{ kind: 'frozen' \}, \{ kind: 'ast', lambda \} or \{ kind: 'adams', alpha, lambda \}/);
+    throws(() => m.setUpdateRule('blocks.0.mlp.up.weight', { kind: 'sgd' } as never), InvalidArgumentError, /for the update rule of 'blocks.0.mlp.up.weight' but received an object/);
+    throws(() => m.setUpdateRule('blocks.0.mlp.up.weight', { kind: 'adams', alpha: 2, lambda: 0 }), InvalidArgumentError, /Expected a number in \[0, 1\] for the adams alpha of 'blocks.0.mlp.up.weight' but received 2/);
     m.dispose();
   });
 });
@@ -297,9 +302,39 @@ describe('training and evaluation', () => {
     student.dispose();
   });
 
+  test('skipNonFinite: a non-finite gradient norm is reported and nothing changes; a finite one is the ordinary step', async () => {
+    const [skipping, plain] = [model(gpt2, 4), model(gpt2, 4)];
+    const x = tokens(65, 64, 3);
+    for (const m of [skipping, plain]) {
+      await m.forwardBackward(x.subarray(0, 64), x.subarray(1), 2, 32, noKd);
+    }
+    const finite = await skipping.optimizerStep({ ...adam, skipNonFinite: true });
+    const reference = await plain.optimizerStep(adam);
+    assert.deepEqual(finite, { gradNorm: reference.gradNorm, applied: true });
+    for (const buffer of ['param', 'm', 'v', 'grad'] as const) assert.deepEqual(skipping.read(buffer), plain.read(buffer), buffer);
+
+    const poisoned = skipping.read('grad');
+    poisoned[17] = Number.NaN;
+    skipping.write('grad', poisoned);
+    const before = { param: skipping.read('param'), m: skipping.read('m'), v: skipping.read('v'), step: skipping.step };
+    const skipped = await skipping.optimizerStep({ ...adam, skipNonFinite: true });
+    assert.ok(Number.isNaN(skipped.gradNorm));
+    assert.equal(skipped.applied, false);
+    assert.equal(skipping.step, before.step, 'the step counter does not count it');
+    // Bit-level comparison (deepEqual treats NaN as equal and -0 as 0; these hold neither).
+    for (const buffer of ['param', 'm', 'v'] as const) assert.ok(Buffer.from(skipping.read(buffer).buffer).equals(Buffer.from(before[buffer].buffer)), `${buffer} untouched`);
+    assert.ok(Buffer.from(skipping.read('grad').buffer).equals(Buffer.from(poisoned.buffer)), 'the gradient is neither clipped nor hooked');
+
+    const applied = await skipping.optimizerStep(adam);
+    assert.equal(applied.applied, true, 'without the option the update goes through');
+    assert.ok(Number.isNaN(skipping.read('param')[17]));
+    skipping.dispose();
+    plain.dispose();
+  });
+
   test('a frozen tensor does not move; the rest does', async () => {
     const m = model();
-    m.setUpdateRule('blocks.0.attn.out.weight', 'frozen');
+    m.setUpdateRule('blocks.0.attn.out.weight', { kind: 'frozen' });
     const frozen = m.readTensor('blocks.0.attn.out.weight');
     const other = m.readTensor('blocks.0.attn.qkv.weight');
     const x = tokens(65, 64);

@@ -81,7 +81,7 @@ describe('importHfGpt2', () => {
     const dir = await writeModel([...asInputs(hf), ...buffers], hfConfig);
     const imported = await importHfGpt2(dir);
 
-    assert.deepEqual(imported.config, { family: 'gpt2', layers: L, dim: C, heads: HEADS, context: T, vocab: V, mlpHidden: H, normEps: 1e-5, ropeTheta: null });
+    assert.deepEqual(imported.config, { family: 'gpt2', layers: L, dim: C, heads: HEADS, context: T, vocab: V, mlpHidden: H, normEps: 1e-5, ropeTheta: null, adapters: null });
     assert.equal(imported.activation, 'gelu_new');
     assert.equal(imported.path, join(dir, 'model.safetensors'));
 

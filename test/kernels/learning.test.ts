@@ -32,7 +32,7 @@ function unigramCrossEntropy(train: Int32Array, windows: Int32Array, context: nu
 test(`a byte-level GPT-2 on SOTU beats the byte unigram on held-out speeches after ${STEPS} steps`, { timeout: 300_000 }, async () => {
   const train = tokenizeCorpus({ corpus: 'sotu', years: [1790, 1999] }, 'bytes').tokens;
   const heldOut = perplexityWindows(tokenizeCorpus({ corpus: 'sotu', years: [2000, 2016] }, 'bytes').tokens, T, 'sotu 2000–2016');
-  const model = Model.create({ family: 'gpt2', layers: 2, dim: 64, heads: 4, context: T, vocab: 256, mlpHidden: 256, normEps: 1e-5, ropeTheta: null });
+  const model = Model.create({ family: 'gpt2', layers: 2, dim: 64, heads: 4, context: T, vocab: 256, mlpHidden: 256, normEps: 1e-5, ropeTheta: null, adapters: null });
   try {
     model.init(1);
     const sampler = BatchSampler.create(train, { batch: B, context: T, seed: 1 });
