@@ -34,6 +34,11 @@ export function badInput(err: unknown): ApplicationFailure {
   return ApplicationFailure.create({ message, type: ERROR_TYPES.badInput, nonRetryable: true, cause: err instanceof Error ? err : undefined });
 }
 
+/** A training stage whose loss or gradient norm turned non-finite (activities/train/loop.ts): the same bits diverge again, so it is not retried. */
+export function diverged(err: Error): ApplicationFailure {
+  return ApplicationFailure.create({ message: err.message, type: ERROR_TYPES.diverged, nonRetryable: true, cause: err });
+}
+
 /** The stage the task names, which must be of `kind` (the activity of that kind was called). */
 export function findStage<K extends StageKind>(task: StageTask, kind: K): StageOf<K> {
   const stage = task.recipe.stages.find((s) => s.id === task.stageId);

@@ -2,21 +2,42 @@
 // of the Temporal samples): control activities for the `sieve` queue, and one compute activity per
 // stage kind, named after the kind, for `cpu` / `gpu`.
 
+import os from 'node:os';
 import { backendInfo } from '../kernels';
 import type { ComputeResult, StageTask } from '../schemas/pipeline';
-import { STAGE_KINDS, type StageKind } from '../schemas/stages';
+import { memoryShortfall, STAGE_KINDS, type StageKind } from '../schemas/stages';
 import { findStage, type ComputeDeps } from './compute';
+import { attachAttempt, classifyStageFailure, resourceExhausted } from './failures';
 import { controlActivities } from './record';
 import { currentStageContext } from './stage-context';
 import { STAGE_RUNS } from './stages';
 import { createArtifactStore } from './store/artifacts';
-import { openDb } from './store/db';
+import { explainDatabaseFailure, openDb, type SieveDatabase } from './store/db';
 import { environment } from './store/provenance';
 
-/** Control activities over SIEVE_HOME's database and artifact store. */
+/**
+ * Control activities over SIEVE_HOME's database and artifact store. Each first checks that the
+ * database file is still the one opened (a deleted file would swallow every write), and a
+ * database failure no retry can fix (read-only, full, corrupt) fails with the file named.
+ */
 export function createControlActivities(opts: { home: string }) {
-  const { db } = openDb({ home: opts.home });
-  return controlActivities({ db, store: createArtifactStore(opts.home) });
+  const handle = openDb({ home: opts.home });
+  return guardDatabase(handle, controlActivities({ db: handle.db, store: createArtifactStore(opts.home) }));
+}
+
+function guardDatabase<A extends Record<string, (...args: never[]) => Promise<unknown>>>(handle: SieveDatabase, activities: A): A {
+  const guarded = Object.entries(activities).map(([name, activity]) => [
+    name,
+    async (...args: never[]) => {
+      handle.checkFile();
+      try {
+        return await activity(...args);
+      } catch (error) {
+        throw explainDatabaseFailure(handle.file, error);
+      }
+    },
+  ]);
+  return Object.fromEntries(guarded) as A;
 }
 
 export type ComputeActivity = (task: StageTask) => Promise<ComputeResult>;
@@ -28,8 +49,17 @@ export function createComputeActivities(opts: { home: string; threads?: number |
     <K extends StageKind>(kind: K): ComputeActivity =>
     async (task) => {
       const ctx = currentStageContext();
-      const output = await STAGE_RUNS[kind](deps, ctx, task, findStage(task, kind));
-      return { output, attempt: ctx.attempt, environment: environment({ blas: backendInfo(task.recipe.device).blas }) };
+      const stage = findStage(task, kind);
+      try {
+        // A stage that cannot fit is refused before anything is allocated (validate checks the same).
+        const threads = deps.threads ?? backendInfo(task.recipe.device).threads;
+        const shortfall = memoryShortfall(stage, task.recipe, { threads, memoryBytes: os.totalmem() });
+        if (shortfall) throw resourceExhausted(`${shortfall}; run it on a larger machine or shrink it`);
+        const output = await STAGE_RUNS[kind](deps, ctx, task, stage);
+        return { output, attempt: ctx.attempt, environment: environment({ blas: backendInfo(task.recipe.device).blas }) };
+      } catch (error) {
+        throw attachAttempt(classifyStageFailure(error, { home: deps.store.home }), ctx.attempt);
+      }
     };
   return Object.fromEntries(STAGE_KINDS.map((kind) => [kind, activity(kind)])) as Record<StageKind, ComputeActivity>;
 }

@@ -1,23 +1,27 @@
 // The control activities (task queue `sieve`, on the host that owns SIEVE_HOME/sieve.db): they
-// open and close runs, decide whether a stage must run (stage cache, `sieve resume`), and record
-// what the compute stages report. Every write is idempotent, because Temporal may retry any of
-// these after a crash between the write and the acknowledgement.
+// open and close runs, decide whether a stage must run (stage cache, `sieve resume`), record what
+// the compute stages report, and prune a stage's old checkpoints as new ones land (here, because
+// only SQLite knows every stage and run that links a file). Every write is idempotent, because
+// Temporal may retry any of these after a crash between the write and the acknowledgement.
 
-import { eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import { backendInfo } from '../kernels';
 import { canonicalJson } from '../schemas/canonical';
 import { trainSource, type DataSource } from '../schemas/data';
-import type { CheckpointRef, ComputeResult, RunOptions, StageOutput } from '../schemas/pipeline';
+import { checkpointCandidates, type CheckpointRef, type ComputeResult, type RunOptions, type StageOutput } from '../schemas/pipeline';
 import { stageCacheConfig, stageInputs, type Recipe, type RecipeStage } from '../schemas/recipe';
 import { definitionOf } from '../schemas/stages';
-import { runs } from '../schemas/tables';
+import { runs, stages } from '../schemas/tables';
 import { badInput } from './compute';
 import { loadCorpus } from './data/corpus';
+import { History } from './train/history';
 import type { ArtifactStore } from './store/artifacts';
 import { explainCacheMiss, findCachedStage, stageCacheKey, type StageCacheInput } from './store/cache';
 import type { SieveDb } from './store/db';
 import { sha256Hex } from './store/hash';
 import { appendEvent } from './store/journal';
+import { stageArtifactRows } from './store/reads';
+import { CHECKPOINT_ROLE, deleteArtifactFile, HISTORY_SEGMENT_ROLE, keepCheckpointsOf, pruneCheckpoints, recordedArtifacts } from './store/prune';
 import { codeVersion, environment } from './store/provenance';
 import { createRun, linkArtifacts, recordMetrics, setRunStatus, upsertStage } from './store/writes';
 
@@ -140,14 +144,20 @@ export function controlActivities(deps: ControlDeps) {
       return { decision: 'run', reason, cacheKey, output: null };
     },
 
+    /** Records a checkpoint and its history segment, then prunes the stage's checkpoints to its `keepCheckpoints`. */
     async recordCheckpoint(input: { runId: string; checkpoint: CheckpointRef }): Promise<void> {
       const { runId, checkpoint } = input;
+      const { stageId, step, history } = checkpoint;
       linkArtifacts(db, [
-        { runId, stageId: checkpoint.stageId, role: 'checkpoint', step: checkpoint.step, artifact: { sha256: checkpoint.sha256, bytes: checkpoint.bytes, kind: 'checkpoint' } },
+        { runId, stageId, role: CHECKPOINT_ROLE, step, artifact: { sha256: checkpoint.sha256, bytes: checkpoint.bytes, kind: 'checkpoint' } },
+        ...(history ? [{ runId, stageId, role: HISTORY_SEGMENT_ROLE, step, artifact: { sha256: history.sha256, bytes: history.bytes, kind: 'metrics' as const } }] : []),
       ]);
-      const recipe = runRecipe(db, runId);
-      upsertStage(db, { runId, stage: findStage(recipe, checkpoint.stageId), step: checkpoint.step });
-      appendEvent(db, { runId, stageId: checkpoint.stageId, type: 'stage.checkpoint', payload: { step: checkpoint.step, sha256: checkpoint.sha256 } });
+      const stage = findStage(runRecipe(db, runId), stageId);
+      upsertStage(db, { runId, stage, step });
+      appendEvent(db, { runId, stageId, type: 'stage.checkpoint', payload: { step, sha256: checkpoint.sha256, history: history?.sha256 ?? null } });
+      // The checkpoint just written is kept whatever its step: the stage continues from it.
+      const { freed } = pruneCheckpoints(db, { runId, stageId, keep: keepCheckpointsOf(stage), alsoKeep: checkpoint.sha256 });
+      for (const artifact of freed) await deleteArtifactFile(store.home, artifact.sha256);
     },
 
     async recordStageResult(input: { runId: string; stageId: string; cacheKey: string; result: ComputeResult }): Promise<void> {
@@ -159,12 +169,39 @@ export function controlActivities(deps: ControlDeps) {
       await recordHistory(db, store, runId, stageId, output);
       for (const e of output.events) appendEvent(db, { runId, stageId, type: `stage.${e.type}`, payload: e.payload, at: new Date(e.at) });
       const steps = definitionOf(stage.kind).steps(stage) ?? undefined;
-      upsertStage(db, { runId, stage, status: 'completed', attempt, environment: worker, computeMs: output.computeMs, step: steps, error: null });
+      upsertStage(db, { runId, stage, status: 'completed', attempt, environment: worker, computeMs: output.computeMs, step: steps, error: null, reason: withFallbackNote(db, runId, stageId, output) });
     },
 
-    async recordStageEnd(input: { runId: string; stageId: string; status: 'failed' | 'skipped' | 'cancelled'; error: string | null }): Promise<void> {
+    /**
+     * `attempt`: the attempt that failed last, when the workflow knows it (histories before it was
+     * passed lack it). `checkpoint`: the stage's checkpoints as the workflow knows them, those a
+     * `sieve resume` handed it included. A stage that ends without a checkpoint of its own links
+     * those still recorded, so a resume of this run (one that failed before its first checkpoint,
+     * say) continues from them instead of starting over.
+     */
+    async recordStageEnd(input: {
+      runId: string;
+      stageId: string;
+      status: 'failed' | 'skipped' | 'cancelled';
+      error: string | null;
+      attempt?: number | null;
+      checkpoint?: CheckpointRef | null;
+    }): Promise<void> {
       const recipe = runRecipe(db, input.runId);
-      upsertStage(db, { runId: input.runId, stage: findStage(recipe, input.stageId), status: input.status, error: input.error });
+      const stage = findStage(recipe, input.stageId);
+      let step: number | undefined;
+      if (input.checkpoint && !stageArtifactRows(db, input.runId, stage.id).some((a) => a.role === CHECKPOINT_ROLE)) {
+        const all = checkpointCandidates(input.checkpoint);
+        const recorded = recordedArtifacts(db, all.map((c) => c.sha256));
+        const handed = all.filter((c) => recorded.has(c.sha256));
+        linkArtifacts(
+          db,
+          handed.map((c) => ({ runId: input.runId, stageId: stage.id, role: CHECKPOINT_ROLE, step: c.step, artifact: { sha256: c.sha256, bytes: c.bytes, kind: 'checkpoint' as const } })),
+        );
+        step = handed[0]?.step;
+      }
+      const attempt = input.attempt ?? undefined;
+      upsertStage(db, { runId: input.runId, stage, status: input.status, error: input.error, attempt, step });
     },
 
     async finishRun(input: { runId: string; status: 'completed' | 'failed' | 'cancelled'; error: string | null }): Promise<void> {
@@ -179,24 +216,38 @@ function runRecipe(db: SieveDb, runId: string): Recipe {
   return row.recipe;
 }
 
-/** A training stage's per-step history (loss, learning rate, gradient norm, evaluations) becomes step-indexed metrics. */
+/**
+ * The stage's reason, with the sentence of a `resume-fallback` event appended (the stage resumed
+ * from an older checkpoint than the newest it knew), so `sieve show` says so; undefined (keep the
+ * reason) when there was none. Appended once, however often this is retried.
+ */
+function withFallbackNote(db: SieveDb, runId: string, stageId: string, output: StageOutput): string | undefined {
+  const note = output.events.find((e) => e.type === 'resume-fallback')?.payload.message;
+  if (typeof note !== 'string') return undefined;
+  const row = db.select({ reason: stages.reason }).from(stages).where(and(eq(stages.runId, runId), eq(stages.stageId, stageId))).get();
+  const reason = row?.reason ?? null;
+  if (reason?.endsWith(note)) return reason;
+  return reason ? `${reason}; ${note}` : note;
+}
+
+/**
+ * A training stage's per-step history (loss, learning rate, gradient norm, evaluations) becomes
+ * step-indexed metrics; a step whose update was skipped (onNonFinite: skip-step) also gets
+ * `train/skipped` = 1.
+ */
 async function recordHistory(db: SieveDb, store: ArtifactStore, runId: string, stageId: string, output: StageOutput) {
   const history = output.artifacts.find((a) => a.role === 'history');
   if (!history) return;
-  const steps = JSON.parse((await store.read(history.sha256)).toString('utf8')) as Array<{
-    step: number;
-    loss: number;
-    lr: number;
-    gradNorm: number;
-    eval?: Record<string, number>;
-  }>;
+  const steps = History.parse(JSON.parse((await store.read(history.sha256)).toString('utf8')));
   recordMetrics(
     db,
     steps.flatMap((s) => [
       { runId, stageId, step: s.step, name: 'train/loss', value: s.loss },
       { runId, stageId, step: s.step, name: 'train/lr', value: s.lr },
       { runId, stageId, step: s.step, name: 'train/grad_norm', value: s.gradNorm },
+      ...(s.skipped ? [{ runId, stageId, step: s.step, name: 'train/skipped', value: 1 }] : []),
       ...Object.entries(s.eval ?? {}).map(([set, ppl]) => ({ runId, stageId, step: s.step, name: `eval/${set}/ppl`, value: ppl })),
+      ...Object.entries(s.metrics ?? {}).map(([name, value]) => ({ runId, stageId, step: s.step, name, value })),
     ]),
   );
 }

@@ -1,6 +1,8 @@
 // Entry point of the `sieve` command: finds the subcommand, parses its flags, runs it, and turns
-// any error into one clear line on stderr and a non-zero exit code.
+// any error into one clear line on stderr and a non-zero exit code; with `--json`, the error is
+// also printed on stdout as `{ "error": { message, code, path? } }` (schemas/cli.ts ErrorOutput).
 
+import type { ErrorOutput } from '../schemas/cli';
 import { commands, type CommandName } from './commands';
 import { UsageError, parseCommandArgs, printHelp } from './commands/_shared';
 
@@ -41,12 +43,31 @@ function nearest(word: string, options: string[]): string | null {
   return best && best[1] <= 3 ? best[0] : null;
 }
 
-main(process.argv.slice(2)).then(
+/** The `code` of ErrorOutput, by the error class's name. */
+const ERROR_CODES: Record<string, string> = {
+  UsageError: 'usage',
+  RecipeError: 'invalid-recipe',
+  NotFoundError: 'not-found',
+  DatabaseLostError: 'database-lost',
+  DatabaseUnusableError: 'database-unusable',
+  TemporalNotFoundError: 'temporal-not-found',
+};
+
+function errorOutput(err: unknown): ErrorOutput {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = (err instanceof Error && ERROR_CODES[err.name]) || 'error';
+  const path = (err as { issues?: Array<{ path: string }> }).issues?.[0]?.path;
+  return { error: { message, code, ...(path ? { path } : {}) } };
+}
+
+const argv = process.argv.slice(2);
+main(argv).then(
   (code) => process.exit(code),
   (err: unknown) => {
     const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`sieve: ${message}\n`);
     if (process.env.SIEVE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    if (argv.includes('--json')) process.stdout.write(`${JSON.stringify(errorOutput(err), null, 2)}\n`);
     process.exit(err instanceof UsageError ? 2 : 1);
   },
 );

@@ -16,11 +16,27 @@ const NullableTimestamp = Timestamp.nullable();
 export const RunOutput = z.strictObject({ id: z.string() });
 export type RunOutput = z.infer<typeof RunOutput>;
 
-/** `sieve validate --json`: the resolved recipe (every default filled in), or the issues. */
+/**
+ * `sieve validate --json`: the resolved recipe (every default filled in), its hash and the order
+ * its stages run in; or, with exit code 1, the issues (each with its path and, in the file, its
+ * line:column).
+ */
 export const ValidateOutput = z.discriminatedUnion('ok', [
-  z.strictObject({ ok: z.literal(true), recipe: Recipe }),
+  z.strictObject({ ok: z.literal(true), recipe: Recipe, hash: z.string(), order: z.array(z.string()) }),
   z.strictObject({ ok: z.literal(false), issues: z.array(RecipeIssue) }),
 ]);
+
+/** Any command run with `--json` that fails: printed on stdout, with the non-zero exit. */
+export const ErrorOutput = z.strictObject({
+  error: z.strictObject({
+    message: z.string(),
+    /** The kind of failure: `usage`, `invalid-recipe`, `not-found`, `database-lost`, `database-unusable`, `temporal-not-found`, `error`. */
+    code: z.string(),
+    /** The recipe path at fault (`stages[2].from`), when there is one. */
+    path: z.string().optional(),
+  }),
+});
+export type ErrorOutput = z.infer<typeof ErrorOutput>;
 export type ValidateOutput = z.infer<typeof ValidateOutput>;
 
 export const StageStatusOutput = z.strictObject({

@@ -1,23 +1,31 @@
 // The recipe's `model:` section: a decoder-only transformer, GPT-2 style or LLaMA style.
 //
-// Sandbox-pure (imports zod and ./fields only) because Temporal workflows import it. It rejects every
-// shape the engine or a later 2:4 stage cannot handle, before anything is submitted:
-// the 2:4 pattern groups weights in fours along both dimensions of every linear layer
-// (transposable masks use both), so `dim` and the MLP hidden width must divide by 4.
-// Tensor names and layouts are in docs/architecture.md.
+// Sandbox-pure (imports zod, ./fields and ./data only) because Temporal workflows import it. It
+// rejects every shape the engine or a later 2:4 stage cannot handle, before anything is
+// submitted: the engine's own limits (kernels/core/layout.cc: at most 4096 layers, widths up to
+// 2^24, at most 2^31 − 1 parameters), and the 2:4 pattern, which groups weights in fours along
+// both dimensions of every linear layer (transposable masks use both), so `dim` and the MLP
+// hidden width must divide by 4. Tensor names and layouts are in docs/architecture.md.
 import { z } from 'zod';
+import { TokenizerName } from './data';
 import { positiveInt, wrongType } from './fields';
 
 /** `gpt2`: LayerNorm, GELU MLP, learned positions, tied LM head. `llama`: RMSNorm, SwiGLU, RoPE, untied head. */
 export const ModelFamily = z.enum(['gpt2', 'llama']);
 export type ModelFamily = z.infer<typeof ModelFamily>;
 
-/** `bytes`: the 256 byte values. `gpt2`: the GPT-2 BPE (50,257 tokens). */
-export const Tokenizer = z.enum(['bytes', 'gpt2']);
-export type Tokenizer = z.infer<typeof Tokenizer>;
+/** Vocabulary size of each tokenizer (activities/data/tokenizer.ts implements them; a test checks they agree). */
+export const VOCAB_SIZE: Record<TokenizerName, number> = { bytes: 256, gpt2: 50_257 };
 
 /** Tolerance for `mlpRatio · dim` being an integer: lets `8/3` written as 2.6666666666666665 through. */
 const HIDDEN_EPSILON = 1e-6;
+
+/** The engine's limits (kernels/core/layout.cc `config_check`). */
+export const MAX_LAYERS = 4096;
+export const MAX_WIDTH = 2 ** 24;
+export const MAX_PARAMETERS = 2 ** 31 - 1;
+
+const width = (what: string) => positiveInt(what).max(MAX_WIDTH, `${what} must be at most ${MAX_WIDTH} (2^24), the engine's limit`);
 
 
 export const Model = z
@@ -26,13 +34,13 @@ export const Model = z
       family: ModelFamily.default('gpt2').describe(
         'gpt2: LayerNorm, GELU, learned positions, tied head; llama: RMSNorm, SwiGLU, RoPE, untied head',
       ),
-      layers: positiveInt('`layers`').describe('transformer blocks'),
-      dim: positiveInt('`dim` (the residual width)').describe('residual width C; divisible by 4 and by `heads`'),
+      layers: positiveInt('`layers`').max(MAX_LAYERS, `\`layers\` must be at most ${MAX_LAYERS}, the engine's limit`).describe('transformer blocks'),
+      dim: width('`dim` (the residual width)').describe('residual width C; divisible by 4 and by `heads`'),
       heads: positiveInt('`heads`').describe('attention heads; dim/heads is the head width (even for llama)'),
-      context: positiveInt('`context` (tokens per window)')
+      context: width('`context` (tokens per window)')
         .min(2, '`context` must be at least 2: a window needs a next token to predict')
         .describe('tokens per training and evaluation window'),
-      tokenizer: Tokenizer.describe('bytes: 256 byte values; gpt2: GPT-2 BPE, 50,257 tokens'),
+      tokenizer: TokenizerName.describe('bytes: 256 byte values; gpt2: GPT-2 BPE, 50,257 tokens'),
       mlpRatio: z
         .number({ error: wrongType('expected `mlpRatio`: a number (MLP hidden width = mlpRatio · dim)') })
         .positive('`mlpRatio` must be positive')
@@ -75,11 +83,21 @@ export const Model = z
         path: ['mlpRatio'],
         message: `the MLP hidden width mlpRatio · dim = ${hidden} must be a whole number`,
       });
+    } else if (Math.round(hidden) > MAX_WIDTH) {
+      ctx.addIssue({ code: 'custom', path: ['mlpRatio'], message: `the MLP hidden width mlpRatio · dim = ${Math.round(hidden)} exceeds the engine's limit of ${MAX_WIDTH} (2^24)` });
     } else if (Math.round(hidden) % 4 !== 0) {
       ctx.addIssue({
         code: 'custom',
         path: ['mlpRatio'],
         message: `the MLP hidden width mlpRatio · dim = ${Math.round(hidden)} must be divisible by 4: 2:4 sparsity groups weights in fours along it`,
+      });
+    }
+    const params = parameterCount({ ...model, mlpRatio: Math.round(hidden) / dim });
+    if (params > MAX_PARAMETERS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['layers'],
+        message: `this model would have ${params.toLocaleString('en-US')} parameters; the engine holds at most ${MAX_PARAMETERS.toLocaleString('en-US')} (2^31 − 1)`,
       });
     }
   });
@@ -88,4 +106,20 @@ export type Model = z.infer<typeof Model>;
 /** The MLP hidden width H (`mlp.fc` is [H, C]); validation guarantees it is a whole number divisible by 4. */
 export function hiddenDim(model: Model): number {
   return Math.round(model.mlpRatio * model.dim);
+}
+
+/**
+ * The number of parameters of the engine's model for this section (its tensor table,
+ * kernels/core/layout.cc): GPT-2 ties the LM head to the token embedding and has biases and
+ * learned positions; LLaMA has neither, an untied head, and gate, up and down MLP matrices.
+ */
+export function parameterCount(model: Pick<Model, 'family' | 'layers' | 'dim' | 'context' | 'tokenizer' | 'mlpRatio'>): number {
+  const C = model.dim;
+  const H = Math.round(model.mlpRatio * C);
+  const V = VOCAB_SIZE[model.tokenizer];
+  if (model.family === 'gpt2') {
+    const perLayer = 4 * C + 3 * C * C + 3 * C + C * C + C + 2 * H * C + H + C;
+    return model.layers * perLayer + V * C + model.context * C + 2 * C;
+  }
+  return model.layers * (2 * C + 4 * C * C + 3 * H * C) + 2 * V * C + C;
 }

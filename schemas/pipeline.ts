@@ -18,14 +18,55 @@ export const ArtifactRef = z.strictObject({
 });
 export type ArtifactRef = z.infer<typeof ArtifactRef>;
 
-/** A checkpoint written mid-stage, reported by heartbeat and by the `checkpointSaved` signal. */
-export const CheckpointRef = z.strictObject({
-  stageId: z.string(),
+/** A checkpoint file of a stage, as a place to resume from. */
+export const CheckpointFile = z.strictObject({
   step: z.number().int().nonnegative(),
   sha256: Sha256,
   bytes: z.number().int().nonnegative(),
 });
+export type CheckpointFile = z.infer<typeof CheckpointFile>;
+
+/** How many checkpoints of a stage a reference carries (itself and `earlier`): enough fallbacks, a bounded message. */
+export const KNOWN_CHECKPOINTS = 8;
+
+/**
+ * A checkpoint written mid-stage, reported by heartbeat and by the `checkpointSaved` signal, and
+ * handed to the attempt or run that resumes the stage. It carries the stage's earlier checkpoints,
+ * so whoever holds the newest reference also holds the fallbacks for a newest one that is corrupt
+ * or gone (docs/checkpoint-format.md, "Resuming").
+ */
+export const CheckpointRef = z.strictObject({
+  stageId: z.string(),
+  ...CheckpointFile.shape,
+  /** The loss-history segment ending at this step, stored beside it; null when none is known (a checkpoint listed from records that have no segment). */
+  history: z.strictObject({ sha256: Sha256, bytes: z.number().int().nonnegative() }).nullable(),
+  /** Older checkpoints of the same stage, newest first. */
+  earlier: z.array(CheckpointFile).max(KNOWN_CHECKPOINTS - 1),
+});
 export type CheckpointRef = z.infer<typeof CheckpointRef>;
+
+/** A reference's checkpoints, newest first: itself, then its fallbacks. */
+export function checkpointCandidates(ref: CheckpointRef): CheckpointFile[] {
+  return [{ step: ref.step, sha256: ref.sha256, bytes: ref.bytes }, ...ref.earlier];
+}
+
+/**
+ * One reference holding what two references of the same stage know: the newer (by step; `b` on a
+ * tie, as the later report) leads, and every other checkpoint of either becomes a fallback, each
+ * once, newest first, at most KNOWN_CHECKPOINTS in all.
+ */
+export function mergeCheckpoints(a: CheckpointRef | null, b: CheckpointRef): CheckpointRef {
+  if (!a) return b;
+  const head = b.step >= a.step ? b : a;
+  const seen = new Set([head.sha256]);
+  const earlier: CheckpointFile[] = [];
+  for (const c of [...checkpointCandidates(b), ...checkpointCandidates(a)].sort((x, y) => y.step - x.step)) {
+    if (seen.has(c.sha256)) continue;
+    seen.add(c.sha256);
+    earlier.push(c);
+  }
+  return { ...head, earlier: earlier.slice(0, KNOWN_CHECKPOINTS - 1) };
+}
 
 /** What a finished stage hands to the stages that consume it, and to the recorder. */
 export const StageOutput = z.strictObject({
@@ -57,7 +98,10 @@ export const RunOptions = z.strictObject({
 });
 export type RunOptions = z.infer<typeof RunOptions>;
 
-/** Carried by `sieve resume`: what the earlier run finished and where its partial stages stopped. */
+/**
+ * Carried by `sieve resume`: what the earlier run finished and where its partial stages stopped
+ * (each stage's newest recorded checkpoint, its older ones as fallbacks).
+ */
 export const ResumePlan = z.strictObject({
   parentRunId: z.string(),
   completed: z.record(z.string(), StageOutput),
@@ -95,6 +139,10 @@ export interface StageTask {
   /** Outputs of the stages named in `from`, by stage id. */
   inputs: Record<string, StageOutput>;
   cacheKey: string;
-  /** Where an earlier execution of this run (`sieve resume`) stopped; a retry's own heartbeat wins over it. */
+  /**
+   * The stage's checkpoints the workflow knows when it schedules the stage: from an earlier run
+   * (`sieve resume`) and reported by earlier attempts. A retry adds its last heartbeat's and the
+   * workflow's newest, and resumes from the newest that is intact.
+   */
   resumeFrom: CheckpointRef | null;
 }

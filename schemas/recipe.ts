@@ -115,11 +115,14 @@ function checkGraph(recipe: RecipeFields, ctx: z.core.$RefinementCtx<RecipeField
 }
 
 function wrongInputMessage(kind: StageKind, input: string, inputKind: StageKind): string {
+  const { accepts } = definitionOf(kind);
   const accepted = acceptedInputs(kind);
+  const list = accepted.length > 1 ? `${accepted.slice(0, -1).join(', ')} or ${accepted.at(-1)}` : accepted[0];
   const wanted = definitionOf(accepted[0]).produces;
+  const source = 'produces' in accepts ? `a stage that produces a ${accepts.produces} (${list})` : aStage(list);
   const product = definitionOf(inputKind).produces;
   const produces = product === wanted ? `a ${product}` : `a ${product}, not a ${wanted}`;
-  return `${aStage(kind)} takes its input from ${aStage(accepted.join(' or '))}, but "${input}" is ${aStage(inputKind)} (it produces ${produces})`;
+  return `${aStage(kind)} takes its input from ${source}, but "${input}" is ${aStage(inputKind)} (it produces ${produces})`;
 }
 
 type Edge = { target: number; path: PropertyKey[] };

@@ -28,12 +28,19 @@ export const checkpointSaved = defineSignal<[CheckpointRef]>('checkpointSaved');
 
 /**
  * Failure types that would fail the same way on every attempt: bad input (a recipe the engine
- * refuses, missing data), and a missing or corrupt artifact (the error classes' names).
+ * refuses, missing data), a missing or corrupt artifact, a machine out of memory or disk, storage
+ * that cannot be written, and a database that vanished or cannot be used (the error classes' names).
  */
 export const ERROR_TYPES = {
   badInput: 'BadInput',
   artifactMissing: 'ArtifactMissingError',
   artifactCorrupt: 'ArtifactCorruptError',
+  resourceExhausted: 'ResourceExhausted',
+  storageUnwritable: 'StorageUnwritable',
+  databaseLost: 'DatabaseLostError',
+  databaseUnusable: 'DatabaseUnusableError',
+  /** A training stage's loss or gradient norm became NaN or infinite (activities/train/loop.ts): the same bits diverge again. */
+  diverged: 'Diverged',
 } as const;
 export const NON_RETRYABLE: string[] = Object.values(ERROR_TYPES);
 

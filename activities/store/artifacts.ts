@@ -7,7 +7,7 @@
 // a temporary file in the same directory tree, fsyncs it and renames it into place, so a
 // reader (or a crash) never sees a half-written artifact. Stored files are made read-only.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, mkdirSync } from 'node:fs';
 import { chmod, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ERROR_TYPES } from '../../workflows/contract';
@@ -16,6 +16,15 @@ import { sha256Hex } from './hash';
 /** SIEVE_HOME as an absolute path: the environment variable, or `./.sieve` in the working directory. */
 export function sieveHome(env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(env.SIEVE_HOME || '.sieve');
+}
+
+/**
+ * Creates a directory of SIEVE_HOME (the home itself included) private to its user (0700): the
+ * database, artifacts and the Temporal store are nobody else's business. A directory that exists
+ * keeps the mode its owner gave it.
+ */
+export function ensurePrivateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -87,7 +96,7 @@ export function createArtifactStore(home: string = sieveHome()): ArtifactStore {
   /** Moves a complete, fsynced file into its content-addressed place and makes the rename durable. */
   const install = async (file: string, sha256: string): Promise<string> => {
     const target = artifactPath(sha256);
-    await mkdir(path.dirname(target), { recursive: true });
+    await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
     await chmod(file, 0o444);
     // Renaming over an existing copy is safe (same name, same bytes) and repairs a damaged one.
     await rename(file, target);
@@ -96,7 +105,8 @@ export function createArtifactStore(home: string = sieveHome()): ArtifactStore {
   };
 
   const put = async (source: Uint8Array | string, options: PutOptions = {}): Promise<StoredArtifact> => {
-    await mkdir(tmpDir, { recursive: true });
+    ensurePrivateDir(absoluteHome);
+    await mkdir(tmpDir, { recursive: true, mode: 0o700 });
     if (typeof source === 'string' && options.move) {
       const { sha256, bytes } = await hashFile(source);
       await fsyncFile(source);

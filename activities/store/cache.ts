@@ -9,6 +9,7 @@ import { runs, stages } from '../../schemas/tables';
 import { ArtifactCorruptError, ArtifactMissingError, type ArtifactStore } from './artifacts';
 import type { SieveDb } from './db';
 import { sha256Hex } from './hash';
+import { HISTORY_SEGMENT_ROLE } from './prune';
 import { finalMetrics, listMetrics, stageArtifactRows } from './reads';
 
 /** Everything a stage's output depends on. Its canonical JSON is stored as the stage's cache basis. */
@@ -53,9 +54,11 @@ export async function findCachedStage(db: SieveDb, store: ArtifactStore, cacheKe
     .orderBy(desc(stages.finishedAt), desc(sql`${stages}.rowid`))
     .all();
   for (const candidate of candidates) {
-    // Mid-stage checkpoints are how a stage resumed, not what it hands on: a finished stage
-    // is reusable without them, so they are neither verified nor returned.
-    const outputs = stageArtifactRows(db, candidate.runId, candidate.stageId).filter((a) => a.role !== 'input' && a.role !== 'checkpoint');
+    // Mid-stage checkpoints and their history segments are how a stage resumed, not what it
+    // hands on: a finished stage is reusable without them, so they are neither verified nor returned.
+    const outputs = stageArtifactRows(db, candidate.runId, candidate.stageId).filter(
+      (a) => a.role !== 'input' && a.role !== 'checkpoint' && a.role !== HISTORY_SEGMENT_ROLE,
+    );
     try {
       for (const output of outputs) await store.verify(output.sha256);
     } catch (error) {

@@ -1,11 +1,14 @@
 // Between the recipe, the engine and checkpoints: the engine config a recipe's `model:` section
-// denotes, and moving a model's whole training state into and out of a checkpoint file.
+// denotes, and moving a model's training state into and out of a checkpoint file. A checkpoint
+// holds state, not history: the loss history is named by reference (./history.ts), so every
+// checkpoint of a stage has the same size.
 
-import { loadCheckpoint, saveCheckpoint, type CheckpointState } from '../../kernels/checkpoint';
-import { Model, type ModelConfig } from '../../kernels';
+import { loadCheckpoint, readCheckpointInfo, saveCheckpoint, type CheckpointState } from '../../kernels/checkpoint';
+import { Model, type Device, type ModelConfig } from '../../kernels';
+import type { SamplerState } from '../../schemas/data';
 import type { Recipe } from '../../schemas/recipe';
 import { getTokenizer } from '../data/tokenizer';
-import type { LoopState, StepRecord } from './loop';
+import { History, type StepRecord } from './history';
 
 const NORM_EPS = 1e-5;
 const ROPE_THETA = 10000;
@@ -21,11 +24,29 @@ export function engineConfig(model: Recipe['model']): ModelConfig {
     mlpHidden: Math.round(model.mlpRatio * model.dim),
     normEps: NORM_EPS,
     ropeTheta: model.family === 'llama' ? ROPE_THETA : null,
+    adapters: null,
   };
 }
 
-/** Everything needed to continue training bit-exactly: weights, moments, step, sampler, history. */
-export async function writeTrainingCheckpoint(file: string, model: Model, state: LoopState, extra: Record<string, string> = {}) {
+/** Where a stage stood: its own step count and the sampler's position. */
+export interface TrainingPosition {
+  step: number;
+  sampler: SamplerState;
+}
+
+/**
+ * Where a checkpoint's loss history is: the history segment ending at its step, or (checkpoints
+ * written before segments existed) the records themselves, stored inline.
+ */
+export type HistorySource = { segment: string } | { records: StepRecord[] };
+
+/**
+ * Everything needed to continue training bit-exactly: weights, moments, the optimizer's step,
+ * the position, the history segment that ends at this step (null: the stage's final model,
+ * whose history is the stage's `history` artifact), and the training method's own state (null:
+ * none; for instance S-STE's β per tensor), as text.
+ */
+export async function writeTrainingCheckpoint(file: string, model: Model, position: TrainingPosition | null, historySegment: string | null, methodState: string | null) {
   const checkpoint: CheckpointState = {
     config: model.config,
     tensors: model.tensors.map(({ name, offset, size, shape }) => ({ name, offset, size, shape: [...shape] })),
@@ -35,23 +56,77 @@ export async function writeTrainingCheckpoint(file: string, model: Model, state:
     adamV: model.read('v'),
     masks: model.read('mask'),
     step: model.step,
-    rng: state.sampler,
-    data: { stageStep: state.step },
-    extra: { ...extra, history: JSON.stringify(state.history) },
+    // A model made by a stage that does not train (prune) has no training position.
+    rng: position?.sampler ?? null,
+    data: position ? { stageStep: position.step } : null,
+    extra: {
+      ...(historySegment === null ? {} : { historySegment }),
+      ...(methodState === null ? {} : { methodState }),
+    },
   };
   return saveCheckpoint(file, checkpoint);
 }
 
-/** Loads a checkpoint into `model` (which must have the same config) and returns the loop state it holds. */
-export async function readTrainingCheckpoint(file: string, model: Model): Promise<{ state: LoopState | null; modelStep: number }> {
+/** A checkpoint read and checked against a model, not yet loaded into it. */
+export interface TrainingCheckpoint {
+  /** The training position it holds, or null (a model exported without one). */
+  position: TrainingPosition | null;
+  /** Its loss history's whereabouts; null when it names none (a stage's final model). */
+  history: HistorySource | null;
+  /** The optimizer step counter it holds. */
+  modelStep: number;
+  /** The training method's own state it holds, if any. */
+  methodState: string | null;
+  /** Writes its weights, moments, masks and step counter into the model. */
+  applyTo(model: Model): void;
+}
+
+/** Reads a checkpoint that must fit `model` (same config and tensor table), without touching the model. */
+export async function openTrainingCheckpoint(file: string, model: Model): Promise<TrainingCheckpoint> {
   const ckpt = await loadCheckpoint(file, { config: model.config, tensors: model.tensors.map(({ name, offset, size, shape }) => ({ name, offset, size, shape: [...shape] })) });
-  model.write('param', ckpt.params);
-  if (ckpt.adamM) model.write('m', ckpt.adamM);
-  if (ckpt.adamV) model.write('v', ckpt.adamV);
-  if (ckpt.masks) model.write('mask', ckpt.masks);
-  model.step = ckpt.step;
   const stageStep = (ckpt.data as { stageStep?: number } | null)?.stageStep;
-  const history = ckpt.extra?.history ? (JSON.parse(ckpt.extra.history) as StepRecord[]) : [];
-  const state = typeof stageStep === 'number' ? { step: stageStep, sampler: ckpt.rng as LoopState['sampler'], history } : null;
-  return { state, modelStep: ckpt.step };
+  const segment = ckpt.extra?.historySegment;
+  const inline = ckpt.extra?.history;
+  return {
+    position: typeof stageStep === 'number' ? { step: stageStep, sampler: ckpt.rng as SamplerState } : null,
+    history: segment !== undefined ? { segment } : inline !== undefined ? { records: History.parse(JSON.parse(inline)) } : null,
+    modelStep: ckpt.step,
+    methodState: ckpt.extra?.methodState ?? null,
+    applyTo(target) {
+      target.write('param', ckpt.params);
+      if (ckpt.adamM) target.write('m', ckpt.adamM);
+      if (ckpt.adamV) target.write('v', ckpt.adamV);
+      if (ckpt.masks) target.write('mask', ckpt.masks);
+      target.step = ckpt.step;
+    },
+  };
+}
+
+/** Loads a checkpoint into `model` (which must have the same config) and returns the position it holds. */
+export async function readTrainingCheckpoint(file: string, model: Model): Promise<{ position: TrainingPosition | null; modelStep: number }> {
+  const ckpt = await openTrainingCheckpoint(file, model);
+  ckpt.applyTo(model);
+  return { position: ckpt.position, modelStep: ckpt.modelStep };
+}
+
+/**
+ * The engine config a checkpoint was written for: its own, since a stage's output may carry more
+ * than the recipe's `model:` section says (SLoRB branches, say). Checkpoints written before
+ * adapters existed have none.
+ */
+export async function checkpointConfig(file: string): Promise<ModelConfig> {
+  const { config } = await readCheckpointInfo(file);
+  return { ...(config as Omit<ModelConfig, 'adapters'>), adapters: (config as { adapters?: ModelConfig['adapters'] }).adapters ?? null };
+}
+
+/** A model built for a checkpoint's own config and loaded from it; the caller disposes of it. */
+export async function modelFromCheckpoint(file: string, opts: { threads: number | null; device: Device }): Promise<Model> {
+  const model = Model.create(await checkpointConfig(file), opts);
+  try {
+    await readTrainingCheckpoint(file, model);
+    return model;
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
 }

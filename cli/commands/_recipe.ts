@@ -1,20 +1,26 @@
 // Loading a recipe file for `run` and `validate`: read, parse and validate it (schemas/), make
 // file paths absolute (workers may run elsewhere, in another directory), and check the data
-// (corpus ranges that select nothing, missing files, streams shorter than one window) before
-// anything is submitted or written.
+// (corpus ranges that select nothing, missing or irregular files, streams shorter than one
+// window) and, when this machine runs the stages, that each fits its memory, before anything is
+// submitted or written.
 
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { resolveData } from '../../activities/data/splits';
 import { recipeHash } from '../../activities/store/hash';
 import type { DataSource } from '../../schemas/data';
-import type { Recipe } from '../../schemas/recipe';
+import type { Recipe, RecipeIssue } from '../../schemas/recipe';
 import { parseRecipe } from '../../schemas/recipe-text';
+import { memoryShortfall } from '../../schemas/stages';
 
+/** A recipe that cannot run: the message for people, the issues (path, line:column) for `--json`. */
 export class RecipeError extends Error {
-  constructor(message: string) {
+  readonly issues: RecipeIssue[];
+  constructor(message: string, issues?: RecipeIssue[]) {
     super(message);
     this.name = 'RecipeError';
+    this.issues = issues ?? [{ path: '', message, line: null, column: null }];
   }
 }
 
@@ -25,18 +31,27 @@ export interface LoadedRecipe {
   file: string;
 }
 
+/** Recipes are a few kilobytes; a larger file is a mistake, and parsing it could exhaust memory. */
+const MAX_RECIPE_BYTES = 1 << 20;
+
 export function loadRecipeFile(file: string): LoadedRecipe {
   let text: string;
   try {
+    const stats = fs.statSync(file);
+    // Checked before opening: a FIFO would block, a device would never end.
+    if (!stats.isFile()) throw new RecipeError(`recipe file ${file} is not a regular file.`);
+    if (stats.size > MAX_RECIPE_BYTES) throw new RecipeError(`recipe file ${file} is ${stats.size.toLocaleString('en-US')} bytes; a recipe is at most 1 MiB.`);
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
+    if (err instanceof RecipeError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new RecipeError(code === 'ENOENT' ? `recipe file ${file} does not exist.` : `cannot read recipe file ${file}: ${(err as Error).message}`);
   }
   const parsed = parseRecipe(text, file);
-  if (!parsed.ok) throw new RecipeError(`${file} is not a valid recipe:\n${parsed.message}`);
+  if (!parsed.ok) throw new RecipeError(`${file} is not a valid recipe:\n${parsed.message}`, parsed.issues);
   const recipe = absolutizePaths(parsed.recipe, path.dirname(path.resolve(file)));
   checkData(recipe);
+  checkMemory(recipe);
   return { recipe, hash: recipeHash(recipe), file: path.resolve(file) };
 }
 
@@ -55,4 +70,19 @@ function checkData(recipe: Recipe) {
   } catch (err) {
     throw new RecipeError(`${(err as Error).message}.`.replace(/\.\.$/, '.'));
   }
+}
+
+/**
+ * Each stage's memory estimate against this machine's memory, when this machine runs it: on CPU
+ * with the embedded server. Workers elsewhere (TEMPORAL_ADDRESS, a GPU) check against their own
+ * machine before they allocate anything.
+ */
+function checkMemory(recipe: Recipe) {
+  if (process.env.TEMPORAL_ADDRESS || recipe.device !== 'cpu') return;
+  const threads = Number(process.env.OMP_NUM_THREADS) || os.availableParallelism();
+  const issues = recipe.stages.flatMap((stage, i): RecipeIssue[] => {
+    const shortfall = memoryShortfall(stage, recipe, { threads, memoryBytes: os.totalmem() });
+    return shortfall ? [{ path: `stages[${i}]`, message: `${shortfall}.`, line: null, column: null }] : [];
+  });
+  if (issues.length) throw new RecipeError(issues.map((i) => `${i.path}: ${i.message}`).join('\n'), issues);
 }

@@ -1,13 +1,20 @@
 // What every subcommand shares: the command shape, flag parsing (node:util parseArgs), SIEVE_HOME,
 // and plain-text tables.
 
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 export class UsageError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'UsageError';
+  }
+}
+
+/** A run (or stage, or file) that the command was asked about does not exist. */
+export class NotFoundError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotFoundError';
   }
 }
 
@@ -76,10 +83,7 @@ function printCommandHelp(c: Command) {
   console.log(lines.join('\n'));
 }
 
-/** SIEVE_HOME, absolute; default ./.sieve in the current directory. */
-export function sieveHome(): string {
-  return path.resolve(process.env.SIEVE_HOME ?? '.sieve');
-}
+export { sieveHome } from '../../activities/store/artifacts';
 
 /** A left-aligned text table; numbers right-aligned. */
 export function table(header: string[], rows: (string | number)[][]): string {

@@ -5,9 +5,10 @@
 import { createArtifactStore } from '../../activities/store/artifacts';
 import { openDb } from '../../activities/store/db';
 import { getRun } from '../read-models';
+import { reconcileHome } from '../reconcile';
 import type { CompareOutput, ShowOutput } from '../../schemas/cli';
 import { formatNumber } from './_summary';
-import { defineCommand, formatDuration, jsonOption, printJson, sieveHome, table } from './_shared';
+import { NotFoundError, defineCommand, formatDuration, jsonOption, printJson, sieveHome, table } from './_shared';
 
 export default defineCommand({
   name: 'compare',
@@ -16,13 +17,14 @@ export default defineCommand({
   options: { ...jsonOption },
   async run({ positionals: ids, values }) {
     const home = sieveHome();
+    await reconcileHome(home);
     const { db, close } = openDb({ home });
     let runs: ShowOutput[];
     try {
       const store = createArtifactStore(home);
       runs = ids.map((id) => {
         const run = getRun(db, store, id);
-        if (!run) throw new Error(`no run "${id}" in ${home}; \`sieve history\` lists the runs.`);
+        if (!run) throw new NotFoundError(`no run "${id}" in ${home}; \`sieve history\` lists the runs.`);
         return run;
       });
     } finally {

@@ -2,6 +2,7 @@
 
 import { openDb } from '../../activities/store/db';
 import { listRuns } from '../read-models';
+import { reconcileHome } from '../reconcile';
 import { RunStatus } from '../../schemas/records';
 import { UsageError, defineCommand, formatDuration, jsonOption, printJson, sieveHome, table } from './_shared';
 
@@ -20,11 +21,16 @@ export default defineCommand({
     if (status && !status.success) throw new UsageError(`--status must be one of ${RunStatus.options.join(', ')}, got "${values.status}".`);
     const limit = Number(values.limit ?? 50);
     if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a positive integer, got "${values.limit}".`);
-    const { db, close } = openDb({ home: sieveHome() });
+    const home = sieveHome();
+    await reconcileHome(home);
+    const { db, close } = openDb({ home });
     try {
       const runs = listRuns(db, { name: values.name as string | undefined, status: status?.data, limit });
       if (values.json) return printJson({ runs });
-      if (runs.length === 0) return console.log('no runs recorded yet.');
+      if (runs.length === 0) {
+        const filters = [values.name === undefined ? '' : ` named "${values.name}"`, status ? ` with status ${status.data}` : ''].join('');
+        return console.log(filters ? `no runs${filters}.` : 'no runs recorded yet.');
+      }
       console.log(
         table(
           ['run', 'status', 'created', 'time', 'parent', 'code'],

@@ -15,6 +15,7 @@ export const commands = {
   compare: load('./compare'),
   resume: load('./resume'),
   cancel: load('./cancel'),
+  gc: load('./gc'),
   worker: load('./worker'),
   server: load('./server'),
 } satisfies Record<string, () => Promise<Command>>;

@@ -1,14 +1,16 @@
 // `sieve resume <run>`: continue a failed or cancelled run as a new run linked to it. Stages the
 // old run finished are reused as they are; a stage it left partway continues from its last
-// checkpoint; the rest run. The recipe is the old run's own.
+// checkpoint; the rest run. The recipe is the old run's own. A run that has not ended is refused,
+// with the way out (`sieve cancel`, which ends even a run nothing serves any more).
 
 import { createArtifactStore } from '../../activities/store/artifacts';
 import { openDb } from '../../activities/store/db';
 import { getRun, listRuns } from '../read-models';
 import type { ShowOutput } from '../../schemas/cli';
-import type { ArtifactRef, CheckpointRef, ResumePlan, StageOutput } from '../../schemas/pipeline';
 import type { Recipe } from '../../schemas/recipe';
-import { openTemporal } from '../temporal/connect';
+import { resumePlan } from '../resume-plan';
+import { TASK_QUEUES } from '../../workflows/contract';
+import { inspectRun, openTemporal, unservedQueues, type TemporalSession } from '../temporal/connect';
 import { follow, parseRunOptions, runOptions, submit } from './run';
 import { defineCommand, sieveHome } from './_shared';
 
@@ -35,13 +37,7 @@ export default defineCommand({
     if (old.status === 'completed') throw new Error(`run ${oldId} completed; there is nothing to resume (\`sieve run\` re-runs its recipe, served from the cache).`);
     const temporal = (await openTemporal(home, { start: true }))!;
     try {
-      const state = await temporal.client.workflow
-        .getHandle(oldId)
-        .describe()
-        .then((d) => d.status.name)
-        .catch(() => null);
-      if (state === 'RUNNING')
-        throw new Error(`run ${oldId} is still running in Temporal; serve it with \`sieve worker\` (it continues by itself) or \`sieve cancel ${oldId}\` first.`);
+      await refuseUnended(temporal, old);
       const plan = resumePlan(old);
       const recipe = old.recipe as Recipe;
       if (!values.json) {
@@ -57,29 +53,24 @@ export default defineCommand({
   },
 });
 
+/** A run that has not ended cannot be resumed: each refusal says how to end it (`sieve cancel`). */
+async function refuseUnended(temporal: TemporalSession, old: ShowOutput) {
+  const state = await inspectRun(temporal.client, old.id);
+  const cancel = `\`sieve cancel ${old.id}\``;
+  if (state.kind === 'running') {
+    const unserved = state.fresh ? [] : await unservedQueues(temporal.client, state.stages);
+    if (unserved.includes(TASK_QUEUES.control))
+      throw new Error(`run ${old.id} is still open in Temporal but no worker serves it; ${cancel} ends it (then resume it), or \`sieve worker\` carries it on as it is.`);
+    throw new Error(`run ${old.id} is still running; wait for it to end, or ${cancel} first.`);
+  }
+  if (old.status === 'running' || old.status === 'pending') {
+    const workflow = state.kind === 'gone' ? 'gone from Temporal' : `closed (${state.status.toLowerCase()})`;
+    throw new Error(`run ${old.id} is recorded as ${old.status} but its workflow is ${workflow}; ${cancel} records its end, then resume continues it.`);
+  }
+}
+
 /** `<old>-r1`, `-r2`, … : the first id not yet used. */
 function nextId(oldId: string, taken: Set<string>): string {
   const base = oldId.replace(/-r\d+$/, '');
   for (let n = 1; ; n++) if (!taken.has(`${base}-r${n}`)) return `${base}-r${n}`;
-}
-
-/** Finished stages hand over their outputs; unfinished ones their newest checkpoint. */
-export function resumePlan(old: ShowOutput): ResumePlan {
-  const completed: Record<string, StageOutput> = {};
-  const checkpoints: Record<string, CheckpointRef> = {};
-  for (const s of old.stages) {
-    const made = s.artifacts.filter((a) => a.role !== 'input');
-    if (s.status === 'completed' || s.status === 'cached' || s.status === 'reused') {
-      completed[s.id] = {
-        artifacts: made.filter((a) => a.role !== 'checkpoint').map((a): ArtifactRef => ({ sha256: a.sha256, bytes: a.bytes, kind: a.kind, role: a.role })),
-        metrics: Object.fromEntries(Object.entries(s.metrics).map(([k, v]) => [k, v ?? NaN])),
-        computeMs: 0,
-        events: [],
-      };
-      continue;
-    }
-    const newest = made.filter((a) => a.role === 'checkpoint' && a.step !== null).sort((a, b) => b.step! - a.step!)[0];
-    if (newest) checkpoints[s.id] = { stageId: s.id, step: newest.step!, sha256: newest.sha256, bytes: newest.bytes };
-  }
-  return { parentRunId: old.id, completed, checkpoints };
 }

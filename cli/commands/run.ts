@@ -11,6 +11,7 @@ import { computeQueue, TASK_QUEUES, type PipelineInput, type TaskQueue } from '.
 import { pipeline } from '../../workflows/pipeline';
 import { openTemporal, type TemporalSession } from '../temporal/connect';
 import { loadRecipeFile } from './_recipe';
+import { reconcileHome } from '../reconcile';
 import { printSummary } from './_summary';
 import { followRun, loadWorkerModule } from './_watch';
 import { UsageError, defineCommand, jsonOption, printJson, sieveHome } from './_shared';
@@ -39,6 +40,7 @@ export default defineCommand({
     const temporal = (await openTemporal(home, { start: true, whileStarting: loadWorkerModule }))!;
     try {
       checkDevice(recipe, temporal);
+      await reconcileHome(home, temporal.client);
       const runId = await chooseRunId(home, temporal, recipe.name, hash);
       await submit(temporal, { runId, recipe, options, resume: null });
       return await follow(temporal, runId, recipe, { home, detach: Boolean(values.detach), json: Boolean(values.json) });
@@ -48,17 +50,25 @@ export default defineCommand({
   },
 });
 
+/**
+ * Workers heartbeat at least once a second, throttled to 80% of the timeout: below two seconds a
+ * healthy stage would be declared dead between two heartbeats.
+ */
+const MIN_HEARTBEAT_TIMEOUT_SEC = 2;
+
 export function parseRunOptions(values: Record<string, unknown>): RunOptions {
-  const positive = (flag: string, integer: boolean) => {
+  const atLeast = (flag: string, min: number, integer: boolean) => {
     const raw = values[flag] as string;
     const n = Number(raw);
-    if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new UsageError(`--${flag} must be a positive ${integer ? 'integer' : 'number'}, got "${raw}".`);
+    if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+      throw new UsageError(`--${flag} must be ${integer ? 'an integer' : 'a number'} of at least ${min}, got "${raw}".`);
+    }
     return n;
   };
   return {
     noCache: Boolean(values['no-cache']),
-    heartbeatTimeoutSec: values['heartbeat-timeout'] === undefined ? null : positive('heartbeat-timeout', false),
-    maxAttempts: positive('max-attempts', true),
+    heartbeatTimeoutSec: values['heartbeat-timeout'] === undefined ? null : atLeast('heartbeat-timeout', MIN_HEARTBEAT_TIMEOUT_SEC, false),
+    maxAttempts: atLeast('max-attempts', 1, true),
   };
 }
 
@@ -125,7 +135,32 @@ export async function follow(temporal: TemporalSession, runId: string, recipe: R
     if (opts.json) printJson({ id: runId });
     return 130;
   }
+  if (end.status !== 'COMPLETED' && end.status !== 'CANCELLED') {
+    // The workflow itself failed (a stage's failure still completes it): typically the run could
+    // not be recorded. Say why, and never exit 0.
+    if (!opts.json) tryPrintSummary(opts.home, runId);
+    throw new Error(`run ${runId} ${end.status.toLowerCase().replace('_', ' ')}: ${await workflowFailure(temporal, runId)}`);
+  }
   if (!opts.json) printSummary(opts.home, runId);
   if (opts.json) printJson({ id: runId });
   return end.status === 'COMPLETED' && end.stages.every((s) => s.status !== 'failed') ? 0 : 1;
+}
+
+/** The innermost message of a closed workflow's failure: what a researcher needs to see. */
+async function workflowFailure(temporal: TemporalSession, runId: string): Promise<string> {
+  const error = await temporal.client.workflow
+    .getHandle(runId)
+    .result()
+    .then(() => null, (e: unknown) => e);
+  let inner = error;
+  while (inner instanceof Error && inner.cause instanceof Error) inner = inner.cause;
+  return inner instanceof Error ? inner.message : 'no reason recorded';
+}
+
+function tryPrintSummary(home: string, runId: string) {
+  try {
+    printSummary(home, runId);
+  } catch (err) {
+    console.error(`(no summary: ${(err as Error).message})`);
+  }
 }

@@ -1,5 +1,6 @@
 // `sieve server`: a Temporal dev server with its Web UI for operators, persisted under SIEVE_HOME.
-// It runs in the foreground until Ctrl-C. Runs started meanwhile use it and leave it running.
+// It runs in the foreground until Ctrl-C. Runs started meanwhile use it and leave it running; an
+// embedded server that no live process uses any more is stopped first, one still in use refuses.
 
 import { DevServer } from '../temporal/dev-server';
 import { UsageError, defineCommand, sieveHome } from './_shared';
@@ -17,6 +18,8 @@ export default defineCommand({
     const port = parsePort(values.port as string | undefined, 7233, '--port');
     const uiPort = parsePort(values['ui-port'] as string | undefined, port + 1000, '--ui-port');
     const server = new DevServer(sieveHome());
+    // An embedded server left by killed runs would otherwise block this one: reaping stops it.
+    await server.reap();
     const existing = server.record();
     if (existing)
       throw new Error(`a Temporal dev server for ${sieveHome()} is already running on 127.0.0.1:${existing.port} (pid ${existing.pid}, ${existing.owner === 'embedded' ? 'started by a run, headless' : 'started by `sieve server`'}).`);

@@ -5,8 +5,9 @@
 import { createArtifactStore } from '../../activities/store/artifacts';
 import { openDb } from '../../activities/store/db';
 import { getRun } from '../read-models';
+import { reconcileHome } from '../reconcile';
 import { formatNumber } from './_summary';
-import { defineCommand, formatDuration, jsonOption, printJson, sieveHome } from './_shared';
+import { NotFoundError, defineCommand, formatDuration, jsonOption, printJson, sieveHome } from './_shared';
 
 export default defineCommand({
   name: 'show',
@@ -15,10 +16,11 @@ export default defineCommand({
   options: { ...jsonOption },
   async run({ positionals: [runId], values }) {
     const home = sieveHome();
+    await reconcileHome(home);
     const { db, close } = openDb({ home });
     try {
       const run = getRun(db, createArtifactStore(home), runId);
-      if (!run) throw new Error(`no run "${runId}" in ${home}; \`sieve history\` lists the runs.`);
+      if (!run) throw new NotFoundError(`no run "${runId}" in ${home}; \`sieve history\` lists the runs.`);
       if (values.json) return printJson(run);
       const env = run.environment;
       const lines = [

@@ -1,6 +1,8 @@
 // Temporal workers for sieve's task queues. `sieve` carries the pipeline workflow and the control
 // activities that write SQLite; `cpu` and `gpu` carry the compute activities (stages). The
 // embedded mode runs `sieve` + `cpu` in-process; `sieve worker --queue gpu` runs on GPU hosts.
+// Every worker names its process and host in its identity (workerIdentity), so the CLI can tell a
+// worker that died from one that is idle.
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -8,6 +10,7 @@ import path from 'node:path';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createComputeActivities, createControlActivities } from '../../activities';
 import { TASK_QUEUES, type TaskQueue } from '../../workflows/contract';
+import { workerIdentity } from './connect';
 import { NAMESPACE } from './dev-server';
 import { installRuntime, quietLogger } from './runtime';
 
@@ -55,13 +58,13 @@ export interface WorkerSet {
 }
 
 /** Workers for the given queues on one connection. */
-export async function createWorkers(opts: { address: string; home: string; queues: readonly TaskQueue[]; identity?: string }): Promise<WorkerSet> {
+export async function createWorkers(opts: { address: string; home: string; queues: readonly TaskQueue[] }): Promise<WorkerSet> {
   installRuntime(path.join(opts.home, 'logs', 'worker.log'));
   // The CUDA backend is a later issue: a host without one must not take GPU work it cannot do.
   if (opts.queues.includes(TASK_QUEUES.gpu)) throw new Error('this build of sieve has no CUDA backend, so it cannot serve the gpu queue; use `device: cpu` in the recipe.');
   const connection = await NativeConnection.connect({ address: opts.address });
   const workers: Worker[] = [];
-  const common: Partial<WorkerOptions> = { connection, namespace: NAMESPACE, identity: opts.identity ?? `sieve@${process.pid}` };
+  const common: Partial<WorkerOptions> = { connection, namespace: NAMESPACE, identity: workerIdentity() };
   for (const queue of opts.queues) {
     if (queue === TASK_QUEUES.control) {
       workers.push(

@@ -7,6 +7,7 @@
 // needs the engine and the file system.
 import { z } from 'zod';
 import type { DataSection } from '../data';
+import type { MemoryEstimate } from '../memory';
 import { aStage, wrongType } from '../fields';
 import type { Model } from '../model';
 
@@ -73,6 +74,8 @@ export interface StageDefinition<K extends string, S extends z.ZodType<StageFiel
   seeded: boolean;
   /** Units of work it reports progress in (optimizer steps), or null when it has no step count. */
   steps(stage: R): number | null;
+  /** What its computation allocates at its peak with `threads` engine threads (schemas/memory.ts). */
+  memory(stage: R, recipe: RecipeContext, threads: number): MemoryEstimate;
   /**
    * Its compute activity's timeouts: one attempt may run this long, and an attempt whose worker
    * sends no heartbeat for `heartbeatSec` is declared dead and retried (`--heartbeat-timeout`

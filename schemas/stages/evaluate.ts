@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { EvalName } from '../data';
 import { positiveInt, wrongType } from '../fields';
+import { inferenceMemory } from '../memory';
 import { defineStage, StageId, stageObject } from './define';
 
 export const Evaluate = stageObject('evaluate', {
@@ -58,5 +59,6 @@ export const evaluate = defineStage({
   // Evaluation is a deterministic function of its input models and data.
   seeded: false,
   steps: () => null,
+  memory: (stage, recipe, threads) => inferenceMemory(recipe.model, stage.batch, threads),
   activity: { startToCloseSec: 7 * 86_400, heartbeatSec: 60 },
 });

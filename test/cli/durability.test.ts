@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import type { ShowOutput, StatusOutput } from '../../schemas/cli';
 import type { ChildProcess } from 'node:child_process';
 import { DevServer } from '../../cli/temporal/dev-server';
-import { freePort, lastJson, serve, sieve, tempHome, tinyRecipe, waitFor, writeRecipe } from './helpers';
+import { lastJson, serve, sieve, startServer, stopAll, tempHome, tinyRecipe, waitFor, writeRecipe } from './helpers';
 
 const home = tempHome('durability');
 let address: string;
@@ -19,18 +19,14 @@ let server: ChildProcess;
 
 before(async () => {
   // One `sieve server` for the file, as an operator runs it: runs and workers come and go around it.
-  const [port, uiPort] = [await freePort(), await freePort()];
-  server = serve(home, ['server', '--port', String(port), '--ui-port', String(uiPort)]);
-  let stdout = '';
-  server.stdout!.on('data', (d) => (stdout += d));
-  await waitFor('sieve server to be up', () => stdout.includes('Web UI'));
-  address = `127.0.0.1:${port}`;
-  const ui = await fetch(`http://127.0.0.1:${uiPort}/`);
+  const started = await startServer(home);
+  server = started.child;
+  address = started.remote.TEMPORAL_ADDRESS;
+  const ui = await fetch(`http://127.0.0.1:${started.uiPort}/`);
   assert.equal(ui.status, 200, 'the Web UI answers');
 });
 after(async () => {
-  server.kill('SIGTERM');
-  await new Promise((r) => server.once('exit', r));
+  await stopAll(server);
   assert.equal(new DevServer(home).record(), null, 'sieve server stops its dev server on SIGTERM');
 });
 

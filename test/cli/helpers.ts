@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export { freePort } from '../../cli/temporal/dev-server';
+import { freePort } from '../../cli/temporal/dev-server';
+
+export { freePort };
 
 export const SIEVE = path.resolve(__dirname, '..', '..', 'cli', 'sieve.js');
 
@@ -99,4 +101,30 @@ export function writeRecipe(dir: string, name: string, text: string): string {
   const file = path.join(dir, name);
   fs.writeFileSync(file, text);
   return file;
+}
+
+export interface SieveServer {
+  child: ChildProcess;
+  /** The environment that points `sieve` at it. */
+  remote: { TEMPORAL_ADDRESS: string };
+  uiPort: number;
+}
+
+/** Starts `sieve server` on free ports in `home`, as an operator runs it, and waits until it serves. */
+export async function startServer(home: string): Promise<SieveServer> {
+  const [port, uiPort] = [await freePort(), await freePort()];
+  const child = serve(home, ['server', '--port', String(port), '--ui-port', String(uiPort)]);
+  let stdout = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  await waitFor('sieve server to be up', () => stdout.includes('Web UI'));
+  return { child, remote: { TEMPORAL_ADDRESS: `127.0.0.1:${port}` }, uiPort };
+}
+
+/** Stops long-lived sieve processes (SIGTERM) and waits until each has exited. */
+export async function stopAll(...children: ChildProcess[]): Promise<void> {
+  for (const child of children) {
+    if (child.exitCode !== null) continue;
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  }
 }

@@ -90,7 +90,7 @@ describe('files corpus', () => {
       message: `cannot read corpus file ${join(dir, 'missing.txt')} (ENOENT)`,
     });
     assert.throws(() => loadCorpus({ corpus: 'files', paths: [dir] }), {
-      message: `cannot read corpus file ${dir} (EISDIR)`,
+      message: `corpus file ${dir} is not a regular file (it is a directory)`,
     });
     assert.throws(() => loadCorpus({ corpus: 'files', paths: ['bad.txt'] }, { baseDir: dir }), {
       message: `corpus file ${join(dir, 'bad.txt')} is not valid UTF-8`,

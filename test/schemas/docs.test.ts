@@ -41,22 +41,40 @@ function tableAfter(markdown: string, heading: string): Map<string, string[]> {
 describe('docs/recipe.md', () => {
   const markdown = readFileSync(path.join(DOCS, 'recipe.md'), 'utf8');
   const schema = recipeJsonSchema() as any;
-  const stageSchemas = new Map<string, any>(schema.properties.stages.items.oneOf.map((o: any) => [o.properties.kind.const, o]));
-  const sections: Array<[string, any]> = [
-    ['## Top level', schema],
-    ['## `model`', schema.properties.model],
+  // A kind with methods (sparse-train) is a union of one object per method: its section has a
+  // table of the keys every method takes, and one `#### method \`<method>\`` table per method.
+  const options = (o: any): any[] => (o.oneOf ? o.oneOf.flatMap(options) : [o]);
+  const stageSchemas = options(schema.properties.stages.items);
+  const kindOf = (o: any) => o.properties.kind.const as string;
+  const sections: Array<[string, any, string | null]> = [
+    ['## Top level', schema, null],
+    ['## `model`', schema.properties.model, null],
     // Every kind in the registry, so a kind added without its docs section fails here.
-    ...STAGE_KINDS.map((kind): [string, any] => [`### \`${kind}\``, stageSchemas.get(kind)]),
-    ['## `data`', schema.properties.data.oneOf[0]],
+    ...STAGE_KINDS.flatMap((kind) =>
+      stageSchemas.filter((o) => kindOf(o) === kind).map((o): [string, any, string | null] => [`### \`${kind}\``, o, o.properties.method?.const ?? null]),
+    ),
+    ['## `data`', schema.properties.data.oneOf[0], null],
   ];
+  /** A documented default: as written, as a number in another notation (6e-5), or a fraction (1/3). */
+  const same = (documented: string, value: unknown) => {
+    if (documented === String(value)) return true;
+    const fraction = /^(\d+)\/(\d+)$/.exec(documented);
+    const number = fraction ? Number(fraction[1]) / Number(fraction[2]) : /^[-\d.e+]+$/.test(documented) ? Number(documented) : NaN;
+    return number === value;
+  };
 
-  for (const [heading, object] of sections) {
-    it(`${heading}: the documented keys and defaults are the schema's`, () => {
+  it('every registered stage kind has a section', () => {
+    for (const kind of STAGE_KINDS) assert.ok(stageSchemas.some((o) => kindOf(o) === kind) && markdown.includes(`\n### \`${kind}\`\n`), kind);
+  });
+
+  for (const [heading, object, method] of sections) {
+    it(`${heading}${method ? ` (method ${method})` : ''}: the documented keys and defaults are the schema's`, () => {
       const rows = tableAfter(markdown, heading);
+      if (method) for (const [key, cells] of tableAfter(markdown.slice(markdown.indexOf(`\n${heading}\n`)), `#### method \`${method}\``)) rows.set(key, cells);
       assert.deepEqual([...rows.keys()].sort(), Object.keys(object.properties).sort());
       for (const [key, property] of Object.entries<any>(object.properties)) {
         const documented = rows.get(key)![2].replace(/`/g, '');
-        if ('default' in property) assert.equal(documented, String(property.default), `${heading} ${key} default`);
+        if ('default' in property) assert.ok(same(documented, property.default), `${heading} ${key} default: documented ${documented}, schema ${property.default}`);
         else if ((object.required ?? []).includes(key)) assert.equal(documented, 'required', `${heading} ${key}`);
         else assert.notEqual(documented, 'required', `${heading} ${key} is optional`);
       }

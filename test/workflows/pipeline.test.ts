@@ -15,7 +15,7 @@ import type { createComputeActivities, createControlActivities } from '../../act
 import type { ComputeResult, StageOutput, StageTask } from '../../schemas/pipeline';
 import { environment } from '../../activities/store/provenance';
 import { Recipe } from '../../schemas/recipe';
-import { checkpointSaved, TASK_QUEUES, type PipelineInput } from '../../workflows/contract';
+import { checkpointSaved, progressQuery, TASK_QUEUES, type PipelineInput } from '../../workflows/contract';
 import { pipeline } from '../../workflows/pipeline';
 import { workflowTestEnvironment } from './environment';
 
@@ -166,7 +166,7 @@ test('cancelling the run reaches the running activity; every stage records an en
     const ctx = Context.current();
     for (let step = 1; ; step++) {
       ctx.heartbeat({ step, steps: 1000, loss: null, tokensPerSec: null, etaSec: null, checkpoint: null });
-      if (step === 2) await ctx.client.workflow.getHandle(ctx.info.workflowExecution!.workflowId).signal(checkpointSaved, { stageId: task.stageId, step: 2, sha256: 'c'.repeat(64), bytes: 3 });
+      if (step === 2) await ctx.client.workflow.getHandle(ctx.info.workflowExecution!.workflowId).signal(checkpointSaved, { stageId: task.stageId, step: 2, sha256: 'c'.repeat(64), bytes: 3, history: null, earlier: [] });
       try {
         await ctx.sleep(100);
       } catch (err) {
@@ -181,6 +181,24 @@ test('cancelling the run reaches the running activity; every stage records an en
   assert.equal(journal.runStatus, 'cancelled');
   assert.deepEqual(journal.ends, { a: 'cancelled', b: 'cancelled', a2: 'cancelled', report: 'cancelled' });
   assert.ok(journal.checkpoints.includes(2), 'the checkpoint signal was recorded');
+});
+
+test('every checkpoint a stage reports is recorded once, an older one too (a stage that fell back writes older steps again)', { timeout: 60_000 }, async () => {
+  const journal = fresh();
+  const ref = (step: number, c: string) => ({ stageId: 'a', step, sha256: c.repeat(64), bytes: 3, history: null, earlier: [] });
+  let handed: StageTask['resumeFrom'] = null;
+  const stage = async (task: StageTask) => {
+    if (task.stageId === 'a') {
+      const handle = Context.current().client.workflow.getHandle(Context.current().info.workflowExecution!.workflowId);
+      for (const c of [ref(8, 'a'), ref(4, 'b'), ref(4, 'b'), ref(8, 'a')]) await handle.signal(checkpointSaved, c);
+    }
+    if (task.stageId === 'a2') handed = (await Context.current().client.workflow.getHandle(Context.current().info.workflowExecution!.workflowId).query(progressQuery)).find((s) => s.id === 'a')!.checkpoint;
+    return computed(task.stageId);
+  };
+  const res = await runWith('older-checkpoint', control(journal), { pretrain: stage, evaluate: stage } as Compute, { save: true });
+  assert.ok(res.ok);
+  assert.deepEqual(journal.checkpoints, [8, 4], 'the older one recorded, no repeat recorded twice');
+  assert.deepEqual(handed, { ...ref(8, 'a'), earlier: [{ step: 4, sha256: 'b'.repeat(64), bytes: 3 }] }, 'the newest leads, the older follows as its fallback');
 });
 
 test('recorded histories replay deterministically against the current workflow code', { timeout: 60_000 }, async () => {

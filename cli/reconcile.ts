@@ -1,0 +1,89 @@
+// Runs that SQLite still records as unfinished although their workflow has closed, or vanished,
+// in Temporal: a full disk, or a database that could not be written, kept the workflow from
+// recording its own end. Temporal knows how it ended; this writes that end, so every run and
+// stage reaches a final status once the database can be written again (journaled as
+// `run.reconciled`, with Temporal's reason).
+import type { Client } from '@temporalio/client';
+import { createArtifactStore, type ArtifactStore } from '../activities/store/artifacts';
+import { openDb, type SieveDb } from '../activities/store/db';
+import { appendEvent } from '../activities/store/journal';
+import { setRunStatus, upsertStage } from '../activities/store/writes';
+import type { StageProgress } from '../schemas/pipeline';
+import { TERMINAL_STAGE_STATUSES, type RunStatus, type StageStatus } from '../schemas/records';
+import type { PipelineResult } from '../workflows/contract';
+import { getRun, listRuns } from './read-models';
+import { openTemporal } from './temporal/connect';
+
+export interface Reconciled {
+  id: string;
+  status: RunStatus;
+  reason: string;
+}
+
+type Ending = { status: RunStatus; reason: string; stages: StageProgress[] | null };
+
+/** How the run's workflow ended, or null while it is still running. */
+async function ending(client: Client, runId: string): Promise<Ending | null> {
+  const handle = client.workflow.getHandle(runId);
+  const described = await handle.describe().catch((err: Error) => err);
+  if (described instanceof Error) {
+    if (described.name !== 'WorkflowNotFoundError') throw described;
+    return { status: 'failed', reason: 'its workflow is no longer in Temporal (the server store was reset, or its retention passed)', stages: null };
+  }
+  const state = described.status.name;
+  if (state === 'RUNNING') return null;
+  if (state === 'COMPLETED') {
+    const result = (await handle.result()) as PipelineResult;
+    return { status: result.status, reason: 'its workflow completed without recording its end', stages: result.stages };
+  }
+  if (state === 'CANCELLED') return { status: 'cancelled', reason: 'its workflow was cancelled', stages: null };
+  const error = await handle.result().then(
+    () => null,
+    (e: unknown) => e,
+  );
+  let inner = error;
+  while (inner instanceof Error && inner.cause instanceof Error) inner = inner.cause;
+  const why = inner instanceof Error ? `: ${inner.message}` : '';
+  return { status: 'failed', reason: `its workflow ${state.toLowerCase().replace('_', ' ')}${why}`, stages: null };
+}
+
+/** Brings every unfinished run of the database in line with how Temporal says it ended. */
+export async function reconcileRuns(db: SieveDb, store: ArtifactStore, client: Client): Promise<Reconciled[]> {
+  const unfinished = [...listRuns(db, { status: 'running', limit: 10_000 }), ...listRuns(db, { status: 'pending', limit: 10_000 })];
+  const done: Reconciled[] = [];
+  for (const { id } of unfinished) {
+    const end = await ending(client, id);
+    if (!end) continue;
+    const run = getRun(db, store, id)!;
+    for (const stage of run.recipe.stages) {
+      const recorded = run.stages.find((s) => s.id === stage.id)?.status;
+      if (recorded && (TERMINAL_STAGE_STATUSES as readonly StageStatus[]).includes(recorded)) continue;
+      const reported = end.stages?.find((s) => s.id === stage.id);
+      const status: StageStatus = reported && reported.status !== 'pending' && reported.status !== 'running' ? reported.status : end.status === 'cancelled' ? 'cancelled' : 'failed';
+      upsertStage(db, { runId: id, stage, status, error: reported?.error ?? (status === 'failed' ? `the run ended before this stage did: ${end.reason}` : null) });
+    }
+    appendEvent(db, { runId: id, type: 'run.reconciled', payload: { status: end.status, reason: end.reason } });
+    setRunStatus(db, id, end.status, end.status === 'failed' ? end.reason : null);
+    done.push({ id, status: end.status, reason: end.reason });
+  }
+  return done;
+}
+
+/**
+ * Reconciles SIEVE_HOME's unfinished runs through `client`, or through the embedded server when
+ * it is up (a read-only command does not start one just for this); reports each on stderr.
+ */
+export async function reconcileHome(home: string, client: Client | null = null): Promise<Reconciled[]> {
+  const temporal = client ? null : await openTemporal(home, { start: false }).catch(() => null);
+  const using = client ?? temporal?.client;
+  if (!using) return [];
+  const { db, close } = openDb({ home });
+  try {
+    const done = await reconcileRuns(db, createArtifactStore(home), using);
+    for (const r of done) console.error(`sieve: run ${r.id} is recorded ${r.status} now: ${r.reason}.`);
+    return done;
+  } finally {
+    close();
+    await temporal?.close();
+  }
+}
