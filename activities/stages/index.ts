@@ -5,5 +5,7 @@ import type { StageKind } from '../../schemas/stages';
 import type { StageRun } from '../compute';
 import { evaluate } from './evaluate';
 import { pretrain } from './pretrain';
+import { prune } from './prune';
+import { sparseTrain } from './sparse-train';
 
-export const STAGE_RUNS: { [K in StageKind]: StageRun<K> } = { pretrain, evaluate };
+export const STAGE_RUNS: { [K in StageKind]: StageRun<K> } = { pretrain, prune, 'sparse-train': sparseTrain, evaluate };

@@ -8,14 +8,17 @@
 //
 // Sandbox-pure (zod and plain data): the workflow imports it.
 import { z } from 'zod';
+import { formatBytes, totalBytes } from '../memory';
 import type { RecipeContext, StageDefinition } from './define';
 import { evaluate } from './evaluate';
 import { pretrain } from './pretrain';
+import { prune } from './prune';
+import { sparseTrain } from './sparse-train';
 
 export { StageId, type DataReads, type RecipeContext, type StageProduct } from './define';
 
 /** Every kind, in the order the docs and the JSON Schema list them. */
-const DEFINITIONS = [pretrain, evaluate] as const;
+const DEFINITIONS = [pretrain, prune, sparseTrain, evaluate] as const;
 
 type Definitions = (typeof DEFINITIONS)[number];
 export type StageKind = Definitions['kind'];
@@ -65,6 +68,18 @@ export function acceptedInputs(kind: StageKind): StageKind[] {
 export function stageInputs(stage: Stage): string[] {
   const { from } = stage as { from?: string | readonly string[] };
   return from === undefined ? [] : typeof from === 'string' ? [from] : [...from];
+}
+
+/**
+ * Why a machine with `memoryBytes` of memory cannot run the stage with `threads` engine threads,
+ * in one sentence with the numbers, or null when its estimate fits.
+ */
+export function memoryShortfall(stage: ResolvedStage, recipe: RecipeContext, machine: { threads: number; memoryBytes: number }): string | null {
+  const estimate = definitionOf(stage.kind).memory(stage, recipe, machine.threads);
+  const total = totalBytes(estimate);
+  if (total <= machine.memoryBytes) return null;
+  const parts = estimate.map((p) => `${p.what} ${formatBytes(p.bytes)}`).join(', ');
+  return `stage ${stage.id} needs about ${formatBytes(total)} of memory (${parts}), but this machine has ${formatBytes(machine.memoryBytes)}`;
 }
 
 /** Resolves a parsed stage against its recipe (the defaults that depend on the rest of it). */

@@ -16,13 +16,13 @@ describe('recipeJsonSchema', () => {
     assert.deepEqual(schema.required.sort(), ['data', 'model', 'name', 'stages']);
   });
 
-  it('lists every stage kind, each a closed object', () => {
-    const options = schema.properties.stages.items.oneOf as Array<Record<string, any>>;
-    assert.deepEqual(
-      options.map((o) => o.properties.kind.const),
-      [...STAGE_KINDS],
-    );
+  it('lists every stage kind (a kind with methods as one closed object per method), each a closed object', () => {
+    const flatten = (o: Record<string, any>): Array<Record<string, any>> => (o.oneOf ? o.oneOf.flatMap(flatten) : [o]);
+    const options = flatten(schema.properties.stages.items);
+    assert.deepEqual([...new Set(options.map((o) => o.properties.kind.const))], [...STAGE_KINDS]);
     for (const option of options) assert.equal(option.additionalProperties, false);
+    const methods = options.filter((o) => o.properties.kind.const === 'sparse-train').map((o) => o.properties.method.const);
+    assert.deepEqual(methods, ['ste', 'srste', 'sste', 'ast', 'cast']);
   });
 
   it('describes the input side: defaults are optional and shown', () => {

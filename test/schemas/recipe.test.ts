@@ -51,7 +51,7 @@ describe('examples', () => {
           for (const key of ['minLr', 'warmup', 'weightDecay', 'beta1', 'beta2', 'eps', 'gradClip', 'accum', 'checkpointEvery', 'evalEvery']) {
             assert.ok(key in stage, `${stage.id}.${key} is resolved`);
           }
-        } else {
+        } else if (stage.kind === 'evaluate') {
           assert.ok(stage.sets.length > 0 && stage.batch > 0 && stage.runtime === 'native');
         }
       }
@@ -110,15 +110,15 @@ describe('per-field errors', () => {
   });
 
   it('an unknown stage kind lists the kinds that exist', () => {
-    const r = failure(HEAD + `  - { id: a, ${PRETRAIN} }\n  - id: m\n    kind: prune\n    from: a\n`);
+    const r = failure(HEAD + `  - { id: a, ${PRETRAIN} }\n  - id: m\n    kind: quantize\n    from: a\n`);
     const issue = issueAt(r, 'stages[1].kind');
-    assert.equal(issue.message, 'unknown stage kind "prune": the kinds that exist are pretrain, evaluate');
+    assert.equal(issue.message, 'unknown stage kind "quantize": the kinds that exist are pretrain, prune, sparse-train, evaluate');
     assert.deepEqual([issue.line, issue.column], [12, 5]);
   });
 
   it('a stage without a kind, and a stage that is not a mapping', () => {
     const r = failure(HEAD + `  - { id: a }\n  - 3\n`);
-    assert.equal(issueAt(r, 'stages[0].kind').message, 'a stage needs `kind`: one of pretrain, evaluate');
+    assert.equal(issueAt(r, 'stages[0].kind').message, 'a stage needs `kind`: one of pretrain, prune, sparse-train, evaluate');
     assert.match(issueAt(r, 'stages[1]').message, /expected a stage/);
   });
 
@@ -192,7 +192,7 @@ describe('graph errors', () => {
     );
     assert.equal(
       issueAt(r, 'stages[3].from[1]').message,
-      'an evaluate stage takes its input from a pretrain stage, but "e" is an evaluate stage (it produces a report, not a model)',
+      'an evaluate stage takes its input from a stage that produces a model (pretrain, prune or sparse-train), but "e" is an evaluate stage (it produces a report, not a model)',
     );
   });
 
@@ -258,5 +258,56 @@ describe('graph helpers', () => {
     assert.notDeepEqual(reseeded, a);
     const report = recipe.stages[0];
     assert.deepEqual(stageCacheConfig({ ...recipe, seed: 1 }, report), stageCacheConfig(recipe, report), 'evaluation ignores the seed');
+  });
+});
+
+describe('2:4 stages', () => {
+  const SPARSE = 'kind: sparse-train, from: a, steps: 10, batch: 2, lr: 0.001';
+
+  it('each method takes its own keys; one given to the wrong method is refused with its path', () => {
+    const r = failure(
+      HEAD +
+        `  - { id: a, ${PRETRAIN} }\n` +
+        `  - { id: s, ${SPARSE}, method: sste, lambda: 1e-4 }\n` +
+        `  - { id: t, ${SPARSE}, method: sste, slorbK: 16 }\n` +
+        `  - { id: u, ${SPARSE}, method: cast, mvue: true }\n`,
+    );
+    assert.equal(issueAt(r, 'stages[1].lambda').message, 'unknown key `lambda` in a sparse-train stage with method sste');
+    assert.equal(issueAt(r, 'stages[2].slorbK').message, 'unknown key `slorbK` in a sparse-train stage with method sste');
+    assert.equal(issueAt(r, 'stages[3].mvue').message, 'unknown key `mvue` in a sparse-train stage with method cast');
+  });
+
+  it('an unknown or missing method lists the methods', () => {
+    const r = failure(HEAD + `  - { id: a, ${PRETRAIN} }\n  - { id: s, ${SPARSE}, method: rigl }\n  - { id: t, ${SPARSE} }\n`);
+    assert.equal(issueAt(r, 'stages[1].method').message, 'unknown sparse-train method "rigl": the methods are ste, srste, sste, ast, cast');
+    assert.equal(issueAt(r, 'stages[2].method').message, 'a sparse-train stage needs `method`: one of ste, srste, sste, ast, cast');
+  });
+
+  it('bad hyperparameters are refused with clear messages', () => {
+    const r = failure(
+      HEAD +
+        `  - { id: a, ${PRETRAIN} }\n` +
+        `  - { id: s, ${SPARSE}, method: srste, denseTail: 1.5, maskEvery: 0 }\n` +
+        `  - { id: t, ${SPARSE}, method: ast, rampSteps: 11, kdTau: 0 }\n` +
+        `  - { id: v, kind: sparse-train, method: cast, steps: 10, batch: 2, lr: 0.001 }\n` +
+        `  - { id: w, kind: prune, from: a, method: random }\n`,
+    );
+    assert.match(issueAt(r, 'stages[1].denseTail').message, /`denseTail` must be in \[0, 1\)/);
+    assert.match(issueAt(r, 'stages[1].maskEvery').message, /`maskEvery` must be at least 1/);
+    assert.match(issueAt(r, 'stages[2].rampSteps').message, /`rampSteps` \(11\) must not exceed `steps` \(10\)/);
+    assert.match(issueAt(r, 'stages[2].kdTau').message, /`kdTau` must be positive/);
+    assert.match(issueAt(r, 'stages[3].from').message, /missing|required/i);
+    assert.match(issueAt(r, 'stages[4].method').message, /magnitude or transposable/);
+    // Checks against the rest of the recipe run once every stage parsed on its own.
+    const widths = failure(HEAD + `  - { id: a, ${PRETRAIN} }\n  - { id: u, ${SPARSE}, method: ast, slorbK: 3 }\n`);
+    assert.match(issueAt(widths, 'stages[1].slorbK').message, /`slorbK` \(3\) must divide the input width 8 of every sparse layer/);
+  });
+
+  it('defaults follow the papers and depend on the method', () => {
+    const recipe = ok(HEAD + `  - { id: a, ${PRETRAIN} }\n  - { id: s, ${SPARSE}, method: srste }\n  - { id: t, ${SPARSE}, method: ast }\n  - { id: p, kind: prune, from: a }\n`);
+    const [, srste, ast, prune] = recipe.stages as any[];
+    assert.deepEqual([srste.scope, srste.maskEvery, srste.lambda, srste.transposable, srste.denseTail], ['ffn', 40, 6e-5, false, 0]);
+    assert.deepEqual([ast.scope, ast.maskEvery, ast.lambda, ast.rampSteps, ast.kdAlpha, ast.kdTau, ast.slorbK], ['all', 10, 1e-4, 2, 0.67, 2, null]);
+    assert.deepEqual([prune.method, prune.scope], ['magnitude', 'ffn']);
   });
 });
