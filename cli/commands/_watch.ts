@@ -16,7 +16,7 @@ export type RunEnd = { kind: 'closed'; status: string; stages: StageProgress[] }
  * for the workflow to close. Returns 'detached' when interrupted by the user.
  */
 export async function followRun(temporal: TemporalSession, runId: string, opts: { home: string; queues: TaskQueue[]; quiet: boolean }): Promise<RunEnd> {
-  const workers = temporal.embedded ? await loadWorkerModule().createWorkers({ address: temporal.address, home: opts.home, queues: opts.queues }) : null;
+  const workers = temporal.embedded ? await loadWorkerModule().createWorkers({ target: temporal.target, home: opts.home, queues: opts.queues }) : null;
   const workersDone = workers?.run();
   const view = opts.quiet ? null : new ProgressView(process.stderr);
 

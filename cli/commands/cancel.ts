@@ -25,7 +25,6 @@ import { TERMINAL_RUN_STATUSES, type StageStatus } from '../../schemas/records';
 import { stageActivityId, TASK_QUEUES } from '../../workflows/contract';
 import { getRun } from '../read-models';
 import { inspectRun, openTemporal, unservedQueues, workerGone, type PendingStage, type RunState, type TemporalSession } from '../temporal/connect';
-import { NAMESPACE } from '../temporal/dev-server';
 import { loadWorkerModule } from './_watch';
 import { defineCommand, sieveHome } from './_shared';
 
@@ -63,12 +62,12 @@ async function cancelRunning(home: string, temporal: TemporalSession, runId: str
   const { client } = temporal;
   const serveHere = (await unservedQueues(client, run.stages)).includes(TASK_QUEUES.control);
   // The next workflow task would go to the dead worker's sticky queue and wait out its timeout first.
-  if (serveHere) await client.workflowService.resetStickyTaskQueue({ namespace: NAMESPACE, execution: { workflowId: runId } });
+  if (serveHere) await client.workflowService.resetStickyTaskQueue({ namespace: client.options.namespace, execution: { workflowId: runId } });
   await client.workflow.getHandle(runId).cancel();
   let workers = null;
   if (serveHere) {
     say(`no worker serves ${runId}, so sieve cancel serves its control queue (${TASK_QUEUES.control}) until the cancellation is recorded; no stage resumes.`);
-    workers = await loadWorkerModule().createWorkers({ address: temporal.address, home, queues: [TASK_QUEUES.control] });
+    workers = await loadWorkerModule().createWorkers({ target: temporal.target, home, queues: [TASK_QUEUES.control] });
     // A task the dead worker had started is handed on only when it times out.
     if (run.taskTimesOutAtMs !== null) say(`the worker that died had a task of ${runId} in hand; Temporal hands it on when it times out, in up to ${secondsUntil(run.taskTimesOutAtMs)} s.`);
   } else {

@@ -20,7 +20,7 @@ export default defineCommand({
     for (const q of queues) if (!QUEUES.includes(q)) throw new UsageError(`--queue must be one of ${QUEUES.join(', ')}, got "${q}".`);
     const home = sieveHome();
     const temporal = (await openTemporal(home, { start: true }))!;
-    const workers = await createWorkers({ address: temporal.address, home, queues });
+    const workers = await createWorkers({ target: temporal.target, home, queues });
     const stop = () => workers.shutdown();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);

@@ -1,18 +1,29 @@
-// Which Temporal to talk to: TEMPORAL_ADDRESS when set (a shared cluster, workers elsewhere),
-// otherwise the embedded dev server of this SIEVE_HOME, started on demand. And who serves a run:
+// Which Temporal to talk to: TEMPORAL_ADDRESS when set (a shared cluster, workers elsewhere), with
+// the Temporal CLI's own settings for it (TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, or a
+// profile of TEMPORAL_CONFIG_FILE, read by @temporalio/envconfig), otherwise the embedded dev
+// server of this SIEVE_HOME, started on demand. And who serves a run:
 // its workflow's state in Temporal and whether a live worker polls the queues it waits on, so the
 // CLI can tell a run that progresses from an orphan (a run nobody serves, or whose workflow is
 // closed or gone while SQLite still says it runs).
 
 import os from 'node:os';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { loadClientConnectConfig, type ClientConnectConfig } from '@temporalio/envconfig';
 import type { temporal } from '@temporalio/proto';
 import { stageActivityId, TASK_QUEUES } from '../../workflows/contract';
 import { DevServer, NAMESPACE, liveness, thisProcess, type ProcessId } from './dev-server';
 
+/** Where a client or a worker connects, and the namespace it works in. */
+export interface TemporalTarget {
+  options: ClientConnectConfig['connectionOptions'] & { address: string };
+  namespace: string;
+}
+
 export interface TemporalSession {
   client: Client;
   address: string;
+  /** The same server for workers this process starts. */
+  target: TemporalTarget;
   /** True when sieve runs the server itself (and so must run the workers too). */
   embedded: boolean;
   /** Embedded mode: restarts the dev server (same store, same port) if its process died. */
@@ -28,10 +39,12 @@ export interface TemporalSession {
 export async function openTemporal(home: string, opts: { start: boolean; whileStarting?: () => void }): Promise<TemporalSession | null> {
   const remote = process.env.TEMPORAL_ADDRESS;
   if (remote) {
-    const connection = await Connection.connect({ address: remote }).catch((err: Error) => {
+    const { connectionOptions, namespace } = loadClientConnectConfig();
+    const target: TemporalTarget = { options: { ...connectionOptions, address: connectionOptions.address ?? remote }, namespace: namespace ?? NAMESPACE };
+    const connection = await Connection.connect(target.options).catch((err: Error) => {
       throw new Error(`Cannot reach Temporal at TEMPORAL_ADDRESS=${remote}: ${err.message}`);
     });
-    return { client: new Client({ connection, namespace: NAMESPACE }), address: remote, embedded: false, keepAlive: async () => {}, close: () => connection.close() };
+    return { client: new Client({ connection, namespace: target.namespace }), address: remote, target, embedded: false, keepAlive: async () => {}, close: () => connection.close() };
   }
   const server = new DevServer(home);
   if (!opts.start && !server.record()) return null;
@@ -40,6 +53,7 @@ export async function openTemporal(home: string, opts: { start: boolean; whileSt
   return {
     client: new Client({ connection, namespace: NAMESPACE }),
     address: lease.address,
+    target: { options: { address: lease.address }, namespace: NAMESPACE },
     embedded: true,
     keepAlive: async () => {
       if (!server.record()) await server.ensure();
@@ -88,7 +102,7 @@ const QUEUE_TYPE = { workflow: 1, activity: 2 } as const satisfies Record<string
 
 /** The identities of the workers that poll `queue` for tasks of `type` and are still alive. */
 export async function livePollers(client: Client, queue: string, type: keyof typeof QUEUE_TYPE): Promise<string[]> {
-  const res = await client.workflowService.describeTaskQueue({ namespace: NAMESPACE, taskQueue: { name: queue }, taskQueueType: QUEUE_TYPE[type] });
+  const res = await client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: queue }, taskQueueType: QUEUE_TYPE[type] });
   const now = Date.now();
   return (res.pollers ?? [])
     .filter((p) => {

@@ -348,7 +348,7 @@ export class DevServer {
    * by `sieve server`, which keeps it in the foreground with its Web UI.
    */
   async ensure(opts: StartOptions = {}): Promise<ServerRecord> {
-    fs.mkdirSync(this.dir, { recursive: true });
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     return this.withLock(() => this.ensureLocked(opts));
   }
 
@@ -455,7 +455,7 @@ export class DevServer {
    * embedded server when the last user leaves. Leases of dead processes are removed first.
    */
   async lease(opts: Pick<StartOptions, 'owner' | 'whileStarting'> = {}): Promise<Lease> {
-    fs.mkdirSync(this.dir, { recursive: true });
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const me = thisProcess();
     // Under the lock with the start, so a release elsewhere cannot stop the server in between.
     const rec = await this.withLock(async () => {
@@ -503,7 +503,7 @@ export class DevServer {
   }
 
   private writeLease(id: ProcessId) {
-    fs.mkdirSync(this.leaseDir, { recursive: true });
+    fs.mkdirSync(this.leaseDir, { recursive: true, mode: 0o700 });
     // The temporary file lives outside leases/, where a reaper would take it for a broken lease.
     replaceWhole(this.leaseFile(id), JSON.stringify(id), this.dir);
   }

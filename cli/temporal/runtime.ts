@@ -16,7 +16,7 @@ export function installRuntime(logFile: string | null = null) {
   const level = (process.env.SIEVE_LOG_LEVEL as LogLevel | undefined) ?? 'WARN';
   let sink: ((entry: LogEntry) => void) | undefined;
   if (logFile) {
-    fs.mkdirSync(path.dirname(logFile), { recursive: true });
+    fs.mkdirSync(path.dirname(logFile), { recursive: true, mode: 0o700 });
     sink = (entry) => {
       const at = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
       const meta = entry.meta ? ` ${JSON.stringify(entry.meta, (_k, v) => (v instanceof Error ? { message: v.message, stack: v.stack } : v))}` : '';

@@ -10,8 +10,7 @@ import path from 'node:path';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createComputeActivities, createControlActivities } from '../../activities';
 import { TASK_QUEUES, type TaskQueue } from '../../workflows/contract';
-import { workerIdentity } from './connect';
-import { NAMESPACE } from './dev-server';
+import { workerIdentity, type TemporalTarget } from './connect';
 import { installRuntime, quietLogger } from './runtime';
 
 export const QUEUES: readonly TaskQueue[] = Object.values(TASK_QUEUES);
@@ -58,13 +57,13 @@ export interface WorkerSet {
 }
 
 /** Workers for the given queues on one connection. */
-export async function createWorkers(opts: { address: string; home: string; queues: readonly TaskQueue[] }): Promise<WorkerSet> {
+export async function createWorkers(opts: { target: TemporalTarget; home: string; queues: readonly TaskQueue[] }): Promise<WorkerSet> {
   installRuntime(path.join(opts.home, 'logs', 'worker.log'));
   // The CUDA backend is a later issue: a host without one must not take GPU work it cannot do.
   if (opts.queues.includes(TASK_QUEUES.gpu)) throw new Error('this build of sieve has no CUDA backend, so it cannot serve the gpu queue; use `device: cpu` in the recipe.');
-  const connection = await NativeConnection.connect({ address: opts.address });
+  const connection = await NativeConnection.connect(opts.target.options);
   const workers: Worker[] = [];
-  const common: Partial<WorkerOptions> = { connection, namespace: NAMESPACE, identity: workerIdentity() };
+  const common: Partial<WorkerOptions> = { connection, namespace: opts.target.namespace, identity: workerIdentity() };
   for (const queue of opts.queues) {
     if (queue === TASK_QUEUES.control) {
       workers.push(
