@@ -26,14 +26,15 @@ export const RecipeName = z
 export const Device = z.enum(['cpu', 'cuda'], { error: wrongType('`device` must be "cpu" or "cuda"') });
 export type Device = z.infer<typeof Device>;
 
+export const Seed = z
+  .int({ error: wrongType('expected `seed`: a whole number') })
+  .min(0, '`seed` must be in [0, 2^32 − 1]')
+  .max(2 ** 32 - 1, '`seed` must be in [0, 2^32 − 1]');
+
 const RecipeFields = z.strictObject(
   {
     name: RecipeName.describe('the experiment name, used to group runs in `sieve history`'),
-    seed: z
-      .int({ error: wrongType('expected `seed`: a whole number') })
-      .min(0, '`seed` must be in [0, 2^32 − 1]')
-      .max(2 ** 32 - 1, '`seed` must be in [0, 2^32 − 1]')
-      .default(0)
+    seed: Seed.default(0)
       .describe('seeds weight init and batch sampling; same seed, same bits on CPU'),
     device: Device.default('cpu').describe('where compute stages run: the cpu or gpu task queue'),
     model: Model,

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { resolveData } from '../../activities/data/splits';
 import { recipeHash } from '../../activities/store/hash';
 import type { DataSource } from '../../schemas/data';
-import type { Recipe, RecipeIssue } from '../../schemas/recipe';
+import { Seed, type Recipe, type RecipeIssue } from '../../schemas/recipe';
 import { parseRecipe } from '../../schemas/recipe-text';
 import { memoryShortfall } from '../../schemas/stages';
 
@@ -34,7 +34,12 @@ export interface LoadedRecipe {
 /** Recipes are a few kilobytes; a larger file is a mistake, and parsing it could exhaust memory. */
 const MAX_RECIPE_BYTES = 1 << 20;
 
-export function loadRecipeFile(file: string): LoadedRecipe {
+/** Settings given on the command line instead of the file's: the seed (`sieve run --seed`). */
+export interface RecipeOverrides {
+  seed?: number;
+}
+
+export function loadRecipeFile(file: string, overrides: RecipeOverrides = {}): LoadedRecipe {
   let text: string;
   try {
     const stats = fs.statSync(file);
@@ -49,10 +54,18 @@ export function loadRecipeFile(file: string): LoadedRecipe {
   }
   const parsed = parseRecipe(text, file);
   if (!parsed.ok) throw new RecipeError(`${file} is not a valid recipe:\n${parsed.message}`, parsed.issues);
-  const recipe = absolutizePaths(parsed.recipe, path.dirname(path.resolve(file)));
+  const recipe = absolutizePaths(withOverrides(parsed.recipe, overrides), path.dirname(path.resolve(file)));
   checkData(recipe);
   checkMemory(recipe);
   return { recipe, hash: recipeHash(recipe), file: path.resolve(file) };
+}
+
+/** The recipe with the command line's settings in place of the file's, checked like the file's own. */
+function withOverrides(recipe: Recipe, overrides: RecipeOverrides): Recipe {
+  if (overrides.seed === undefined) return recipe;
+  const checked = Seed.safeParse(overrides.seed);
+  if (!checked.success) throw new RecipeError(`--seed ${overrides.seed} is not a seed: ${checked.error.issues[0].message}.`);
+  return { ...recipe, seed: checked.data };
 }
 
 /** Relative `files` paths are relative to the recipe file, not to wherever sieve was started. */

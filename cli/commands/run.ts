@@ -32,9 +32,15 @@ export default defineCommand({
   name: 'run',
   description: 'run a recipe end to end (durable: resumable after crashes)',
   positionals: ['<recipe>'],
-  options: runOptions,
+  options: {
+    ...runOptions,
+    seed: { type: 'string', description: "run with this seed instead of the recipe's (the run records the recipe as run)" },
+  },
   async run({ positionals: [file], values }) {
-    const { recipe, hash } = loadRecipeFile(file);
+    const given = values.seed as string | undefined;
+    const seed = given === undefined ? undefined : /^-?\d+$/.test(given) ? Number(given) : NaN;
+    if (seed !== undefined && !Number.isInteger(seed)) throw new UsageError(`--seed must be a whole number, got "${given}".`);
+    const { recipe, hash } = loadRecipeFile(file, { seed });
     const options = parseRunOptions(values);
     const home = sieveHome();
     const temporal = (await openTemporal(home, { start: true, whileStarting: loadWorkerModule }))!;

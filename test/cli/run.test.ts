@@ -89,3 +89,20 @@ test('--detach returns at once; a background worker finishes the run, then the s
   await waitFor('the background worker to leave and the embedded server to stop', () => new DevServer(home).record() === null || null);
   assert.ok(fs.existsSync(path.join(home, 'logs', `${id}.log`)), 'the background worker logs to SIEVE_HOME/logs/<run>.log');
 });
+
+test('--seed runs the recipe with another seed: a new recipe hash, other weights, the seed on record', { timeout: 300_000 }, async () => {
+  const r = await sieve(home, ['run', recipe, '--seed', '7', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const run = JSON.parse((await sieve(home, ['show', lastJson<{ id: string }>(r.stdout).id, '--json'])).stdout) as ShowOutput;
+  assert.equal(run.recipe.seed, 7);
+  assert.notEqual(run.recipeHash, first.recipeHash);
+  assert.deepEqual(run.stages.map((s) => s.status), ['completed', 'completed'], 'another seed is another computation: no cache hit');
+  assert.notEqual(modelOf(run).sha256, modelOf(first).sha256);
+
+  const bad = await sieve(home, ['run', recipe, '--seed=-3']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--seed -3 is not a seed: `seed` must be in \[0, 2\^32 − 1\]/);
+  const fraction = await sieve(home, ['run', recipe, '--seed', '1.5']);
+  assert.notEqual(fraction.code, 0);
+  assert.match(fraction.stderr, /--seed must be a whole number, got "1.5"/);
+});
