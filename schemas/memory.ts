@@ -6,7 +6,7 @@
 // corpus's token ids and small bookkeeping are left out.
 //
 // Sandbox-pure (it is part of the stage definitions the workflow imports).
-import { parameterCount, VOCAB_SIZE, type Model } from './model';
+import { parameterCount, vocabSize, type Model } from './model';
 
 /** Bytes at the stage's peak, by part, in the order they are reported. */
 export type MemoryEstimate = Array<{ what: string; bytes: number }>;
@@ -16,7 +16,7 @@ const FLOAT = 4;
 function shape(model: Model) {
   const C = model.dim;
   const H = Math.round(model.mlpRatio * C);
-  return { C, H, FC: model.family === 'gpt2' ? H : 2 * H, V: VOCAB_SIZE[model.tokenizer], L: model.layers, NH: model.heads, T: model.context };
+  return { C, H, FC: model.family === 'gpt2' ? H : 2 * H, V: vocabSize(model) ?? 0, L: model.layers, NH: model.heads, T: model.context };
 }
 
 /** LM-head rows formed at once (the engine's head_chunk): bounds the (rows, V) logits buffer. */
@@ -47,6 +47,12 @@ export function inferenceMemory(model: Model, windows: number, threads: number):
     { what: 'weights', bytes: parameterCount(model) * FLOAT },
     { what: `activations for ${Nc / T} × ${T} tokens per pass`, bytes: arena * FLOAT },
   ];
+}
+
+/** Stages that hold the model's weights a few times over in float32 and run no forward: one part per copy. */
+export function weightCopies(model: Model, copies: readonly string[]): MemoryEstimate {
+  const bytes = parameterCount(model) * FLOAT;
+  return copies.map((what) => ({ what, bytes }));
 }
 
 export const totalBytes = (estimate: MemoryEstimate) => estimate.reduce((sum, part) => sum + part.bytes, 0);

@@ -11,13 +11,35 @@ import { Recipe, type RecipeIssue } from './recipe';
 export type ParseRecipeResult = { ok: true; recipe: Recipe } | { ok: false; issues: RecipeIssue[]; message: string };
 
 /**
+ * What a step between reading the text and checking the schema (`expand`) throws when the recipe
+ * names something it cannot use, with the path of the key at fault, so the issue is located in
+ * the text like a schema issue.
+ */
+export class RecipeExpansionError extends Error {
+  constructor(
+    readonly path: PropertyKey[],
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ParseRecipeOptions {
+  /**
+   * Fills in what the text leaves to files it names (a Hugging Face folder's architecture, a
+   * tokenizer file's digest) before the schema checks the result; throws RecipeExpansionError.
+   */
+  expand?: (value: unknown) => unknown;
+}
+
+/**
  * Parses a recipe file's text. JSON when the name ends in `.json` (or, for a name that is
  * neither .json nor .yaml/.yml, when the text starts with `{`), YAML otherwise. Syntax
  * errors carry line:column; schema issues carry the path and, where the node exists in
  * the text, its line:column. `message` lists the issues in file order, laid out like
  * zod's `z.prettifyError`.
  */
-export function parseRecipe(text: string, sourceName: string): ParseRecipeResult {
+export function parseRecipe(text: string, sourceName: string, options: ParseRecipeOptions = {}): ParseRecipeResult {
   const json = /\.json$/i.test(sourceName) || (!/\.ya?ml$/i.test(sourceName) && text.trimStart().startsWith('{'));
   const lineCounter = new LineCounter();
   // JSON is YAML 1.2 too, so one document serves both formats for locating nodes.
@@ -51,9 +73,19 @@ export function parseRecipe(text: string, sourceName: string): ParseRecipeResult
     }
   }
 
+  const located = doc.errors.length === 0;
+  if (options.expand) {
+    try {
+      value = options.expand(value);
+    } catch (error) {
+      if (!(error instanceof RecipeExpansionError)) throw error;
+      const at = located ? locate(doc.contents, error.path, lineCounter) : null;
+      return fail([{ path: z.core.toDotPath(error.path), message: error.message, line: at?.line ?? null, column: at?.col ?? null }]);
+    }
+  }
+
   const parsed = Recipe.safeParse(value, { error: missingKey });
   if (parsed.success) return { ok: true, recipe: parsed.data };
-  const located = doc.errors.length === 0;
   const issues = parsed.error.issues.flatMap((issue) => {
     // One issue per unknown key, with the key in the path, so the path names the culprit (`stages[2].method`).
     const paths = issue.code === 'unrecognized_keys' ? issue.keys.map((key) => [...issue.path, key]) : [issue.path];

@@ -81,7 +81,7 @@ function checkGraph(recipe: RecipeFields, ctx: z.core.$RefinementCtx<RecipeField
   // Edges that point at another existing stage; dangling and self references are reported here and left out of the cycle search.
   const edges: Array<Array<{ target: number; path: PropertyKey[] }>> = stages.map(() => []);
   stages.forEach((stage, i) => {
-    const listed = Array.isArray(stage.from);
+    const listed = 'from' in stage && Array.isArray(stage.from);
     stageInputs(stage).forEach((input, j) => {
       const path = listed ? ['stages', i, 'from', j] : ['stages', i, 'from'];
       const target = index.get(input);
@@ -115,14 +115,17 @@ function checkGraph(recipe: RecipeFields, ctx: z.core.$RefinementCtx<RecipeField
   });
 }
 
+/** "a model", "an export". */
+const article = (noun: string) => `${/^[aeiou]/.test(noun) ? 'an' : 'a'} ${noun}`;
+
 function wrongInputMessage(kind: StageKind, input: string, inputKind: StageKind): string {
   const { accepts } = definitionOf(kind);
   const accepted = acceptedInputs(kind);
   const list = accepted.length > 1 ? `${accepted.slice(0, -1).join(', ')} or ${accepted.at(-1)}` : accepted[0];
   const wanted = definitionOf(accepted[0]).produces;
-  const source = 'produces' in accepts ? `a stage that produces a ${accepts.produces} (${list})` : aStage(list);
+  const source = 'produces' in accepts ? `a stage that produces ${article(accepts.produces)} (${list})` : aStage(list);
   const product = definitionOf(inputKind).produces;
-  const produces = product === wanted ? `a ${product}` : `a ${product}, not a ${wanted}`;
+  const produces = product === wanted ? article(product) : `${article(product)}, not ${article(wanted)}`;
   return `${aStage(kind)} takes its input from ${source}, but "${input}" is ${aStage(inputKind)} (it produces ${produces})`;
 }
 

@@ -18,7 +18,8 @@ import {
   MOBY_DICK_ITEM_COUNT,
   SOTU_FIRST_YEAR,
   SOTU_LAST_YEAR,
-  type TokenizerName,
+  type TokenizerSpec,
+  tokenizerKey,
 } from '../../schemas/data';
 import { sha256Hex } from '../store/hash';
 import { getTokenizer } from './tokenizer';
@@ -130,7 +131,7 @@ export function loadCorpus(source: DataSource, options: LoadOptions = {}): Corpu
 
 export interface TokenizedCorpus {
   source: DataSource;
-  tokenizer: TokenizerName;
+  tokenizer: TokenizerSpec;
   /** Shared with the in-process cache: treat as read-only. */
   tokens: Int32Array;
   sha256: string;
@@ -144,7 +145,8 @@ export interface TokenizedCorpus {
 // be edited between two runs served by the same worker.
 const tokenCache = new Map<string, TokenizedCorpus>();
 
-function cacheKey(source: DataSource, tokenizer: TokenizerName): string | undefined {
+function cacheKey(source: DataSource, spec: TokenizerSpec): string | undefined {
+  const tokenizer = tokenizerKey(spec);
   switch (source.corpus) {
     case 'sotu': {
       const [from, to] = source.years ?? [SOTU_FIRST_YEAR, SOTU_LAST_YEAR];
@@ -162,7 +164,7 @@ function cacheKey(source: DataSource, tokenizer: TokenizerName): string | undefi
 /** The token stream of a source under a tokenizer, with the hash of the text it came from. */
 export function tokenizeCorpus(
   source: DataSource,
-  tokenizer: TokenizerName,
+  tokenizer: TokenizerSpec,
   options: LoadOptions = {},
 ): TokenizedCorpus {
   const key = cacheKey(source, tokenizer);

@@ -14,7 +14,8 @@ import {
   SOTU_FIRST_YEAR,
   SOTU_LAST_YEAR,
   type StreamInfo,
-  type TokenizerName,
+  type TokenizerSpec,
+  tokenizerKey,
   trainSource,
 } from '../../schemas/data';
 import { tokenizeCorpus } from './corpus';
@@ -34,7 +35,7 @@ export interface ResolvedData {
 }
 
 export interface ResolveOptions {
-  tokenizer: TokenizerName;
+  tokenizer: TokenizerSpec;
   /** The model's context length T: training draws windows of T + 1 tokens, perplexity windows of T. */
   context: number;
   /** Directory relative `files` paths are resolved against; default the working directory. */
@@ -84,7 +85,7 @@ export function resolveData(data: DataSection, options: ResolveOptions): Resolve
   const train = stream('train', trainSource(data), options);
   if (train.tokens.length < context + 1) {
     throw new Error(
-      `data.train (${train.info.description}) gives ${train.tokens.length} tokens with the ${options.tokenizer} tokenizer, ` +
+      `data.train (${train.info.description}) gives ${train.tokens.length} tokens with the ${tokenizerKey(options.tokenizer)} tokenizer, ` +
         `fewer than one training window of context + 1 = ${context + 1} tokens`,
     );
   }
@@ -95,7 +96,7 @@ export function resolveData(data: DataSection, options: ResolveOptions): Resolve
     if (evalStream.tokens.length < context) {
       throw new Error(
         `data.eval.${name} (${evalStream.info.description}) gives ${evalStream.tokens.length} tokens with the ` +
-          `${options.tokenizer} tokenizer, fewer than one perplexity window of context = ${context} tokens`,
+          `${tokenizerKey(options.tokenizer)} tokenizer, fewer than one perplexity window of context = ${context} tokens`,
       );
     }
     if (overlaps(train.info.source, source, options.baseDir ?? process.cwd())) {

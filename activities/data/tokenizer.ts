@@ -1,6 +1,6 @@
-// Tokenizers: `bytes` (the UTF-8 bytes of the text, vocab 256) and `gpt2` (GPT-2's BPE,
-// the r50k_base encoding of gpt-tokenizer, vocab 50257; its ranks ship in the package, so
-// nothing is downloaded).
+// Tokenizers: `bytes` (the UTF-8 bytes of the text, vocab 256), `gpt2` (GPT-2's BPE, the
+// r50k_base encoding of gpt-tokenizer, vocab 50257; its ranks ship in the package, so nothing is
+// downloaded), and Hugging Face tokenizer.json files (./hf-tokenizer.ts).
 //
 // Promises: encode is deterministic and returns Int32Array ids in [0, vocabSize); decode
 // rejects an id outside the vocabulary instead of guessing. Corpus text is data, never
@@ -8,10 +8,12 @@
 // arbitrary file can never make encoding throw or smuggle in a document boundary.
 import * as r50k from 'gpt-tokenizer/encoding/r50k_base';
 
-import { TokenizerName } from '../../schemas/data';
+import { fileSha256 } from '../../kernels/hf/digest';
+import { TokenizerName, type TokenizerSpec } from '../../schemas/data';
+import { loadTokenizerFile } from './hf-tokenizer';
 
 export interface Tokenizer {
-  readonly name: TokenizerName;
+  readonly name: string;
   readonly vocabSize: number;
   encode(text: string): Int32Array;
   decode(ids: ArrayLike<number>): string;
@@ -61,8 +63,28 @@ export const gpt2Tokenizer: Tokenizer = {
 
 const TOKENIZERS: Record<TokenizerName, Tokenizer> = { bytes: bytesTokenizer, gpt2: gpt2Tokenizer };
 
-export function getTokenizer(name: TokenizerName): Tokenizer {
-  const tokenizer = TOKENIZERS[name];
-  if (!tokenizer) throw new Error(`unknown tokenizer "${String(name)}": expected one of ${TokenizerName.options.join(', ')}`);
+/** Tokenizer files already loaded, by their content's sha256 (loading a large tokenizer.json takes a while). */
+const files = new Map<string, Tokenizer>();
+
+/**
+ * The tokenizer a recipe names: a built-in one, or a Hugging Face tokenizer.json, whose bytes must
+ * still be those the recipe was loaded against (`sha256`, filled in by the CLI): a file edited
+ * between submitting and running would tokenize the data differently from what the run records.
+ */
+export function getTokenizer(spec: TokenizerSpec): Tokenizer {
+  if (typeof spec === 'string') {
+    const tokenizer = TOKENIZERS[spec];
+    if (!tokenizer) throw new Error(`unknown tokenizer "${String(spec)}": expected one of ${TokenizerName.options.join(', ')}, or { file: <tokenizer.json> }`);
+    return tokenizer;
+  }
+  const { sha256 } = fileSha256(spec.file);
+  if (spec.sha256 !== undefined && sha256 !== spec.sha256) {
+    throw new Error(`the tokenizer file ${spec.file} changed since the recipe was loaded (sha256 ${sha256.slice(0, 12)}…, recorded ${spec.sha256.slice(0, 12)}…)`);
+  }
+  let tokenizer = files.get(sha256);
+  if (!tokenizer) {
+    tokenizer = loadTokenizerFile(spec.file);
+    files.set(sha256, tokenizer);
+  }
   return tokenizer;
 }

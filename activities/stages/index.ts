@@ -4,8 +4,17 @@
 import type { StageKind } from '../../schemas/stages';
 import type { StageRun } from '../compute';
 import { evaluate } from './evaluate';
+import { exportModel } from './export';
+import { importModel } from './import';
 import { pretrain } from './pretrain';
 import { prune } from './prune';
 import { sparseTrain } from './sparse-train';
 
-export const STAGE_RUNS: { [K in StageKind]: StageRun<K> } = { pretrain, prune, 'sparse-train': sparseTrain, evaluate };
+export const STAGE_RUNS: { [K in StageKind]: StageRun<K> } = {
+  import: importModel,
+  pretrain,
+  prune,
+  'sparse-train': sparseTrain,
+  evaluate,
+  export: exportModel,
+};

@@ -168,6 +168,9 @@ function castAlpha(stage: Extract<SparseTrain, { method: 'cast' }>, step: number
 async function finish(model: Model, stage: SparseTrain, names: string[], state: MethodState, events: StageEvents): Promise<Record<string, number>> {
   const at = new Date().toISOString();
   if (stage.method === 'srste' && stage.denseTail > 0) {
+    // The masks of the last refresh no longer describe the weights: a dense model carries none, so
+    // nothing downstream (an export, an evaluation's measures) applies stale masks to it.
+    for (const name of names) model.writeTensor(name, new Float32Array(model.info(name).size).fill(1), 'mask');
     events.push({ type: 'dense-output', at, payload: { reason: `the last ${Math.round(stage.denseTail * stage.steps)} steps trained dense (denseTail ${stage.denseTail})` } });
     return { 'sparse/two_four': 0 };
   }

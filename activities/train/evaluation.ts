@@ -1,10 +1,14 @@
-// Perplexity of a model in the engine on token streams, under the pinned protocol of
+// Perplexity of a model (in the engine, or in ONNX Runtime) on token streams, under the pinned protocol of
 // activities/data/perplexity.ts (non-overlapping windows of `context` tokens, the last partial
 // window dropped). Used by evaluate stages and by training's periodic evaluation.
 
-import type { Model } from '../../kernels';
 import { perplexityWindows, reducePerplexity, type PerplexityResult } from '../data/perplexity';
 import type { DataStream } from '../data/splits';
+
+/** What evaluates NLLs: the engine's Model, or ONNX Runtime's (kernels/onnx/runtime.ts); same layout. */
+export interface NllRunner {
+  evalNll(tokens: Int32Array, B: number, T: number): Promise<Float32Array>;
+}
 
 export interface SetResult {
   set: string;
@@ -18,7 +22,7 @@ export interface SetResult {
  * finished so far).
  */
 export async function evaluateSets(
-  model: Model,
+  model: NllRunner,
   streams: readonly DataStream[],
   context: number,
   batch: number,

@@ -6,12 +6,9 @@
 import { loadCheckpoint, readCheckpointInfo, saveCheckpoint, type CheckpointState } from '../../kernels/checkpoint';
 import { Model, type Device, type ModelConfig } from '../../kernels';
 import type { SamplerState } from '../../schemas/data';
+import { DEFAULT_ROPE_THETA, vocabSize } from '../../schemas/model';
 import type { Recipe } from '../../schemas/recipe';
-import { getTokenizer } from '../data/tokenizer';
 import { History, type StepRecord } from './history';
-
-const NORM_EPS = 1e-5;
-const ROPE_THETA = 10000;
 
 export function engineConfig(model: Recipe['model']): ModelConfig {
   return {
@@ -20,12 +17,19 @@ export function engineConfig(model: Recipe['model']): ModelConfig {
     dim: model.dim,
     heads: model.heads,
     context: model.context,
-    vocab: getTokenizer(model.tokenizer).vocabSize,
+    vocab: vocabOf(model),
     mlpHidden: Math.round(model.mlpRatio * model.dim),
-    normEps: NORM_EPS,
-    ropeTheta: model.family === 'llama' ? ROPE_THETA : null,
+    normEps: model.normEps,
+    ropeTheta: model.family === 'llama' ? (model.ropeTheta ?? DEFAULT_ROPE_THETA) : null,
     adapters: null,
   };
+}
+
+function vocabOf(model: Recipe['model']): number {
+  const vocab = vocabSize(model);
+  // The CLI fills a tokenizer file's vocabulary in when it loads the recipe.
+  if (vocab === null) throw new Error(`the vocabulary of ${JSON.stringify(model.tokenizer)} was never read: load the recipe through sieve`);
+  return vocab;
 }
 
 /** Where a stage stood: its own step count and the sampler's position. */
@@ -47,7 +51,12 @@ export type HistorySource = { segment: string } | { records: StepRecord[] };
  * none; for instance S-STE's β per tensor), as text.
  */
 export async function writeTrainingCheckpoint(file: string, model: Model, position: TrainingPosition | null, historySegment: string | null, methodState: string | null) {
-  const checkpoint: CheckpointState = {
+  return saveCheckpoint(file, trainingCheckpointState(model, position, historySegment, methodState));
+}
+
+/** The checkpoint writeTrainingCheckpoint saves, in memory (an export reads it as it is). */
+export function trainingCheckpointState(model: Model, position: TrainingPosition | null, historySegment: string | null, methodState: string | null): CheckpointState {
+  return {
     config: model.config,
     tensors: model.tensors.map(({ name, offset, size, shape }) => ({ name, offset, size, shape: [...shape] })),
     // copies of the engine's buffers; masks never written read as all ones (stored as nothing)
@@ -64,7 +73,6 @@ export async function writeTrainingCheckpoint(file: string, model: Model, positi
       ...(methodState === null ? {} : { methodState }),
     },
   };
-  return saveCheckpoint(file, checkpoint);
 }
 
 /** A checkpoint read and checked against a model, not yet loaded into it. */

@@ -12,6 +12,7 @@ import { recipeHash } from '../../activities/store/hash';
 import type { DataSource } from '../../schemas/data';
 import { Seed, type Recipe, type RecipeIssue } from '../../schemas/recipe';
 import { parseRecipe } from '../../schemas/recipe-text';
+import { expandModel, modelSectionOf, readModelSources } from '../model-sources';
 import { memoryShortfall } from '../../schemas/stages';
 
 /** A recipe that cannot run: the message for people, the issues (path, line:column) for `--json`. */
@@ -39,7 +40,7 @@ export interface RecipeOverrides {
   seed?: number;
 }
 
-export function loadRecipeFile(file: string, overrides: RecipeOverrides = {}): LoadedRecipe {
+export async function loadRecipeFile(file: string, overrides: RecipeOverrides = {}): Promise<LoadedRecipe> {
   let text: string;
   try {
     const stats = fs.statSync(file);
@@ -52,9 +53,11 @@ export function loadRecipeFile(file: string, overrides: RecipeOverrides = {}): L
     const code = (err as NodeJS.ErrnoException).code;
     throw new RecipeError(code === 'ENOENT' ? `recipe file ${file} does not exist.` : `cannot read recipe file ${file}: ${(err as Error).message}`);
   }
-  const parsed = parseRecipe(text, file);
+  const baseDir = path.dirname(path.resolve(file));
+  const sources = await readModelSources(modelSectionOf(text), baseDir);
+  const parsed = parseRecipe(text, file, { expand: (value) => expandModel(value, sources) });
   if (!parsed.ok) throw new RecipeError(`${file} is not a valid recipe:\n${parsed.message}`, parsed.issues);
-  const recipe = absolutizePaths(withOverrides(parsed.recipe, overrides), path.dirname(path.resolve(file)));
+  const recipe = absolutizePaths(withOverrides(parsed.recipe, overrides), baseDir);
   checkData(recipe);
   checkMemory(recipe);
   return { recipe, hash: recipeHash(recipe), file: path.resolve(file) };

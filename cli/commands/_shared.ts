@@ -37,6 +37,11 @@ export interface ParsedArgs {
 /** `--json` is common to every command that prints data. */
 export const jsonOption = { json: { type: 'boolean', description: 'print machine-readable JSON (see schemas/cli.ts)' } } as const satisfies Record<string, OptionSpec>;
 
+/** `--html <file>`: the command's tables and charts as one self-contained page (cli/report/). */
+export const htmlOption = {
+  html: { type: 'string', description: 'also write the tables and charts as one self-contained HTML file here' },
+} as const satisfies Record<string, OptionSpec>;
+
 export function defineCommand<O extends Record<string, OptionSpec>>(c: Command<O>): Command<O> {
   return c;
 }

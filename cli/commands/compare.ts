@@ -1,67 +1,128 @@
-// `sieve compare <run> <run>...`: runs side by side — which recipe settings differ (every default
-// filled in, so an omitted key that took its default still compares), each stage's outcome and
-// compute time, and every final metric. Reads SQLite only.
+// `sieve compare <run[:stage]>...`: runs, or the models single stages produced, side by side — which
+// recipe settings differ (every default filled in, so an omitted key that took its default still
+// compares), each stage's outcome and compute time, every final metric, and the models' measures
+// (perplexity, 2:4 share, bits per weight, size, speed). A `run:stage` operand narrows its run to
+// that stage and the stages it derives from. `--html` writes the same tables, with charts, to one
+// self-contained file. Reads SQLite only.
 
-import { createArtifactStore } from '../../activities/store/artifacts';
-import { openDb } from '../../activities/store/db';
+import { createArtifactStore, type ArtifactStore } from '../../activities/store/artifacts';
+import { openDb, type SieveDb } from '../../activities/store/db';
+import type { CompareOutput, ShowOutput } from '../../schemas/cli';
+import { stageInputs } from '../../schemas/recipe';
 import { getRun } from '../read-models';
 import { reconcileHome } from '../reconcile';
-import type { CompareOutput, ShowOutput } from '../../schemas/cli';
-import { formatNumber } from './_summary';
-import { NotFoundError, defineCommand, formatDuration, jsonOption, printJson, sieveHome, table } from './_shared';
+import { reportFigures } from '../report/figures';
+import { renderReport, writeReport } from '../report/html';
+import { measureModel, measuredModels, modelLabel, producedModel, whyNoModel } from '../report/models';
+import { comparisonTables, operandLabel, printTables } from '../report/tables';
+import { NotFoundError, defineCommand, htmlOption, jsonOption, printJson, sieveHome } from './_shared';
 
 export default defineCommand({
   name: 'compare',
-  description: 'compare runs: recipe differences, stage outcomes, metrics side by side',
-  positionals: ['<run>', '<run>...'],
-  options: { ...jsonOption },
-  async run({ positionals: ids, values }) {
+  description: 'compare runs, or the models of single stages (run:stage): recipe differences, stage outcomes, metrics, model measures',
+  positionals: ['<run[:stage]>', '<run[:stage]>...'],
+  options: { ...jsonOption, ...htmlOption },
+  async run({ positionals, values }) {
     const home = sieveHome();
     await reconcileHome(home);
     const { db, close } = openDb({ home });
-    let runs: ShowOutput[];
     try {
       const store = createArtifactStore(home);
-      runs = ids.map((id) => {
-        const run = getRun(db, store, id);
-        if (!run) throw new NotFoundError(`no run "${id}" in ${home}; \`sieve history\` lists the runs.`);
-        return run;
-      });
+      const operands = positionals.map((text) => resolveOperand(db, store, home, text));
+      const result = compareOperands(operands);
+      // The file is written before anything is printed, so an unwritable path fails the command cleanly.
+      if (typeof values.html === 'string') {
+        const figures = await reportFigures(
+          db,
+          operands.flatMap((o) => scope(o).stages.map((s) => ({ label: `${o.run.id}:${s.id}`, ref: { runId: o.run.id, stageId: s.id } }))),
+          result.models.map((m) => ({ label: modelLabel(m), measures: m })),
+        );
+        const page = renderReport({
+          title: `sieve compare ${result.runs.map(operandLabel).join(' ')}`,
+          lines: [`generated ${new Date().toISOString()} from ${home}`],
+          tables: comparisonTables(result),
+          figures,
+        });
+        process.stderr.write(`report written to ${writeReport(values.html, page)}\n`);
+      }
+      if (values.json) return printJson(result);
+      printTables(comparisonTables(result));
     } finally {
       close();
     }
-    const result = compareRuns(runs);
-    if (values.json) return printJson(result);
-    printComparison(result);
   },
 });
 
-export function compareRuns(runs: ShowOutput[]): CompareOutput {
-  const flat = runs.map((r) => flattenRecipe(r.recipe));
+/** A whole run, or one stage of it: the model that stage produced. */
+export interface Operand {
+  run: ShowOutput;
+  stage: string | null;
+}
+
+/** `run` or `run:stage` (stage ids never hold a colon), checked against the database. */
+function resolveOperand(db: SieveDb, store: ArtifactStore, home: string, text: string): Operand {
+  const colon = text.lastIndexOf(':');
+  const [runId, stageId] = colon < 0 ? [text, null] : [text.slice(0, colon), text.slice(colon + 1)];
+  const run = getRun(db, store, runId);
+  if (!run) throw new NotFoundError(`no run "${runId}" in ${home}; \`sieve history\` lists the runs.`);
+  if (stageId === null) return { run, stage: null };
+  const models = run.stages.filter(producedModel).map((s) => `${run.id}:${s.id}`);
+  const choices = models.length ? `its models are ${models.join(', ')}` : 'it produced no model';
+  const stage = run.stages.find((s) => s.id === stageId);
+  if (!stage) {
+    const planned = run.recipe.stages.some((s) => s.id === stageId);
+    throw new NotFoundError(`${planned ? `stage "${stageId}" of run "${runId}" never started` : `run "${runId}" has no stage "${stageId}"`}; ${choices}.`);
+  }
+  const why = whyNoModel(stage);
+  if (why) throw new NotFoundError(`stage "${stageId}" of run "${runId}" produced no model (${why}); ${choices}.`);
+  return { run, stage: stageId };
+}
+
+/** What an operand stands for: its whole run, or the stage and every stage it derives from through `from`. */
+function scope({ run, stage }: Operand): ShowOutput {
+  if (stage === null) return run;
+  const keep = new Set<string>();
+  const visit = (id: string) => {
+    if (keep.has(id)) return;
+    keep.add(id);
+    const config = run.recipe.stages.find((s) => s.id === id);
+    if (config) stageInputs(config).forEach(visit);
+  };
+  visit(stage);
+  return { ...run, recipe: { ...run.recipe, stages: run.recipe.stages.filter((s) => keep.has(s.id)) }, stages: run.stages.filter((s) => keep.has(s.id)) };
+}
+
+export function compareOperands(operands: Operand[]): CompareOutput {
+  const scoped = operands.map(scope);
+  const flat = scoped.map((r) => flattenRecipe(r.recipe));
   const paths = unique(flat.flatMap((f) => [...f.keys()]));
   const recipe = paths
     .filter((path) => new Set(flat.map((f) => f.get(path) ?? 'absent')).size > 1)
     .map((path) => ({ path, values: flat.map((f) => (f.has(path) ? JSON.parse(f.get(path)!) : null)) }));
 
-  const stageIds = unique(runs.flatMap((r) => r.stages.map((s) => s.id)));
+  const stageIds = unique(scoped.flatMap((r) => r.stages.map((s) => s.id)));
   const stages = stageIds.map((id) => ({
     id,
-    runs: runs.map((r) => {
+    runs: scoped.map((r) => {
       const s = r.stages.find((x) => x.id === id);
       return s ? { status: s.status, computeMs: s.timings.computeMs, reusedFrom: s.reusedFrom } : null;
     }),
   }));
 
-  const keys = unique(runs.flatMap((r) => r.stages.flatMap((s) => Object.keys(s.metrics).map((name) => JSON.stringify([s.id, name])))));
+  const keys = unique(scoped.flatMap((r) => r.stages.flatMap((s) => Object.keys(s.metrics).map((name) => JSON.stringify([s.id, name])))));
   const metrics = keys.map((key) => {
     const [stage, name] = JSON.parse(key) as [string, string];
-    return { stage, name, values: runs.map((r) => r.stages.find((s) => s.id === stage)?.metrics[name] ?? null) };
+    return { stage, name, values: scoped.map((r) => r.stages.find((s) => s.id === stage)?.metrics[name] ?? null) };
   });
+
+  const models = operands.flatMap(({ run, stage }) => (stage === null ? measuredModels(run) : [stage]).map((id) => measureModel(run, id)));
   return {
-    runs: runs.map(({ id, name, status, recipeHash, codeVersion, createdAt }) => ({ id, name, status, recipeHash, codeVersion, createdAt })),
+    runs: operands.map(({ run: { id, name, status, recipeHash, codeVersion, createdAt }, stage }) => ({ id, name, status, recipeHash, codeVersion, createdAt, stage })),
     recipe,
     stages,
     metrics,
+    // `a a:dense` names one model twice; it is one row.
+    models: [...new Map(models.map((m) => [modelLabel(m), m])).values()],
   };
 }
 
@@ -82,27 +143,6 @@ function flattenRecipe(recipe: ShowOutput['recipe']): Map<string, string> {
     walk(settings, `stages[${id}]`);
   }
   return out;
-}
-
-function printComparison(c: CompareOutput) {
-  const header = ['', ...c.runs.map((r) => r.id)];
-  // Derived defaults carry float noise (0.003 / 10); twelve digits show what was meant.
-  const setting = (v: unknown) => (v === null ? '-' : typeof v === 'string' ? v : typeof v === 'number' ? String(Number(v.toPrecision(12))) : JSON.stringify(v));
-  const metric = (v: number | null) => (v === null ? '-' : formatNumber(v));
-  const sections = [
-    table(header, [
-      ['status', ...c.runs.map((r) => r.status)],
-      ['created', ...c.runs.map((r) => r.createdAt.slice(0, 19).replace('T', ' '))],
-      ['code', ...c.runs.map((r) => r.codeVersion)],
-    ]),
-    c.recipe.length ? `recipe differences\n${table(header, c.recipe.map((d) => [`  ${d.path}`, ...d.values.map(setting)]))}` : 'recipes: identical',
-    `stages\n${table(
-      header,
-      c.stages.map((s) => [`  ${s.id}`, ...s.runs.map((r) => (r ? `${r.status} ${r.reusedFrom ? '' : formatDuration(r.computeMs)}`.trim() : '-'))]),
-    )}`,
-  ];
-  if (c.metrics.length) sections.push(`metrics\n${table(header, c.metrics.map((m) => [`  ${m.stage}: ${m.name}`, ...m.values.map(metric)]))}`);
-  console.log(sections.join('\n\n'));
 }
 
 const unique = <T>(xs: T[]): T[] => [...new Set(xs)];

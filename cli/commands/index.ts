@@ -16,6 +16,7 @@ export const commands = {
   resume: load('./resume'),
   cancel: load('./cancel'),
   gc: load('./gc'),
+  export: load('./export'),
   worker: load('./worker'),
   server: load('./server'),
 } satisfies Record<string, () => Promise<Command>>;

@@ -40,7 +40,7 @@ export default defineCommand({
     const given = values.seed as string | undefined;
     const seed = given === undefined ? undefined : /^-?\d+$/.test(given) ? Number(given) : NaN;
     if (seed !== undefined && !Number.isInteger(seed)) throw new UsageError(`--seed must be a whole number, got "${given}".`);
-    const { recipe, hash } = loadRecipeFile(file, { seed });
+    const { recipe, hash } = await loadRecipeFile(file, { seed });
     const options = parseRunOptions(values);
     const home = sieveHome();
     const temporal = (await openTemporal(home, { start: true, whileStarting: loadWorkerModule }))!;

@@ -1,19 +1,24 @@
 // `sieve show <run>`: everything recorded about a run — recipe hash, code version, machine,
 // lineage (parent run, each stage's inputs), and per stage its status, why it ran or was reused,
-// timings, metrics and artifacts (sha256 and absolute path).
+// timings, metrics and artifacts (sha256 and absolute path). `--html` also writes the run's tables,
+// its models' measures and its charts to one self-contained file.
 
 import { createArtifactStore } from '../../activities/store/artifacts';
 import { openDb } from '../../activities/store/db';
 import { getRun } from '../read-models';
 import { reconcileHome } from '../reconcile';
+import { reportFigures } from '../report/figures';
+import { renderReport, writeReport } from '../report/html';
+import { measureModel, measuredModels } from '../report/models';
+import { runTables } from '../report/tables';
 import { formatNumber } from './_summary';
-import { NotFoundError, defineCommand, formatDuration, jsonOption, printJson, sieveHome } from './_shared';
+import { NotFoundError, defineCommand, formatDuration, htmlOption, jsonOption, printJson, sieveHome } from './_shared';
 
 export default defineCommand({
   name: 'show',
   description: 'show a run: stages, metrics, artifacts, timings, lineage',
   positionals: ['<run>'],
-  options: { ...jsonOption },
+  options: { ...jsonOption, ...htmlOption },
   async run({ positionals: [runId], values }) {
     const home = sieveHome();
     await reconcileHome(home);
@@ -21,6 +26,17 @@ export default defineCommand({
     try {
       const run = getRun(db, createArtifactStore(home), runId);
       if (!run) throw new NotFoundError(`no run "${runId}" in ${home}; \`sieve history\` lists the runs.`);
+      // The file is written before anything is printed, so an unwritable path fails the command cleanly.
+      if (typeof values.html === 'string') {
+        const models = measuredModels(run).map((id) => measureModel(run, id));
+        const figures = await reportFigures(
+          db,
+          run.stages.map((s) => ({ label: s.id, ref: { runId: run.id, stageId: s.id } })),
+          models.map((m) => ({ label: m.stage, measures: m })),
+        );
+        const page = renderReport({ title: `sieve show ${run.id}`, lines: [`generated ${new Date().toISOString()} from ${home}`], tables: runTables(run, models), figures });
+        process.stderr.write(`report written to ${writeReport(values.html, page)}\n`);
+      }
       if (values.json) return printJson(run);
       const env = run.environment;
       const lines = [

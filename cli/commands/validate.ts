@@ -14,7 +14,7 @@ export default defineCommand({
   async run({ positionals: [file], values }) {
     let loaded;
     try {
-      loaded = loadRecipeFile(file);
+      loaded = await loadRecipeFile(file);
     } catch (err) {
       if (!(values.json && err instanceof RecipeError)) throw err;
       printJson({ ok: false, issues: err.issues } satisfies ValidateOutput);

@@ -24,7 +24,7 @@ export type StageId = z.infer<typeof StageId>;
  * What a stage hands to the stages that name it in `from`. The output artifact whose role has
  * this name is the stage's primary output: consumers read it and the cache key hashes it.
  */
-export type StageProduct = 'model' | 'report';
+export type StageProduct = 'model' | 'report' | 'export';
 
 /** The parts of a recipe around its stages, as a definition may read them. */
 export interface RecipeContext {

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { EvalName } from '../data';
 import { positiveInt, wrongType } from '../fields';
 import { inferenceMemory } from '../memory';
+import { parameterCount } from '../model';
 import { defineStage, StageId, stageObject } from './define';
 
 export const Evaluate = stageObject('evaluate', {
@@ -35,9 +36,21 @@ export const Evaluate = stageObject('evaluate', {
     .default(8)
     .describe('windows per forward pass: a speed/memory knob, the perplexity does not depend on it'),
   runtime: z
-    .enum(['native'], { error: wrongType('`runtime` must be "native" (ONNX Runtime arrives with export)') })
+    .enum(['native', 'onnxruntime', 'both'], { error: wrongType('expected `runtime`: native, onnxruntime or both') })
     .default('native')
-    .describe('the engine that runs the forward passes'),
+    .describe(
+      "native: sieve's engine; onnxruntime: the model exported to ONNX, run by onnxruntime-node; both: each, and the stage fails unless their perplexities agree within 0.5%",
+    ),
+  sample: z
+    .strictObject(
+      {
+        prompt: z.string({ error: wrongType('expected `sample.prompt`: text') }).min(1, '`sample.prompt` must not be empty').default('The '),
+        tokens: positiveInt('`sample.tokens`').max(1024, '`sample.tokens` must be at most 1024').default(48),
+      },
+      { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown key ${issue.keys.map((k) => `\`${k}\``).join(', ')} in \`sample\`; its keys are prompt, tokens` : undefined) },
+    )
+    .default({ prompt: 'The ', tokens: 48 })
+    .describe('the greedy continuation of a fixed prompt each model writes into the report'),
 });
 export type Evaluate = z.infer<typeof Evaluate>;
 /** An evaluate stage in a parsed recipe: `sets` is always filled in. */
@@ -59,6 +72,10 @@ export const evaluate = defineStage({
   // Evaluation is a deterministic function of its input models and data.
   seeded: false,
   steps: () => null,
-  memory: (stage, recipe, threads) => inferenceMemory(recipe.model, stage.batch, threads),
+  memory: (stage, recipe, threads) => [
+    ...inferenceMemory(recipe.model, stage.batch, threads),
+    // The exported graph's initializers, and ONNX Runtime's own copy of them.
+    ...(stage.runtime === 'native' ? [] : [{ what: 'the ONNX model and its runtime', bytes: 2 * 4 * parameterCount(recipe.model) }]),
+  ],
   activity: { startToCloseSec: 7 * 86_400, heartbeatSec: 60 },
 });

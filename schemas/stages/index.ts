@@ -11,6 +11,8 @@ import { z } from 'zod';
 import { formatBytes, totalBytes } from '../memory';
 import type { RecipeContext, StageDefinition } from './define';
 import { evaluate } from './evaluate';
+import { exportStage } from './export';
+import { importStage } from './import';
 import { pretrain } from './pretrain';
 import { prune } from './prune';
 import { sparseTrain } from './sparse-train';
@@ -18,7 +20,7 @@ import { sparseTrain } from './sparse-train';
 export { StageId, type DataReads, type RecipeContext, type StageProduct } from './define';
 
 /** Every kind, in the order the docs and the JSON Schema list them. */
-const DEFINITIONS = [pretrain, prune, sparseTrain, evaluate] as const;
+const DEFINITIONS = [importStage, pretrain, prune, sparseTrain, evaluate, exportStage] as const;
 
 type Definitions = (typeof DEFINITIONS)[number];
 export type StageKind = Definitions['kind'];

@@ -21,7 +21,7 @@ export const pretrain = defineStage({
   kind: 'pretrain',
   schema: Pretrain,
   produces: 'model',
-  accepts: ['pretrain'],
+  accepts: ['import', 'pretrain'],
   // Evaluation sets are read only when the stage evaluates while training.
   reads: (stage, recipe) => ({ train: true, eval: stage.evalEvery === null ? [] : Object.keys(recipe.data.eval) }),
   seeded: true,

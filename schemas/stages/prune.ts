@@ -30,7 +30,7 @@ export const prune = defineStage({
   kind: 'prune',
   schema: Prune,
   produces: 'model',
-  accepts: ['pretrain', 'prune', 'sparse-train'],
+  accepts: ['import', 'pretrain', 'prune', 'sparse-train'],
   reads: () => ({ train: false, eval: [] }),
   // A deterministic function of its input model.
   seeded: false,

@@ -145,7 +145,7 @@ export const sparseTrain = defineStage({
   kind: 'sparse-train',
   schema: SparseTrain,
   produces: 'model',
-  accepts: ['pretrain', 'prune', 'sparse-train'],
+  accepts: ['import', 'pretrain', 'prune', 'sparse-train'],
   check: (stage, recipe, report) => {
     // Adapters split each sparse layer's input dimension evenly: dim for the attention and MLP
     // inputs, the MLP hidden width for its output projection.

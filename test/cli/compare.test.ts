@@ -58,6 +58,8 @@ test('compare --json: differing settings by path, stages and metrics side by sid
   const metric = (name: string) => out.metrics.find((m) => m.stage === 'dense' && m.name === name)!.values;
   assert.deepEqual(metric('train/loss'), [2.5, 3.1]);
   assert.deepEqual(metric('train/grad_norm'), [0.8, null], 'NaN has no value');
+  assert.deepEqual(out.runs.map((x) => x.stage), [null, null]);
+  assert.deepEqual(out.models, [], 'no stage recorded a model');
 });
 
 test('compare prints a table per section', () => {
@@ -72,7 +74,7 @@ test('compare prints a table per section', () => {
 test('compare refuses one run, and names a run it does not know', () => {
   const one = sieveSync(home, ['compare', 'a']);
   assert.equal(one.code, 2);
-  assert.match(one.stderr, /missing <run>\.\.\./);
+  assert.match(one.stderr, /missing <run\[:stage\]>\.\.\./);
   const ghost = sieveSync(home, ['compare', 'a', 'ghost']);
   assert.equal(ghost.code, 1);
   assert.match(ghost.stderr, /no run "ghost"/);

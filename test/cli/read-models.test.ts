@@ -1,12 +1,12 @@
 // The CLI's read models: the shapes of `sieve history`, `sieve show` and `sieve status` --json,
-// built from what the recorder wrote.
+// built from what the recorder wrote; and the per-step curves the HTML reports draw.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 
 import { linkArtifacts, recordMetrics, setRunStatus, upsertStage } from '../../activities/store/writes';
 import { stageCacheKey } from '../../activities/store/cache';
-import { getRun, getRunStatus, listRuns } from '../../cli/read-models';
+import { getRun, getRunStatus, listRuns, metricCurve } from '../../cli/read-models';
 import { HistoryOutput, ShowOutput, StatusOutput } from '../../schemas/cli';
 import { cacheInput, dense, quickstart, report, storeFixture } from '../activities/store/fixtures';
 
@@ -61,6 +61,32 @@ describe('read models', () => {
       { id: 'dense', status: 'reused', step: 0, steps: 800 },
       { id: 'report', status: 'completed', step: 0, steps: null },
     ]);
+  });
+
+  it('metricCurve reads a cached stage\'s curve from the stage that computed it, through a chain of reuses', () => {
+    const { db } = fixture.handle;
+    for (const id of ['first', 'second', 'third']) newRun(id);
+    upsertStage(db, { runId: 'first', stage: dense, status: 'completed' });
+    recordMetrics(db, [
+      { runId: 'first', stageId: 'dense', step: 2, name: 'train/loss', value: 4 },
+      { runId: 'first', stageId: 'dense', step: 1, name: 'train/loss', value: 5 },
+      { runId: 'first', stageId: 'dense', step: 3, name: 'train/loss', value: Number.NaN },
+      { runId: 'first', stageId: 'dense', step: 1, name: 'train/lr', value: 0.1 },
+      { runId: 'first', stageId: 'dense', name: 'train/loss', value: 4 },
+    ]);
+    upsertStage(db, { runId: 'second', stage: dense, status: 'cached', reusedFrom: { runId: 'first', stageId: 'dense' } });
+    upsertStage(db, { runId: 'third', stage: dense, status: 'reused', reusedFrom: { runId: 'second', stageId: 'dense' } });
+    // The recorder copies a cached stage's final values, not its curve.
+    recordMetrics(db, [{ runId: 'third', stageId: 'dense', name: 'train/loss', value: 4 }]);
+
+    const curve = metricCurve(db, { runId: 'third', stageId: 'dense' }, 'train/loss');
+    assert.deepEqual(curve.source, { runId: 'first', stageId: 'dense' });
+    assert.deepEqual(curve.points, [
+      { step: 1, value: 5 },
+      { step: 2, value: 4 },
+      { step: 3, value: null },
+    ]);
+    assert.deepEqual(metricCurve(db, { runId: 'first', stageId: 'report' }, 'train/loss'), { source: { runId: 'first', stageId: 'report' }, points: [] });
   });
 });
 

@@ -171,7 +171,7 @@ describe('refusals', () => {
     const path = join(dir, 'hf.safetensors');
     await writeSafetensors(path, [{ name: 'wte.weight', dtype: 'F32', shape: [1], data: new Float32Array(1) }], { format: 'pt' });
     await assert.rejects(loadCheckpoint(path), {
-      message: `${path} is not a sieve checkpoint (its metadata has format "pt"). HINT: a Hugging Face GPT-2 model is brought in with importHfGpt2 (kernels/hf-gpt2.ts).`,
+      message: `${path} is not a sieve checkpoint (its metadata has format "pt"). HINT: a Hugging Face GPT-2 or LLaMA checkpoint folder is brought in with importHf (kernels/hf/).`,
     });
   });
 

@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { isDeepStrictEqual } from 'node:util';
+
+import { parse as parseYaml } from 'yaml';
 
 import { sql } from 'drizzle-orm';
 import { getTableConfig } from 'drizzle-orm/sqlite-core';
@@ -58,6 +61,8 @@ describe('docs/recipe.md', () => {
   /** A documented default: as written, as a number in another notation (6e-5), or a fraction (1/3). */
   const same = (documented: string, value: unknown) => {
     if (documented === String(value)) return true;
+    // An object default is documented as a YAML flow mapping: `{ prompt: "The ", tokens: 48 }`.
+    if (typeof value === 'object' && value !== null) return isDeepStrictEqual(parseYaml(documented), value);
     const fraction = /^(\d+)\/(\d+)$/.exec(documented);
     const number = fraction ? Number(fraction[1]) / Number(fraction[2]) : /^[-\d.e+]+$/.test(documented) ? Number(documented) : NaN;
     return number === value;

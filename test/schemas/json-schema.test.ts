@@ -26,7 +26,7 @@ describe('recipeJsonSchema', () => {
   });
 
   it('describes the input side: defaults are optional and shown', () => {
-    const pretrain = schema.properties.stages.items.oneOf[0];
+    const pretrain = schema.properties.stages.items.oneOf.find((o: any) => o.properties.kind.const === 'pretrain');
     assert.equal(pretrain.properties.weightDecay.default, 0.1);
     assert.ok(!pretrain.required.includes('weightDecay'));
     assert.ok(pretrain.required.includes('steps'));

@@ -18,7 +18,7 @@ function errorOf(input: unknown): string {
 describe('Model', () => {
   it('fills in family and mlpRatio', () => {
     const model = Model.parse(base);
-    assert.deepEqual(model, { ...base, family: 'gpt2', mlpRatio: 4 });
+    assert.deepEqual(model, { ...base, family: 'gpt2', mlpRatio: 4, normEps: 1e-5 });
     assert.equal(hiddenDim(model), 256);
   });
 
@@ -50,6 +50,22 @@ describe('Model', () => {
     assert.match(errorOf({ ...base, dim: 64.5 }), /expected `dim` \(the residual width\): a whole number/);
     assert.match(errorOf({ ...base, context: 1 }), /`context` must be at least 2/);
     assert.match(errorOf({ ...base, tokenizer: 'sentencepiece' }), /→ at tokenizer/);
-    assert.match(errorOf({ ...base, vocab: 256 }), /unknown key `vocab` in `model`/);
+    assert.match(errorOf({ ...base, vocabulary: 256 }), /unknown key `vocabulary` in `model`/);
+  });
+
+  it('vocab, normEps and ropeTheta: a vocabulary at least the tokenizer\'s, RoPE only for llama', () => {
+    assert.equal(Model.parse({ ...base, vocab: 320 }).vocab, 320);
+    assert.match(errorOf({ ...base, vocab: 200 }), /`vocab` \(200\) is smaller than the tokenizer's vocabulary \(256\)[^]*→ at vocab/);
+    assert.match(errorOf({ ...base, ropeTheta: 500 }), /`ropeTheta` is for the llama family[^]*→ at ropeTheta/);
+    assert.equal(Model.parse({ ...base, family: 'llama', ropeTheta: 500, normEps: 1e-6 }).ropeTheta, 500);
+    assert.match(errorOf({ ...base, normEps: 0 }), /`normEps` must be positive/);
+  });
+
+  it('a tokenizer file: a path, with the sha256 and vocabulary sieve fills in', () => {
+    const tokenizer = { file: '/x/tokenizer.json', sha256: 'a'.repeat(64), vocab: 1000 };
+    assert.deepEqual(Model.parse({ ...base, tokenizer }).tokenizer, tokenizer);
+    assert.match(errorOf({ ...base, tokenizer: { file: '/x', bogus: 1 } }), /unknown key `bogus` in a tokenizer file/);
+    assert.match(errorOf({ ...base, tokenizer: { file: '/x', sha256: 'nothex' } }), /expected a lowercase hex sha256/);
+    assert.match(errorOf({ ...base, tokenizer: 3 }), /expected `tokenizer`: "bytes", "gpt2", or \{ file/);
   });
 });

@@ -112,13 +112,13 @@ describe('per-field errors', () => {
   it('an unknown stage kind lists the kinds that exist', () => {
     const r = failure(HEAD + `  - { id: a, ${PRETRAIN} }\n  - id: m\n    kind: quantize\n    from: a\n`);
     const issue = issueAt(r, 'stages[1].kind');
-    assert.equal(issue.message, 'unknown stage kind "quantize": the kinds that exist are pretrain, prune, sparse-train, evaluate');
+    assert.equal(issue.message, 'unknown stage kind "quantize": the kinds that exist are import, pretrain, prune, sparse-train, evaluate, export');
     assert.deepEqual([issue.line, issue.column], [12, 5]);
   });
 
   it('a stage without a kind, and a stage that is not a mapping', () => {
     const r = failure(HEAD + `  - { id: a }\n  - 3\n`);
-    assert.equal(issueAt(r, 'stages[0].kind').message, 'a stage needs `kind`: one of pretrain, prune, sparse-train, evaluate');
+    assert.equal(issueAt(r, 'stages[0].kind').message, 'a stage needs `kind`: one of import, pretrain, prune, sparse-train, evaluate, export');
     assert.match(issueAt(r, 'stages[1]').message, /expected a stage/);
   });
 
@@ -129,9 +129,19 @@ describe('per-field errors', () => {
     assert.match(issueAt(r, 'stages[0].warmup').message, /must not exceed `steps`/);
   });
 
-  it('evaluate accepts only the native runtime for now', () => {
-    const r = failure(HEAD + `  - { id: a, ${PRETRAIN} }\n  - { id: e, kind: evaluate, from: a, runtime: onnxruntime }\n`);
-    assert.match(issueAt(r, 'stages[1].runtime').message, /must be "native"/);
+  it('evaluate runs on native, onnxruntime or both; its sample is a prompt and a token count', () => {
+    const r = failure(HEAD + `  - { id: a, ${PRETRAIN} }\n  - { id: e, kind: evaluate, from: a, runtime: tensorrt, sample: { prompt: "", tokens: 2000 } }\n`);
+    assert.equal(issueAt(r, 'stages[1].runtime').message, 'expected `runtime`: native, onnxruntime or both');
+    assert.equal(issueAt(r, 'stages[1].sample.prompt').message, '`sample.prompt` must not be empty');
+    assert.equal(issueAt(r, 'stages[1].sample.tokens').message, '`sample.tokens` must be at most 1024');
+  });
+
+  it('an import stage needs model.import; an export stage takes a model and a format', () => {
+    const format = failure(HEAD + `  - { id: a, ${PRETRAIN} }\n  - { id: x, kind: export, from: a, format: gguf }\n`);
+    assert.equal(issueAt(format, 'stages[1].format').message, 'expected `format`: onnx or safetensors');
+    const r = failure(HEAD + `  - { id: i, kind: import }\n  - { id: a, ${PRETRAIN} }\n  - { id: x, kind: export, from: a }\n  - { id: y, kind: export, from: x }\n`);
+    assert.match(issueAt(r, 'stages[0].kind').message, /reads the checkpoint named by `model.import`, which this recipe does not set/);
+    assert.match(issueAt(r, 'stages[3].from').message, /"x" is an export stage \(it produces an export, not a model\)/);
   });
 
   it('recipe-level fields', () => {
@@ -188,11 +198,11 @@ describe('graph errors', () => {
     );
     assert.equal(
       issueAt(r, 'stages[2].from').message,
-      'a pretrain stage takes its input from a pretrain stage, but "e" is an evaluate stage (it produces a report, not a model)',
+      'a pretrain stage takes its input from an import or pretrain stage, but "e" is an evaluate stage (it produces a report, not a model)',
     );
     assert.equal(
       issueAt(r, 'stages[3].from[1]').message,
-      'an evaluate stage takes its input from a stage that produces a model (pretrain, prune or sparse-train), but "e" is an evaluate stage (it produces a report, not a model)',
+      'an evaluate stage takes its input from a stage that produces a model (import, pretrain, prune or sparse-train), but "e" is an evaluate stage (it produces a report, not a model)',
     );
   });
 

@@ -44,6 +44,12 @@ before(async () => {
   dense = (await activityEnv(fakeWorkflow().client).run(activities.pretrain, task('dense', {}))).output;
 });
 
+/** The tensors whose masks the output model stores (a mask of all ones is not stored). */
+async function storedMasks(output: StageOutput): Promise<string[]> {
+  const file = await readSafetensors(stored(artifact(output, 'model').sha256));
+  return file.tensors.filter((t) => t.name.startsWith('mask.')).map((t) => t.name.slice('mask.'.length));
+}
+
 /** Groups of four along rows (and columns) of every in-scope matrix with more than two nonzeros. */
 async function violations(output: StageOutput, scope: 'ffn' | 'all', bothWays: boolean): Promise<number> {
   const file = await readSafetensors(stored(artifact(output, 'model').sha256));
@@ -55,7 +61,6 @@ async function violations(output: StageOutput, scope: 'ffn' | 'all', bothWays: b
     const w = tensorData(t as typeof t & { dtype: 'F32' });
     for (let r = 0; r < rows; r++) for (let g = 0; g < cols; g += 4) bad += [0, 1, 2, 3].filter((k) => w[r * cols + g + k] !== 0).length > 2 ? 1 : 0;
     if (bothWays) for (let c = 0; c < cols; c++) for (let g = 0; g < rows; g += 4) bad += [0, 1, 2, 3].filter((k) => w[(g + k) * cols + c] !== 0).length > 2 ? 1 : 0;
-    assert.ok(file.tensors.some((m) => m.name === `mask.${t.name}`), `${t.name} has its mask stored`);
   }
   return bad;
 }
@@ -69,6 +74,7 @@ describe('prune', () => {
   it('makes the scope exactly 2:4 (both ways for a transposable mask) and records the kept magnitude', async () => {
     const { output } = await activityEnv(fakeWorkflow().client).run(activities.prune, task('pruned', { dense }));
     assert.equal(await violations(output, 'all', true), 0);
+    assert.equal((await storedMasks(output)).length, 4, 'every in-scope weight (qkv, out, fc, proj) has its mask stored');
     const retained = output.metrics['prune/retained_magnitude'];
     assert.ok(retained > 0.5 && retained < 1, `a 2:4 mask keeps more than half the magnitude, not all of it (${retained})`);
     assert.ok(output.metrics['prune/retained_magnitude/blocks.0.mlp.fc.weight'] > 0.5);
@@ -84,9 +90,15 @@ describe('sparse-train', () => {
         assert.equal(output.metrics['sparse/two_four'], 0);
         assert.ok(output.events.some((e) => e.type === 'dense-output'));
         assert.ok((await violations(output, scope, false)) > 0, 'the dense tail made the model dense again');
+        assert.deepEqual(await storedMasks(output), [], 'a dense output carries no stale masks');
       } else {
         assert.equal(output.metrics['sparse/two_four'], 1);
         assert.equal(await violations(output, scope, keys.transposable === true), 0);
+        const masked = await storedMasks(output);
+        const inScope = (await readSafetensors(stored(artifact(output, 'model').sha256))).tensors.filter(
+          (t) => /^blocks\.\d+\.(mlp\.(fc|proj)|attn\.(qkv|out))\.weight$/.test(t.name) && (scope === 'all' || t.name.includes('.mlp.')),
+        );
+        for (const t of inScope) assert.ok(masked.includes(t.name), `${t.name} has its mask stored`);
       }
       const history = await historyOf(output);
       const measured = history.filter((r) => r.metrics?.['sparse/flip_rate'] !== undefined);

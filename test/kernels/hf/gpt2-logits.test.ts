@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { importHfGpt2 } from '../../kernels/hf-gpt2';
-import { Model } from '../../kernels/index';
-import { writeSafetensors } from '../../kernels/safetensors';
+import { importHf } from '../../../kernels/hf';
+import { Model } from '../../../kernels/index';
+import { writeSafetensors } from '../../../kernels/safetensors';
+import { TOKENIZER_TEXT } from './helpers';
 
 const L = 2;
 const C = 16;
@@ -115,10 +116,11 @@ test('an imported HF GPT-2 checkpoint gives the logits GPT-2 computes from the s
   tensors.push({ name: 'lm_head.weight', dtype: 'F32', shape: [V, C], data: hf.get('wte.weight')!.data });
   for (let l = 0; l < L; l++) tensors.push({ name: `transformer.h.${l}.attn.bias`, dtype: 'F32', shape: [1, 1, CTX, CTX], data: new Float32Array(CTX * CTX) });
   await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({ n_head: HEADS, n_embd: C, n_layer: L, n_positions: CTX, vocab_size: V, layer_norm_epsilon: EPS, activation_function: 'gelu_new' }));
+  const config = { model_type: 'gpt2', n_head: HEADS, n_embd: C, n_layer: L, n_positions: CTX, vocab_size: V, layer_norm_epsilon: EPS, activation_function: 'gelu_new' };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  writeFileSync(join(dir, 'tokenizer.json'), TOKENIZER_TEXT);
 
-  const imported = await importHfGpt2(dir);
-  assert.equal(imported.activation, 'gelu_new');
+  const imported = await importHf(dir);
   const model = Model.create(imported.config, { threads: 1 });
   try {
     assert.deepEqual([...imported.tensors.keys()].sort(), model.tensors.map((t) => t.name).sort(), 'the import fills every engine tensor, nothing else');
