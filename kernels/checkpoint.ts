@@ -18,6 +18,7 @@ import {
   type SafetensorsHeader,
   type Tensor,
   type TensorInput,
+  tensorData,
   writeSafetensors,
   type WriteResult,
 } from './safetensors';
@@ -52,7 +53,7 @@ export const TensorEntry = z.strictObject({
   name: z
     .string()
     .min(1)
-    .refine((n) => !n.startsWith('optim.') && !n.startsWith('mask.'), 'the prefixes "optim." and "mask." are reserved'),
+    .refine((n) => !n.startsWith('optim.') && !n.startsWith('mask.') && !n.startsWith('quant.'), 'the prefixes "optim.", "mask." and "quant." are reserved'),
   offset: z.int().nonnegative(),
   size: z.int().nonnegative(),
   shape: z.array(z.int().nonnegative()),
@@ -66,6 +67,34 @@ type Json = z.infer<typeof Json>;
 // refusing at the type level the Float32Array<ArrayBufferLike> the engine's copies
 // (Model.read) and Buffer-backed arrays are typed as.
 const f32 = z.custom<Float32Array>((value) => value instanceof Float32Array, { error: 'expected a Float32Array' });
+
+const u8 = z.custom<Uint8Array>((value) => value instanceof Uint8Array, { error: 'expected a Uint8Array' });
+const i32 = z.custom<Int32Array>((value) => value instanceof Int32Array, { error: 'expected an Int32Array' });
+const u16 = z.custom<Uint16Array>((value) => value instanceof Uint16Array, { error: 'expected a Uint16Array' });
+
+/** How a quantized model's weights were quantized (docs/checkpoint-format.md, "Quantized models"). */
+export const QuantSettings = z.strictObject({
+  bits: z.union([z.literal(2), z.literal(3), z.literal(4), z.literal(8)]),
+  group: positive,
+  symmetric: z.boolean(),
+  method: z.enum(['rtn', 'gptq']),
+});
+export type QuantSettings = z.infer<typeof QuantSettings>;
+
+/**
+ * One quantized weight [rows, cols]: its codes (one byte each), per-group scales and zero points
+ * ([rows, cols / group]), and the detached sparse set, 16-bit values at flat indices that replace
+ * the dequantized weight there. The weight the model computes with is exactly
+ * (code − zero) · scale, with the sparse values written over it.
+ */
+export const QuantizedTensor = z.strictObject({
+  name: z.string(),
+  codes: u8,
+  scales: f32,
+  zeros: u8,
+  sparse: z.strictObject({ index: i32, values: u16 }),
+});
+export type QuantizedTensor = z.infer<typeof QuantizedTensor>;
 
 export const CheckpointState = z.strictObject({
   config: CheckpointConfig,
@@ -82,8 +111,13 @@ export const CheckpointState = z.strictObject({
   /** Data-loader position (JSON-able). */
   data: Json,
   extra: z.record(z.string(), z.string()).optional(),
+  /** A quantized model: its settings and each quantized weight's payload; `params` hold the weights it computes with. */
+  quant: z.strictObject({ settings: QuantSettings, tensors: z.array(QuantizedTensor) }).optional(),
 });
 export type CheckpointState = z.infer<typeof CheckpointState>;
+
+/** Tensor-name prefixes of a quantized weight's payload. */
+const QUANT_PARTS = { codes: 'quant.codes.', scales: 'quant.scales.', zeros: 'quant.zeros.', index: 'quant.sparse.index.', values: 'quant.sparse.values.' } as const;
 
 /** The buffers stored besides `params`, with the tensor-name prefix each uses. */
 const BUFFERS = [
@@ -144,6 +178,7 @@ export async function saveCheckpoint(path: string, state: CheckpointState): Prom
       tensors.push({ name: prefix + t.name, dtype: 'F32', shape: t.shape, data });
     }
   }
+  if (state.quant) tensors.push(...quantTensors(state));
   const metadata: Record<string, string> = {
     format: CHECKPOINT_FORMAT,
     version: CHECKPOINT_VERSION,
@@ -156,7 +191,32 @@ export async function saveCheckpoint(path: string, state: CheckpointState): Prom
     contents: contents.join(','),
   };
   for (const [key, value] of Object.entries(state.extra ?? {})) metadata[`extra.${key}`] = value;
+  if (state.quant) metadata.quant = JSON.stringify(state.quant.settings);
   return writeSafetensors(path, tensors, metadata);
+}
+
+/** A quantized weight's payload as stored tensors, checked against the weight's shape. */
+function quantTensors(state: CheckpointState): TensorInput[] {
+  const { settings, tensors } = state.quant!;
+  const table = new Map(state.tensors.map((t) => [t.name, t]));
+  return tensors.flatMap((q) => {
+    const t = table.get(q.name);
+    if (!t || t.shape.length !== 2) throw new Error(`quantized tensor "${q.name}" is not a matrix of the checkpoint's table`);
+    const [rows, cols] = t.shape;
+    if (cols % settings.group !== 0) throw new Error(`quantized tensor "${q.name}": group ${settings.group} does not divide its ${cols} columns`);
+    const groups = [rows, cols / settings.group];
+    const k = q.sparse.index.length;
+    if (q.codes.length !== t.size || q.scales.length !== rows * groups[1] || q.zeros.length !== rows * groups[1] || q.sparse.values.length !== k) {
+      throw new Error(`quantized tensor "${q.name}": its codes, scales, zero points or sparse set do not fit [${rows}, ${cols}] in groups of ${settings.group}`);
+    }
+    return [
+      { name: QUANT_PARTS.codes + q.name, dtype: 'U8', shape: t.shape, data: q.codes },
+      { name: QUANT_PARTS.scales + q.name, dtype: 'F32', shape: groups, data: q.scales },
+      { name: QUANT_PARTS.zeros + q.name, dtype: 'U8', shape: groups, data: q.zeros },
+      { name: QUANT_PARTS.index + q.name, dtype: 'I32', shape: [k], data: q.sparse.index },
+      { name: QUANT_PARTS.values + q.name, dtype: 'F16', shape: [k], data: q.sparse.values },
+    ];
+  });
 }
 
 export interface CheckpointInfo {
@@ -168,6 +228,7 @@ export interface CheckpointInfo {
   rng: Json;
   data: Json;
   extra: Record<string, string>;
+  quant: QuantSettings | null;
 }
 
 const RESUME_HINT = 'HINT: resume with the recipe that wrote this checkpoint, or restart the stage without it.';
@@ -216,6 +277,7 @@ function parseInfo(path: string, metadata: Record<string, string>): CheckpointIn
     rng: field('rng', Json),
     data: field('data', Json),
     extra,
+    quant: metadata.quant === undefined ? null : field('quant', QuantSettings),
   };
 }
 
@@ -301,7 +363,12 @@ export async function loadCheckpoint(path: string, expect: CheckpointExpectation
       if (target) expected.set(prefix + entry.name, { target, entry, optional: key === 'masks' });
     }
   }
+  const quantParts = new Map<string, Tensor>();
   for (const tensor of file.tensors) {
+    if (info.quant && tensor.name.startsWith('quant.')) {
+      quantParts.set(tensor.name, tensor);
+      continue;
+    }
     const slot = expected.get(tensor.name);
     if (!slot) throw new Error(`${path}: unexpected tensor "${tensor.name}" (not in the checkpoint's table)`);
     place(path, slot.target, slot.entry, tensor);
@@ -310,5 +377,28 @@ export async function loadCheckpoint(path: string, expect: CheckpointExpectation
   for (const [name, slot] of expected) {
     if (!slot.optional) throw new Error(`${path}: tensor "${name}" is missing. HINT: the file was edited or truncated; restart the stage.`);
   }
+  if (info.quant) state.quant = { settings: info.quant, tensors: readQuantTensors(path, quantParts) };
   return state;
+}
+
+/** The quantized weights' payloads, by weight name, from their stored parts (every part present, with its dtype). */
+function readQuantTensors(path: string, parts: Map<string, Tensor>): QuantizedTensor[] {
+  const names = [...parts.keys()].filter((n) => n.startsWith(QUANT_PARTS.codes)).map((n) => n.slice(QUANT_PARTS.codes.length));
+  const part = <D extends 'U8' | 'F32' | 'I32' | 'F16'>(prefix: string, name: string, dtype: D) => {
+    const t = parts.get(prefix + name);
+    if (!t || t.dtype !== dtype) throw new Error(`${path}: the quantized weight "${name}" lacks its ${dtype} tensor "${prefix + name}". HINT: the file was edited or truncated.`);
+    parts.delete(prefix + name);
+    // A copy, so the payload does not pin the whole file's bytes.
+    return tensorData(t as Tensor & { dtype: D }).slice();
+  };
+  const tensors = names.map((name) => ({
+    name,
+    codes: part(QUANT_PARTS.codes, name, 'U8') as Uint8Array,
+    scales: part(QUANT_PARTS.scales, name, 'F32') as Float32Array,
+    zeros: part(QUANT_PARTS.zeros, name, 'U8') as Uint8Array,
+    sparse: { index: part(QUANT_PARTS.index, name, 'I32') as Int32Array, values: part(QUANT_PARTS.values, name, 'F16') as Uint16Array },
+  }));
+  const stray = [...parts.keys()][0];
+  if (stray !== undefined) throw new Error(`${path}: unexpected tensor "${stray}" (not part of a quantized weight)`);
+  return tensors;
 }

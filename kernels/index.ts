@@ -166,6 +166,19 @@ interface NativeModel {
   optimizerStep(lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, gradClip: number, skipNonFinite: boolean): Promise<number>;
   evalNll(tokens: Int32Array, B: number, T: number, onProgress: ((done: number, total: number) => void) | null): Promise<Float32Array>;
   logits(tokens: Int32Array, B: number, T: number, onProgress: ((done: number, total: number) => void) | null): Promise<Float32Array>;
+  inputHessians(tensors: number[], tokens: Int32Array, B: number, T: number, onProgress: ((done: number, total: number) => void) | null): Promise<Float64Array>;
+  postQuantIntegral(
+    tensors: number[],
+    deltas: Float32Array,
+    points: Float64Array,
+    weights: Float64Array,
+    inputs: Int32Array,
+    targets: Int32Array,
+    M: number,
+    T: number,
+    micro: number,
+    onProgress: ((done: number, total: number) => void) | null,
+  ): Promise<{ pqi: Float64Array; losses: Float64Array }>;
   timers(): NativeTimers;
   resetTimers(): void;
   cancel(): void;
@@ -180,6 +193,15 @@ interface NativeBinding {
   setDefaultThreads(threads: number): void;
   lrAt(step: number, peak: number, min: number, warmup: number, total: number): number;
   benchSgemm(transA: number, transB: number, M: number, N: number, K: number, reps: number, threads: number, engine: number): Promise<number>;
+  quantizeRtn(w: Float32Array, mask: Float32Array | null, rows: number, cols: number, bits: number, group: number, symmetric: boolean): NativeQuantized;
+  dequantize(codes: Uint8Array, scales: Float32Array, zeros: Uint8Array, rows: number, cols: number, bits: number, group: number): Float32Array;
+  gptq(w: Float32Array, hessian: Float64Array, mask: Float32Array | null, rows: number, cols: number, bits: number, group: number, symmetric: boolean, damp: number, actOrder: boolean): Promise<NativeQuantized>;
+}
+
+interface NativeQuantized {
+  codes: Uint8Array;
+  scales: Float32Array;
+  zeros: Uint8Array;
 }
 
 const ADDON = join(__dirname, '..', 'build', 'Release', 'sieve.node');
@@ -360,6 +382,48 @@ export interface LrSchedule {
   min: number;
   warmup: number;
   total: number;
+}
+
+/** Points s_k in [0, 1] and weights of a rule for ∫₀¹ f(s) ds ≈ Σ_k weight_k f(s_k). */
+export interface QuadratureRule {
+  points: ArrayLike<number>;
+  weights: ArrayLike<number>;
+}
+
+export interface PostQuantIntegral {
+  /** Per name, in its tensor's layout: Δ_i ∫₀¹ ∂F/∂w_i(w + sΔ) ds by the rule. */
+  pqi: Float64Array[];
+  /** F(w): the mean cross-entropy over the windows before the move. */
+  lossBefore: number;
+  /** F(w + Δ). */
+  lossAfter: number;
+  /** F(w + s_k Δ) at each point of the rule. */
+  lossAt: number[];
+}
+
+/** A weight-only quantization grid (docs/kernels.md, "Weight quantization"). */
+export interface QuantSpec {
+  bits: 2 | 3 | 4 | 8;
+  /** Consecutive columns of a row that share a scale and a zero point; divides the column count. */
+  group: number;
+  symmetric: boolean;
+}
+
+/** A [rows, cols] weight on a grid: codes (rows·cols), and per group (rows·cols/group) a scale and a zero point. */
+export interface QuantizedWeight {
+  rows: number;
+  cols: number;
+  spec: QuantSpec;
+  codes: Uint8Array;
+  scales: Float32Array;
+  zeros: Uint8Array;
+}
+
+export interface GptqOptions extends QuantSpec {
+  /** Added to the Hessian's diagonal, as a fraction of its mean. */
+  damp: number;
+  /** Quantize columns by descending Hessian diagonal (with static groups). */
+  actOrder: boolean;
 }
 
 // ---------------------------------------------------------------- argument checks
@@ -881,6 +945,88 @@ export class Model {
     }
   }
 
+  /**
+   * Σ x xᵀ over the B·T positions of the input x of each named block linear weight, as the
+   * memory-light forward feeds it: one exactly symmetric [IC, IC] matrix per name (GPTQ's Hessian,
+   * up to a factor). Reads the model only; `onProgress` counts windows.
+   */
+  async inputHessians(names: readonly string[], tokens: Int32Array, B: number, T: number, onProgress?: (done: number, total: number) => void): Promise<Float64Array[]> {
+    const model = this.#live();
+    const infos = this.#tensorList(names, 'names');
+    for (const t of infos) if (t.info.kind !== 'linear') fail(`tensor '${t.info.name}' is not a block linear weight: only those have input Hessians`);
+    const s = this.#batch(B, T, 1);
+    typed(tokens, Int32Array, 'tokens', s.B * s.T, 'B*T');
+    if (onProgress !== undefined && typeof onProgress !== 'function') fail(`Expected a function for onProgress but received ${describe(onProgress)}`);
+    checkTokens(tokens, this.config.vocab, 'tokens', false);
+    let flat: Float64Array;
+    try {
+      flat = await model.inputHessians(infos.map((t) => t.index), tokens, s.B, s.T, onProgress ?? null);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    let offset = 0;
+    return infos.map((t) => {
+      const n = t.info.shape[1] * t.info.shape[1];
+      return flat.subarray(offset, (offset += n));
+    });
+  }
+
+  /**
+   * METHODS.md §6.2's post-quantization integral along w → w + Δ of the named tensors (Δ =
+   * deltas[i], one per name), by the quadrature rule given: for each point s_k, the mean
+   * cross-entropy F over the M windows at w + s_k Δ and its gradient g (in micro-batches of
+   * `micro` windows), pqi += weight_k Δ ⊙ g. Also F(w), F(w + Δ) and F at every point. The
+   * parameters are restored bit for bit; the gradients are left as scratch. `onProgress` counts windows.
+   */
+  async postQuantIntegral(
+    names: readonly string[],
+    deltas: readonly Float32Array[],
+    rule: QuadratureRule,
+    inputs: Int32Array,
+    targets: Int32Array,
+    M: number,
+    T: number,
+    micro: number,
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<PostQuantIntegral> {
+    const model = this.#live();
+    const infos = this.#tensorList(names, 'names');
+    if (new Set(names).size !== names.length) fail('names lists a tensor twice');
+    if (!Array.isArray(deltas) || deltas.length !== names.length) fail(`Expected one Float32Array per name (${names.length}) for deltas but received ${describe(deltas)}`);
+    infos.forEach((t, i) => typed(deltas[i], Float32Array, `deltas[${i}]`, t.info.size, `the size of ${t.info.name}`));
+    if (typeof rule !== 'object' || rule === null || rule.points.length !== rule.weights.length || rule.points.length < 1) {
+      fail(`Expected a quadrature rule { points, weights } of equal, non-zero lengths for rule but received ${describe(rule)}`);
+    }
+    const s = this.#batch(M, T, 1);
+    typed(inputs, Int32Array, 'inputs', s.B * s.T, 'M*T');
+    typed(targets, Int32Array, 'targets', s.B * s.T, 'M*T');
+    const mb = int(micro, 'micro', 1, s.B);
+    if (onProgress !== undefined && typeof onProgress !== 'function') fail(`Expected a function for onProgress but received ${describe(onProgress)}`);
+    checkTokens(inputs, this.config.vocab, 'inputs', false);
+    checkTokens(targets, this.config.vocab, 'targets', true);
+    const flat = new Float32Array(infos.reduce((n, t) => n + t.info.size, 0));
+    let offset = 0;
+    for (const d of deltas) flat.set(d, (offset += d.length) - d.length);
+    let r: { pqi: Float64Array; losses: Float64Array };
+    try {
+      r = await model.postQuantIntegral(infos.map((t) => t.index), flat, Float64Array.from(rule.points), Float64Array.from(rule.weights), inputs, targets, s.B, s.T, mb, onProgress ?? null);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    offset = 0;
+    return {
+      pqi: infos.map((t) => r.pqi.subarray(offset, (offset += t.info.size))),
+      lossBefore: r.losses[0],
+      lossAfter: r.losses[1],
+      lossAt: Array.from(r.losses.subarray(2)),
+    };
+  }
+
+  #tensorList(names: readonly string[], what: string): { info: TensorInfo; index: number }[] {
+    if (!Array.isArray(names) || names.length === 0) fail(`Expected a non-empty array of tensor names for ${what} but received ${describe(names)}`);
+    return names.map((n) => this.#tensor(n));
+  }
+
   /** Accumulated time split (benchmark hook). */
   timers(): EngineTimers {
     const model = this.#live();
@@ -960,4 +1106,49 @@ export async function benchSgemm(b: SgemmBench): Promise<number> {
   } catch (e) {
     throw fromNative(e);
   }
+}
+
+// ---------------------------------------------------------------- weight-only quantization
+
+function quantArgs(w: Float32Array, rows: number, cols: number, spec: QuantSpec, mask: Float32Array | undefined) {
+  const r = int(rows, 'rows', 1);
+  const c = int(cols, 'cols', 1);
+  if (typeof spec !== 'object' || spec === null) fail(`Expected a quantization spec { bits, group, symmetric } but received ${describe(spec)}`);
+  if (![2, 3, 4, 8].includes(spec.bits)) fail(`Expected 2, 3, 4 or 8 for spec.bits but received ${describe(spec.bits)}`);
+  const group = int(spec.group, 'spec.group', 1);
+  if (c % group !== 0) fail(`the group size ${group} must divide cols = ${c}`);
+  if (typeof spec.symmetric !== 'boolean') fail(`Expected a boolean for spec.symmetric but received ${describe(spec.symmetric)}`);
+  typed(w, Float32Array, 'w', r * c, 'rows*cols');
+  if (mask !== undefined) typed(mask, Float32Array, 'mask', r * c, 'rows*cols');
+  return { rows: r, cols: c, spec: { bits: spec.bits, group, symmetric: spec.symmetric } };
+}
+
+/** Round-to-nearest onto the grid; where `mask` is 0 the weight is held at exactly zero and left out of its group's range. */
+export function quantizeRtn(w: Float32Array, rows: number, cols: number, spec: QuantSpec, mask?: Float32Array): QuantizedWeight {
+  const a = quantArgs(w, rows, cols, spec, mask);
+  const q = sync(() => native().quantizeRtn(w, mask ?? null, a.rows, a.cols, a.spec.bits, a.spec.group, a.spec.symmetric));
+  return { ...a, ...q };
+}
+
+/**
+ * GPTQ with `hessian` = Σ x xᵀ of the layer's calibration inputs ([cols, cols], e.g. from
+ * Model.inputHessians); `mask` as for quantizeRtn. Runs off the JS thread.
+ */
+export async function gptq(w: Float32Array, hessian: Float64Array, rows: number, cols: number, options: GptqOptions, mask?: Float32Array): Promise<QuantizedWeight> {
+  const a = quantArgs(w, rows, cols, options, mask);
+  if (!(hessian instanceof Float64Array) || hessian.length !== a.cols * a.cols) fail(`Expected a Float64Array of cols*cols = ${a.cols * a.cols} elements for hessian but received ${describe(hessian)}`);
+  const damp = num(options.damp, 'options.damp', (x) => x >= 0, 'a finite number >= 0');
+  if (typeof options.actOrder !== 'boolean') fail(`Expected a boolean for options.actOrder but received ${describe(options.actOrder)}`);
+  try {
+    const q = await native().gptq(w, hessian, mask ?? null, a.rows, a.cols, a.spec.bits, a.spec.group, a.spec.symmetric, damp, options.actOrder);
+    return { ...a, ...q };
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+/** (code − zero)·scale, exactly as inference computes it. */
+export function dequantize(q: QuantizedWeight): Float32Array {
+  if (typeof q !== 'object' || q === null) fail(`Expected a quantized weight but received ${describe(q)}`);
+  return sync(() => native().dequantize(q.codes, q.scales, q.zeros, q.rows, q.cols, q.spec.bits, q.spec.group));
 }

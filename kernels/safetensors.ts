@@ -19,6 +19,8 @@ import { open, rename, unlink } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 
+import { f16BitsToF32Bits } from './half';
+
 /** Element sizes in bytes of every dtype the format defines. */
 export const DTYPE_SIZES = {
   F64: 8,
@@ -291,23 +293,6 @@ export function tensorData<D extends Dtype>(tensor: Tensor & { dtype: D }): Type
   // `new Uint8Array(bytes)` copies into a fresh buffer (Buffer#slice would only re-view it).
   const aligned = bytes.byteOffset % Ctor.BYTES_PER_ELEMENT === 0 ? bytes : new Uint8Array(bytes);
   return new Ctor(aligned.buffer as ArrayBuffer, aligned.byteOffset, aligned.byteLength / Ctor.BYTES_PER_ELEMENT) as TypedArrayFor[D];
-}
-
-/** IEEE half-precision bits → float32 bits; exact (every f16 is a float32), NaN payloads kept. */
-function f16BitsToF32Bits(h: number): number {
-  const sign = (h & 0x8000) << 16;
-  const exponent = (h >> 10) & 0x1f;
-  let mantissa = h & 0x3ff;
-  if (exponent === 0x1f) return (sign | 0x7f800000 | (mantissa << 13)) >>> 0;
-  if (exponent !== 0) return (sign | ((exponent + 112) << 23) | (mantissa << 13)) >>> 0;
-  if (mantissa === 0) return sign >>> 0;
-  // Subnormal half: normalise; every one is a normal float32.
-  let shift = 0;
-  while ((mantissa & 0x400) === 0) {
-    mantissa <<= 1;
-    shift++;
-  }
-  return (sign | ((113 - shift) << 23) | ((mantissa & 0x3ff) << 13)) >>> 0;
 }
 
 /**

@@ -24,7 +24,7 @@ export const FINISHED_STAGE_STATUSES = ['completed', 'cached', 'reused'] as cons
 export const TERMINAL_STAGE_STATUSES = [...FINISHED_STAGE_STATUSES, 'failed', 'skipped', 'cancelled'] as const satisfies readonly StageStatus[];
 
 /** What an artifact file holds (its format is fixed per kind, see docs/checkpoint-format.md). */
-export const ARTIFACT_KINDS = ['checkpoint', 'model', 'eval-report', 'metrics', 'onnx', 'hf-weights', 'hf-config', 'tokenizer'] as const;
+export const ARTIFACT_KINDS = ['checkpoint', 'model', 'eval-report', 'metrics', 'onnx', 'hf-weights', 'hf-config', 'tokenizer', 'sensitivity'] as const;
 export const ArtifactKind = z.enum(ARTIFACT_KINDS);
 export type ArtifactKind = z.infer<typeof ArtifactKind>;
 

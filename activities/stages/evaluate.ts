@@ -8,7 +8,7 @@
 import { availableParallelism } from 'node:os';
 
 import { backendInfo } from '../../kernels';
-import { loadCheckpoint } from '../../kernels/checkpoint';
+import { loadCheckpoint, type CheckpointState } from '../../kernels/checkpoint';
 import { exportOnnx } from '../../kernels/onnx/export';
 import { OnnxModel } from '../../kernels/onnx/runtime';
 import { EVAL_REPORT_FORMAT, EVAL_REPORT_VERSION, type EvalReport, type ModelReport, type RuntimeName, type RuntimeReport } from '../../schemas/eval-report';
@@ -55,11 +55,12 @@ export const evaluate: StageRun<'evaluate'> = async (deps, ctx, task, stage) => 
     const native = await modelFromCheckpoint(file, { threads: deps.threads, device: recipe.device });
     ctx.onCancel(() => native.cancel());
     try {
-      const measures = measureModel(native);
+      const checkpoint = await loadCheckpoint(file);
+      const measures = measureModel(native, checkpoint.quant ?? null);
       const reports: RuntimeReport[] = [];
       let sample: ModelReport['sample'] | null = null;
       for (const runtime of runtimes) {
-        const runner = runtime === 'native' ? native : await onnxRunner(file, from, task.recipe.name, threads);
+        const runner = runtime === 'native' ? native : await onnxRunner(checkpoint, from, task.recipe.name, threads);
         try {
           const report = await measureRuntime(runtime, runner, streams, context, stage, threads, ctx, progress);
           if (report === null) return ctx.throwCancelled();
@@ -95,8 +96,7 @@ export const evaluate: StageRun<'evaluate'> = async (deps, ctx, task, stage) => 
 };
 
 /** The model exported to ONNX in memory (as the export stage writes it) and loaded into ONNX Runtime. */
-async function onnxRunner(file: string, from: string, recipeName: string, threads: number): Promise<OnnxModel> {
-  const checkpoint = await loadCheckpoint(file);
+async function onnxRunner(checkpoint: CheckpointState, from: string, recipeName: string, threads: number): Promise<OnnxModel> {
   const bytes = exportOnnx(checkpoint, { metadata: { 'sieve.recipe': recipeName, 'sieve.stage': from } });
   return OnnxModel.create(bytes, { threads });
 }

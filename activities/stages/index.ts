@@ -8,6 +8,7 @@ import { exportModel } from './export';
 import { importModel } from './import';
 import { pretrain } from './pretrain';
 import { prune } from './prune';
+import { quantize } from './quantize';
 import { sparseTrain } from './sparse-train';
 
 export const STAGE_RUNS: { [K in StageKind]: StageRun<K> } = {
@@ -15,6 +16,7 @@ export const STAGE_RUNS: { [K in StageKind]: StageRun<K> } = {
   pretrain,
   prune,
   'sparse-train': sparseTrain,
+  quantize,
   evaluate,
   export: exportModel,
 };

@@ -8,7 +8,7 @@
 // reader (or a crash) never sees a half-written artifact. Stored files are made read-only.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, mkdirSync } from 'node:fs';
-import { chmod, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ERROR_TYPES } from '../../workflows/contract';
 import { sha256Hex } from './hash';
@@ -84,6 +84,14 @@ export interface ArtifactStore {
   verify(sha256: string): Promise<StoredArtifact>;
   /** The artifact's bytes, verified against its name; throws like verify(). */
   read(sha256: string): Promise<Buffer>;
+  /**
+   * The artifact a derived computation stored under `key` (a sha256 of everything that determines
+   * its result), or null when there is none, or it is gone or damaged. Lets a stage reuse part of
+   * its work (a sensitivity another stage computed) below the granularity of the stage cache.
+   */
+  findDerived(key: string): Promise<StoredArtifact | null>;
+  /** Records that the computation named `key` produced artifact `sha256` (already stored). */
+  recordDerived(key: string, sha256: string): Promise<void>;
 }
 
 export function createArtifactStore(home: string = sieveHome()): ArtifactStore {
@@ -157,7 +165,31 @@ export function createArtifactStore(home: string = sieveHome()): ArtifactStore {
     return data;
   };
 
-  return { home: absoluteHome, put, path: artifactPath, verify, read };
+  // artifacts/derived/<key> holds the sha256 of the artifact the computation `key` produced; gc
+  // leaves the index alone (only <aa>/<sha256> files are artifacts) and a stale entry reads as a miss.
+  const derivedPath = (key: string) => {
+    if (!SHA256_HEX.test(key)) throw new TypeError(`not a derived-computation key (64 lowercase hex digits): ${JSON.stringify(key)}`);
+    return path.join(root, 'derived', key);
+  };
+
+  const findDerived = async (key: string): Promise<StoredArtifact | null> => {
+    const sha256 = (await readFile(derivedPath(key), 'utf8').catch(() => '')).trim();
+    if (!SHA256_HEX.test(sha256)) return null;
+    return verify(sha256).catch((error: unknown) => {
+      if (error instanceof ArtifactMissingError || error instanceof ArtifactCorruptError) return null;
+      throw error;
+    });
+  };
+
+  const recordDerived = async (key: string, sha256: string): Promise<void> => {
+    const file = derivedPath(key);
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    const temp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.partial`;
+    await writeFile(temp, `${sha256}\n`);
+    await rename(temp, file);
+  };
+
+  return { home: absoluteHome, put, path: artifactPath, verify, read, findDerived, recordDerived };
 }
 
 /** Writes `source` (bytes, or a file to copy) to `target`, hashing on the way, and fsyncs it. */

@@ -8,6 +8,7 @@ import { Model, type Device, type ModelConfig } from '../../kernels';
 import type { SamplerState } from '../../schemas/data';
 import { DEFAULT_ROPE_THETA, vocabSize } from '../../schemas/model';
 import type { Recipe } from '../../schemas/recipe';
+import { payloadWeights } from '../quant/quantizer';
 import { History, type StepRecord } from './history';
 
 export function engineConfig(model: Recipe['model']): ModelConfig {
@@ -92,6 +93,7 @@ export interface TrainingCheckpoint {
 /** Reads a checkpoint that must fit `model` (same config and tensor table), without touching the model. */
 export async function openTrainingCheckpoint(file: string, model: Model): Promise<TrainingCheckpoint> {
   const ckpt = await loadCheckpoint(file, { config: model.config, tensors: model.tensors.map(({ name, offset, size, shape }) => ({ name, offset, size, shape: [...shape] })) });
+  if (ckpt.quant) checkPayload(file, ckpt);
   const stageStep = (ckpt.data as { stageStep?: number } | null)?.stageStep;
   const segment = ckpt.extra?.historySegment;
   const inline = ckpt.extra?.history;
@@ -108,6 +110,19 @@ export async function openTrainingCheckpoint(file: string, model: Model): Promis
       target.step = ckpt.step;
     },
   };
+}
+
+/**
+ * A quantized model computes with exactly what its payload dequantizes to (as inference would);
+ * weights that differ mean the file was altered after the quantize stage wrote it.
+ */
+function checkPayload(file: string, ckpt: CheckpointState): void {
+  for (const [name, weight] of payloadWeights(ckpt)) {
+    const t = ckpt.tensors.find((e) => e.name === name)!;
+    const params = ckpt.params.subarray(t.offset, t.offset + t.size);
+    const at = params.findIndex((v, i) => !Object.is(v, weight[i]));
+    if (at >= 0) throw new Error(`${file}: weight ${name}[${at}] is ${params[at]}, but its quantized payload gives ${weight[at]}: the checkpoint was altered after it was written`);
+  }
 }
 
 /** Loads a checkpoint into `model` (which must have the same config) and returns the position it holds. */

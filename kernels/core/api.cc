@@ -542,6 +542,71 @@ int sieve_model_logits(sieve_model* model, float* logits, const int32_t* tokens,
   });
 }
 
+// ---------------------------------------------------------------- quantization
+
+int sieve_model_input_hessians(sieve_model* model, double* out, const int64_t* tensors, int64_t n,
+                               const int32_t* tokens, int64_t B, int64_t T, sieve_progress_fn progress, void* user) {
+  return guarded([&] {
+    sieve_model& m = model_ref(model);
+    check_tensor_list(m, tensors, n);
+    SIEVE_CHECK(n >= 1, "n must be at least 1: give the linear weights whose input Hessians you want");
+    check_ptr(out, "out");
+    check_ptr(tokens, "tokens");
+    check_batch(m, B, T, 1);
+    check_tokens(tokens, B * T, m.layout.V, "tokens", false);
+    for (int64_t i = 0; i < n; i++) {
+      const TensorEntry& t = m.layout.tensors[tensors[i]];
+      SIEVE_CHECK(t.kind == SIEVE_KIND_LINEAR, "tensor '%s' is not a block linear weight: only those have input Hessians",
+                  t.name.c_str());
+      SIEVE_CHECK(t.shape[1] <= 32768, "tensor '%s' has %lld inputs: an (IC, IC) Hessian needs IC <= 32768",
+                  t.name.c_str(), (long long)t.shape[1]);
+    }
+    BusyGuard busy(&m);
+    m.impl->input_hessians(out, tensors, n, tokens, B, T, progress, user);
+  });
+}
+
+int sieve_model_post_quant_integral(sieve_model* model, double* pqi, double* losses, const int64_t* tensors, int64_t n,
+                                    const float* deltas, const double* points, const double* weights, int64_t K,
+                                    const int32_t* inputs, const int32_t* targets, int64_t M, int64_t T,
+                                    int64_t micro, sieve_progress_fn progress, void* user) {
+  return guarded([&] {
+    sieve_model& m = model_ref(model);
+    check_tensor_list(m, tensors, n);
+    SIEVE_CHECK(n >= 1, "n must be at least 1: give the tensors the perturbation moves");
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = 0; j < i; j++)
+        SIEVE_CHECK(tensors[i] != tensors[j], "tensor '%s' is listed twice",
+                    m.layout.tensors[tensors[i]].name.c_str());
+    check_ptr(pqi, "pqi"), check_ptr(losses, "losses"), check_ptr(deltas, "deltas");
+    check_ptr(points, "points"), check_ptr(weights, "weights");
+    check_ptr(inputs, "inputs"), check_ptr(targets, "targets");
+    SIEVE_CHECK(K >= 1 && K <= 4096, "K (quadrature points) must be in [1, 4096], got %lld", (long long)K);
+    for (int64_t k = 0; k < K; k++) {
+      SIEVE_CHECK(points[k] >= 0.0 && points[k] <= 1.0, "points[%lld] = %g is outside [0, 1]", (long long)k, points[k]);
+      SIEVE_CHECK(std::isfinite(weights[k]), "weights[%lld] is not finite (%g)", (long long)k, weights[k]);
+    }
+    check_batch(m, M, T, 1);
+    SIEVE_CHECK(micro >= 1 && micro <= M, "micro must be in [1, M = %lld], got %lld", (long long)M, (long long)micro);
+    check_tokens(inputs, M * T, m.layout.V, "inputs", false);
+    check_tokens(targets, M * T, m.layout.V, "targets", true);
+    bool any = false;
+    for (int64_t i = 0; i < M * T && !any; i++) any = targets[i] >= 0;
+    SIEVE_CHECK(any, "every target is -1: the windows have nothing to predict");
+    int64_t off = 0;
+    for (int64_t i = 0; i < n; i++) {
+      const TensorEntry& t = m.layout.tensors[tensors[i]];
+      for (int64_t j = 0; j < t.size; j++)
+        SIEVE_CHECK(std::isfinite(deltas[off + j]), "deltas of tensor '%s' [%lld] is not finite (%g)", t.name.c_str(),
+                    (long long)j, (double)deltas[off + j]);
+      off += t.size;
+    }
+    BusyGuard busy(&m);
+    m.impl->post_quant_integral(pqi, losses, tensors, n, deltas, points, weights, K, inputs, targets, M, T, micro,
+                                progress, user);
+  });
+}
+
 // ---------------------------------------------------------------- control and benchmark hooks
 
 int sieve_model_cancel(sieve_model* model) {

@@ -85,6 +85,24 @@ class ModelBackend {
   // resets its scales to 1 for SCALE); the core then sets the transform to NONE.
   virtual void materialize(int64_t tensor) = 0;
 
+  // ---- quantization (tensor lists arrive checked: input_hessians gets linear weights,
+  // post_quant_integral distinct tensors, deltas and points finite, K >= 1, 1 <= micro <= M, at
+  // least one target >= 0)
+
+  // out[i] (IC, IC) = the sum over all B T positions of x x^T, x the input row of tensors[i]'s
+  // layer as infer's forward feeds it (sieve_model_input_hessians). Exactly symmetric, in an
+  // order fixed by the sizes; changes nothing in the model. Progress and cancel as infer.
+  virtual void input_hessians(double* out, const int64_t* tensors, int64_t n, const int32_t* tokens /* (B, T) */,
+                              int64_t B, int64_t T, sieve_progress_fn progress, void* user) = 0;
+  // PQI (sieve_model_post_quant_integral): for each point, parameters w + s_k delta, the mean
+  // cross-entropy and its gradient over the M windows in micro-batches, pqi += weight_k delta g;
+  // losses = [F(w), F(w + delta), F at each point]. The parameters are back to w, bit for bit,
+  // when it returns or throws; the grads buffer is scratch. Progress counts windows.
+  virtual void post_quant_integral(double* pqi, double* losses, const int64_t* tensors, int64_t n,
+                                   const float* deltas, const double* points, const double* weights, int64_t K,
+                                   const int32_t* inputs /* (M, T) */, const int32_t* targets /* (M, T) */, int64_t M,
+                                   int64_t T, int64_t micro, sieve_progress_fn progress, void* user) = 0;
+
   // Benchmark hooks (sieve_model_timers): accumulated since creation or the last reset.
   virtual sieve_timers timers() const = 0;
   virtual void reset_timers() = 0;

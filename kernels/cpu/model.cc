@@ -212,6 +212,7 @@ float* slorb_xp(const CpuModel& m, float* base, bool packed, int64_t idx, int64_
 // layer with SLoRB (METHODS 4.5), into its columns of out.
 void linear_forward(CpuModel& m, const Linear& lin, float* out, const float* inp, const float* bias, int64_t N,
                     bool accumulate, float* xp_base, bool xp_packed, GemmStats* stats) {
+  if (m.linear_tap) m.linear_tap(lin, inp, N);
   matmul_forward(out, inp, linear_weight(m, lin), bias, N, lin.IC, lin.OC, accumulate, stats);
   for (int64_t i = 0; i < lin.count; i++) {
     const TensorEntry& t = m.net.tensors[lin.first + i];
@@ -594,7 +595,7 @@ void infer_chunks(CpuModel& m, float* out_nll, float* out_logits, const int32_t*
   const int64_t Bc = std::max<int64_t>(1, std::min<int64_t>(B, 4096 / T));
   const int64_t Nc = Bc * T;
   const int64_t threads = omp_get_max_threads();
-  const int64_t hchunk = out_nll ? head_chunk(Nc, V) : 0;
+  const int64_t hchunk = out_nll ? head_chunk(Nc, V) : 0;  // neither output: the blocks only (input_hessians)
 
   Carver measure{nullptr};
   auto carve = [&](Carver& cv, BlockIO& io, float*& logits) {
@@ -632,7 +633,7 @@ void infer_chunks(CpuModel& m, float* out_nll, float* out_logits, const int32_t*
     const float* Wh = param(m, m.net.head);
     if (out_logits) {
       matmul_forward(out_logits + b0 * T * V, io.ln1, Wh, nullptr, N, C, V, false, nullptr);
-    } else {
+    } else if (out_nll) {
       for (int64_t r0 = 0; r0 < N; r0 += hchunk) {
         const int64_t rows = std::min(hchunk, N - r0);
         matmul_forward(logits, io.ln1 + r0 * C, Wh, nullptr, rows, C, V, false, nullptr);
@@ -668,6 +669,151 @@ void CpuModel::infer(float* nll, float* logits, const int32_t* tokens, int64_t B
                      sieve_progress_fn progress, void* user) {
   ThreadScope scope(model.threads);
   infer_chunks(*this, nll, logits, tokens, B, T, progress, user);
+}
+
+// ---------------------------------------------------------------- quantization
+
+namespace {
+
+constexpr int64_t kGramRows = 256;  // positions per float32 Gram matrix (sieve.h)
+
+// The linear layer whose GEMM multiplies tensor idx.
+const Linear* linear_of(const CpuModel& m, int64_t idx) {
+  for (const LayerLinears& ll : m.net.layers)
+    for (const Linear* lin : {&ll.qkv, &ll.out, &ll.up, &ll.down})
+      if (idx >= lin->first && idx < lin->first + lin->count) return lin;
+  return nullptr;
+}
+
+}  // namespace
+
+void CpuModel::input_hessians(double* out, const int64_t* tensors, int64_t n, const int32_t* tokens, int64_t B,
+                              int64_t T, sieve_progress_fn progress, void* user) {
+  ThreadScope scope(model.threads);
+  // one accumulator per distinct linear layer (LLaMA's q, k and v share theirs)
+  std::vector<const Linear*> lins;
+  std::vector<std::vector<double>> sums;
+  std::vector<int64_t> slot(n);
+  for (int64_t i = 0; i < n; i++) {
+    const Linear* lin = linear_of(*this, tensors[i]);
+    auto it = std::find(lins.begin(), lins.end(), lin);
+    slot[i] = it - lins.begin();
+    if (it == lins.end()) lins.push_back(lin), sums.emplace_back(lin->IC * lin->IC, 0.0);
+  }
+  int64_t max_ic = 0;
+  for (const Linear* lin : lins) max_ic = std::max(max_ic, lin->IC);
+  std::vector<float> gram(max_ic * max_ic);
+  linear_tap = [&](const Linear& lin, const float* inp, int64_t N) {
+    auto it = std::find(lins.begin(), lins.end(), &lin);
+    if (it == lins.end()) return;
+    std::vector<double>& acc = sums[it - lins.begin()];
+    const int64_t IC = lin.IC;
+    for (int64_t r0 = 0; r0 < N; r0 += kGramRows) {
+      const int64_t rows = std::min(kGramRows, N - r0);
+      sgemm(true, false, IC, IC, rows, 1.0f, inp + r0 * IC, IC, inp + r0 * IC, IC, 0.0f, gram.data(), IC, nullptr);
+      // the upper triangle, mirrored, so the result is exactly symmetric
+#pragma omp parallel for schedule(static)
+      for (int64_t a = 0; a < IC; a++)
+        for (int64_t b = a; b < IC; b++) acc[a * IC + b] += (double)gram[a * IC + b];
+    }
+  };
+  try {
+    infer_chunks(*this, nullptr, nullptr, tokens, B, T, progress, user);
+  } catch (...) {
+    linear_tap = nullptr;
+    throw;
+  }
+  linear_tap = nullptr;
+  for (int64_t i = 0; i < n; i++) {
+    const std::vector<double>& acc = sums[slot[i]];
+    const int64_t IC = lins[slot[i]]->IC;
+    double* o = out;
+    for (int64_t j = 0; j < i; j++) {
+      const int64_t ic = net.tensors[tensors[j]].shape[1];
+      o += ic * ic;
+    }
+    for (int64_t a = 0; a < IC; a++)
+      for (int64_t b = a; b < IC; b++) o[a * IC + b] = o[b * IC + a] = acc[a * IC + b];
+  }
+}
+
+void CpuModel::post_quant_integral(double* pqi, double* losses, const int64_t* tensors, int64_t n,
+                                   const float* deltas, const double* points, const double* weights, int64_t K,
+                                   const int32_t* inputs, const int32_t* targets, int64_t M, int64_t T, int64_t micro,
+                                   sieve_progress_fn progress, void* user) {
+  ThreadScope scope(model.threads);
+  // the listed tensors' parameters, restored bit for bit however this ends
+  std::vector<int64_t> offsets(n + 1, 0);
+  for (int64_t i = 0; i < n; i++) offsets[i + 1] = offsets[i] + net.tensors[tensors[i]].size;
+  const int64_t D = offsets[n];
+  std::vector<float> saved(D);
+  for (int64_t i = 0; i < n; i++) {
+    const TensorEntry& t = net.tensors[tensors[i]];
+    std::copy(params.data + t.offset, params.data + t.offset + t.size, saved.data() + offsets[i]);
+  }
+  struct Restore {
+    CpuModel& m;
+    const std::vector<float>& saved;
+    const std::vector<int64_t>& offsets;
+    const int64_t* tensors;
+    int64_t n;
+    ~Restore() {
+      for (int64_t i = 0; i < n; i++) {
+        const TensorEntry& t = m.net.tensors[tensors[i]];
+        std::copy(saved.data() + offsets[i], saved.data() + offsets[i + 1], m.params.data + t.offset);
+      }
+    }
+  } restore{*this, saved, offsets, tensors, n};
+
+  int64_t total_valid = 0;
+  for (int64_t i = 0; i < M * T; i++) total_valid += targets[i] >= 0;
+  std::fill(pqi, pqi + D, 0.0);
+  int64_t done = 0;
+  const int64_t total = (K + 2) * M;
+  // F(w + s delta) (and, with gradient, its gradient in the grads buffer)
+  auto evaluate = [&](double s, bool gradient) -> double {
+    for (int64_t i = 0; i < n; i++) {
+      const TensorEntry& t = net.tensors[tensors[i]];
+      const float* w0 = saved.data() + offsets[i];
+      const float* d = deltas + offsets[i];
+      float* p = params.data + t.offset;
+      const float sf = (float)s;
+      for (int64_t j = 0; j < t.size; j++) p[j] = w0[j] + sf * d[j];
+    }
+    zero_grad();
+    double loss = 0.0;
+    for (int64_t b0 = 0; b0 < M; b0 += micro) {
+      const int64_t bc = std::min(micro, M - b0);
+      int64_t valid = 0;
+      for (int64_t i = b0 * T; i < (b0 + bc) * T; i++) valid += targets[i] >= 0;
+      if (valid > 0) {
+        sieve_loss_opts opts{};
+        opts.loss_scale = gradient ? (float)((double)valid / (double)total_valid) : 0.0f;
+        opts.kd_alpha = 0.0f;
+        opts.kd_tau = 1.0f;
+        const sieve_loss l = train_step(*this, inputs + b0 * T, targets + b0 * T, nullptr, opts, bc, T);
+        loss += l.ce * (double)valid;
+      }
+      done += bc;
+      if (progress) progress(user, done, total);
+      check_cancel(*this);
+    }
+    return loss / (double)total_valid;
+  };
+  losses[0] = evaluate(0.0, false);
+  losses[1] = evaluate(1.0, false);
+  for (int64_t k = 0; k < K; k++) {
+    losses[2 + k] = evaluate(points[k], true);
+    const float* g = grads.data;
+    for (int64_t i = 0; i < n; i++) {
+      const TensorEntry& t = net.tensors[tensors[i]];
+      const float* d = deltas + offsets[i];
+      double* out = pqi + offsets[i];
+      const double wk = weights[k];
+#pragma omp parallel for schedule(static)
+      for (int64_t j = 0; j < t.size; j++) out[j] += wk * (double)d[j] * (double)g[t.offset + j];
+    }
+  }
 }
 
 }  // namespace sieve::cpu

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "common.h"
@@ -90,6 +91,13 @@ class CpuModel final : public ModelBackend {
   void sste_dots(int64_t tensor, double* ws, double* ss) override;
   void slorb_init_mean(const int64_t* tensors, int64_t n) override;
   void materialize(int64_t tensor) override;
+  // quantization (model.cc)
+  void input_hessians(double* out, const int64_t* tensors, int64_t n, const int32_t* tokens, int64_t B, int64_t T,
+                      sieve_progress_fn progress, void* user) override;
+  void post_quant_integral(double* pqi, double* losses, const int64_t* tensors, int64_t n, const float* deltas,
+                           const double* points, const double* weights, int64_t K, const int32_t* inputs,
+                           const int32_t* targets, int64_t M, int64_t T, int64_t micro, sieve_progress_fn progress,
+                           void* user) override;
   sieve_timers timers() const override;
   void reset_timers() override;
 
@@ -110,6 +118,9 @@ class CpuModel final : public ModelBackend {
   Activations acts{};
   int64_t train_threads = 0;  // threads the arena's attention scratch was sized for
   Buffer infer_mem;        // the inference scratch
+
+  // Called by every linear layer's forward with its input rows while set (input_hessians).
+  std::function<void(const Linear&, const float* inp, int64_t N)> linear_tap;
 
   sieve_timers timing{};
   GemmStats gemm_stats;

@@ -31,6 +31,9 @@
  *   R / K rows / columns of a 2:4 op on a matrix; its groups of 4 run along K (for a linear
  *      weight R = OC, K = IC). A transposable mask also groups 4 consecutive rows per column.
  *   SG weight-scale segments per row (CAST's n)   k SLoRB block size, r = IC / k its rank
+ *   rows / cols the shape of a quantized weight (rows = OC, cols = IC); G = cols / group its
+ *      quantization groups per row (group consecutive columns share a scale and a zero point)
+ *   M  calibration windows of a model-level quantization call   K quadrature points
  */
 #ifndef SIEVE_H
 #define SIEVE_H
@@ -41,7 +44,7 @@
 extern "C" {
 #endif
 
-#define SIEVE_ABI_VERSION 4
+#define SIEVE_ABI_VERSION 5
 
 /* ---------------------------------------------------------------- status codes */
 
@@ -329,6 +332,38 @@ int sieve_model_logits(sieve_model* model, float* logits /* (B, T, V) */,
                        const int32_t* tokens /* (B, T) */, int64_t B, int64_t T,
                        sieve_progress_fn progress, void* user);
 
+/* ---- quantization (docs/kernels.md, "Weight quantization") */
+
+/* For each listed block linear weight (SIEVE_KIND_LINEAR), the sum over all B T positions of
+ * x x^T, x the layer's input row exactly as the memory-light forward (sieve_model_eval_nll)
+ * feeds it: attn.qkv norm1's output, attn.out the attention output, mlp.fc / gate / up norm2's
+ * output, mlp.proj / down the activation's output. Not divided by B T (GPTQ does not care; see
+ * sieve_gptq). out holds one (IC, IC) matrix per tensor, in list order, exactly symmetric;
+ * float32 Gram matrices of 256 positions at a time, summed in double in a fixed order, so the
+ * bits do not depend on the thread count. Reads the model only. Calls progress after each
+ * chunk of windows and checks the cancel flag between chunks and layers. */
+int sieve_model_input_hessians(sieve_model* model, double* out /* (sum over tensors of IC IC) */,
+                               const int64_t* tensors, int64_t n, const int32_t* tokens /* (B, T) */, int64_t B,
+                               int64_t T, sieve_progress_fn progress, void* user);
+
+/* Post-quantization integral (METHODS 6.2). With w the listed tensors' current parameters and
+ * delta their perturbations (concatenated in list order, each of its tensor's size), for each
+ * point s_k: parameters = w + s_k delta (the other tensors untouched), F = the mean
+ * cross-entropy over every predicted position of the M windows (targets -1 ignored), computed
+ * in micro-batches of `micro` windows whose gradients add up to the gradient g of that mean;
+ * then pqi_i += weights_k delta_i g_i (double). losses = [F(w), F(w + delta), F(w + s_k delta)
+ * for each k]. The parameters are restored bit for bit at the end, also on error or cancel.
+ * The grads buffer is scratch (it holds the last point's gradient, or partial sums). Seams stay
+ * as the caller set them; MVUE, if on, draws with the model's current step and micro counters.
+ * Progress counts windows: (K + 2) M in all. Checks the cancel flag between layers. */
+int sieve_model_post_quant_integral(sieve_model* model, double* pqi /* (sum of the tensors' sizes) */,
+                                    double* losses /* (K + 2) */, const int64_t* tensors, int64_t n,
+                                    const float* deltas /* (sum of the tensors' sizes) */,
+                                    const double* points /* (K) in [0, 1] */, const double* weights /* (K) */,
+                                    int64_t K, const int32_t* inputs /* (M, T) */,
+                                    const int32_t* targets /* (M, T) ids or -1 */, int64_t M, int64_t T,
+                                    int64_t micro, sieve_progress_fn progress, void* user);
+
 /* Cancellation: sets a flag the running call checks between steps (thread-safe; the
  * only function that may be called while another call on the model runs). */
 int sieve_model_cancel(sieve_model* model);
@@ -501,6 +536,52 @@ int sieve_weight_scale_backward(float* dw /* (R, K) += */, float* dscale /* (R, 
  * summed in double; K % k == 0. */
 int sieve_slorb_init_mean(float* s /* (R, K / k) */, const float* w /* (R, K) */, const float* mask /* (R, K) */,
                           int64_t R, int64_t K, int64_t k);
+
+/* ---- weight-only quantization (docs/kernels.md, "Weight quantization"). A weight w (rows, cols)
+ * is cut, per row, into groups of `group` consecutive columns (cols % group == 0); each group has
+ * a float scale and a uint8 zero point, each weight a uint8 code in [0, 2^bits - 1], bits in
+ * {2, 3, 4, 8}, and dequantizes to (code - zero) scale. Rounding is half to even everywhere.
+ *   asymmetric: lo = min(min w, 0), hi = max(max w, 0) over the group's kept weights,
+ *               scale = (hi - lo) / (2^bits - 1), zero = clamp(round(-lo / scale), 0, 2^bits - 1);
+ *   symmetric:  zero = 2^(bits - 1), scale = max |w| / (2^(bits - 1) - 1);
+ *   both:       code = clamp(round(w / scale) + zero, 0, 2^bits - 1); a scale of 0 (a group of
+ *               zeros) becomes 1. 0 is always on the grid, so a zero weight gets code `zero` and
+ *               dequantizes to exactly 0. Symmetric codes reach code 0 (-2^(bits - 1) steps)
+ *               only by clamping: round-to-nearest never does.
+ * mask (nullable, 1 kept, 0 pruned): a pruned weight does not enter its group's lo, hi or
+ * max |w| and gets code `zero`, so a 2:4 weight stays exactly 2:4. w must be finite. */
+
+int sieve_quantize_rtn(uint8_t* codes /* (rows, cols) */, float* scales /* (rows, G) */, uint8_t* zeros /* (rows, G) */,
+                       const float* w /* (rows, cols) */, const float* mask /* (rows, cols) or NULL */, int64_t rows,
+                       int64_t cols, int32_t bits, int64_t group, int32_t symmetric);
+
+/* out = (code - zero) scale; codes and zeros must be in [0, 2^bits - 1], scales finite and > 0. */
+int sieve_dequantize(float* out /* (rows, cols) */, const uint8_t* codes /* (rows, cols) */,
+                     const float* scales /* (rows, G) */, const uint8_t* zeros /* (rows, G) */, int64_t rows,
+                     int64_t cols, int32_t bits, int64_t group);
+
+/* GPTQ (Frantar et al. 2022) on the grid above, with hessian = sum of x x^T over calibration
+ * inputs (sieve_model_input_hessians; any positive multiple gives the same codes up to rounding,
+ * as every step is invariant to the scale of H). Only its upper triangle is read.
+ *   - dead columns (H_ii = 0): H's row and column i become e_i and w[:, i] = 0;
+ *   - damping: lambda = damp mean(diag H) (after the dead columns) is added to the diagonal;
+ *   - U = the upper Cholesky factor of H^-1, in double (from the Cholesky factor of H with its
+ *     rows and columns reversed, inverted: no explicit inverse); an error if H + lambda I is not
+ *     positive definite;
+ *   - columns in order (act_order = 0) or by descending diag(H) (act_order = 1, stable); each
+ *     weight is quantized and its error (w - q) / U_ii, times U's row, is subtracted from the
+ *     later columns of its row (in double; the reference implementation's lazy column batches
+ *     only reorder these subtractions);
+ *   - group parameters: in order, from the current (error-updated) weights of the group when its
+ *     first column is reached; with act_order, from the original weights before any update
+ *     ("static groups"), since the group's columns are then spread over the whole order;
+ *   - masked weights (mask 0) count as 0: they get code `zero`, never contribute an error and do
+ *     not enter the group parameters (the masked model M (.) w is what is quantized).
+ * Rows are independent; the result does not depend on the thread count. */
+int sieve_gptq(uint8_t* codes /* (rows, cols) */, float* scales /* (rows, G) */, uint8_t* zeros /* (rows, G) */,
+               const float* w /* (rows, cols) */, const double* hessian /* (cols, cols) */,
+               const float* mask /* (rows, cols) or NULL */, int64_t rows, int64_t cols, int32_t bits, int64_t group,
+               int32_t symmetric, double damp, int32_t act_order);
 
 #ifdef __cplusplus
 }

@@ -5,7 +5,8 @@
 //     TS wrapper checks them first with friendlier messages), and every C status becomes a
 //     JS Error carrying `status` (the SIEVE_E_* number) for kernels/index.ts to map.
 //   - Long calls (forward+backward, optimizer step, evaluation, logits, mask updates,
-//     materialize, the sgemm bench) run on the libuv pool and return Promises. A model runs one async call at a time;
+//     materialize, input Hessians, the post-quantization integral, GPTQ, the sgemm bench) run on
+//     the libuv pool and return Promises. A model runs one async call at a time;
 //     a second is refused with "model is busy". cancel() sets the C cancel flag, cleared
 //     when the next call is queued (so a cancel never leaks into a later call).
 //   - The model's buffers are reached only by copies (sieve_model_read / _write): read()
@@ -72,6 +73,18 @@ Napi::Float32Array get_f32_any(const Napi::Value& v, const char* name) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
     type_error(v.Env(), std::string("expected a Float32Array for ") + name);
   return v.As<Napi::Float32Array>();
+}
+
+Napi::Float64Array get_f64(const Napi::Value& v, const char* name, int64_t length) {
+  return get_typed<double, napi_float64_array>(v, name, "a Float64Array", length);
+}
+Napi::Uint8Array get_u8(const Napi::Value& v, const char* name, int64_t length) {
+  return get_typed<uint8_t, napi_uint8_array>(v, name, "a Uint8Array", length);
+}
+// A Float32Array of `length` elements, or null / undefined (returned as nullptr).
+const float* get_f32_or_null(const Napi::Value& v, const char* name, int64_t length) {
+  if (v.IsNull() || v.IsUndefined()) return nullptr;
+  return get_f32(v, name, length).Data();
 }
 
 std::string get_string(const Napi::Value& v, const char* name) {
@@ -166,6 +179,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                            InstanceMethod<&ModelWrap::OptimizerStep>("optimizerStep"),
                            InstanceMethod<&ModelWrap::EvalNll>("evalNll"),
                            InstanceMethod<&ModelWrap::Logits>("logits"),
+                           InstanceMethod<&ModelWrap::InputHessians>("inputHessians"),
+                           InstanceMethod<&ModelWrap::PostQuantIntegral>("postQuantIntegral"),
                            InstanceMethod<&ModelWrap::Timers>("timers"),
                            InstanceMethod<&ModelWrap::ResetTimers>("resetTimers"),
                            InstanceMethod<&ModelWrap::Cancel>("cancel"),
@@ -390,6 +405,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value EvalNll(const Napi::CallbackInfo& info) { return Infer(info, true); }
   Napi::Value Logits(const Napi::CallbackInfo& info) { return Infer(info, false); }
   Napi::Value Infer(const Napi::CallbackInfo& info, bool nll);
+  Napi::Value InputHessians(const Napi::CallbackInfo& info);      // -> Promise<Float64Array>
+  Napi::Value PostQuantIntegral(const Napi::CallbackInfo& info);  // -> Promise<{ pqi, losses }>
 
   Napi::Value Timers(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -454,6 +471,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     if (offset > P || count > P - offset)
       fail("[" + std::to_string(offset) + ", " + std::to_string(offset) + " + " + std::to_string(count) +
            ") is outside the buffer of P = " + std::to_string(P) + " floats");
+  }
+
+  // A tensor's entry (the C side's range check and message).
+  sieve_tensor_info TensorInfo(Napi::Env env, int64_t index) const {
+    sieve_tensor_info t{};
+    check(env, sieve_model_tensor(Model(env), index, &t));
+    return t;
   }
 
   std::shared_ptr<Holder> holder_;
@@ -661,14 +685,16 @@ struct Progress {
   int64_t done, total;
 };
 
-class InferWorker : public Napi::AsyncProgressWorker<Progress> {
+// A long model call that reports progress: `run` on the libuv pool with the C progress
+// callback (null without onProgress), then `result` on the JS thread (without one, the
+// promise resolves to `keep`: a JS output array held alive while native code writes into it).
+class ProgressWorker : public Napi::AsyncProgressWorker<Progress> {
  public:
-  InferWorker(Napi::Env env, ModelWrap* wrap) : Napi::AsyncProgressWorker<Progress>(env), done_(env, wrap) {}
-  bool nll = true;
-  std::vector<int32_t> tokens;
-  int64_t B = 0, T = 0;
-  Napi::Reference<Napi::Float32Array> out;
-  float* out_data = nullptr;
+  using Run = std::function<int(sieve_model*, sieve_progress_fn, void*)>;
+  using Result = std::function<Napi::Value(Napi::Env)>;
+  ProgressWorker(Napi::Env env, ModelWrap* wrap, Run run, Result result)
+      : Napi::AsyncProgressWorker<Progress>(env), done_(env, wrap), run_(std::move(run)), result_(std::move(result)) {}
+  Napi::ObjectReference keep;
   Napi::FunctionReference on_progress;
   Napi::Promise Promise() const { return done_.Promise(); }
 
@@ -679,9 +705,7 @@ class InferWorker : public Napi::AsyncProgressWorker<Progress> {
   }
   void Execute(const ExecutionProgress& progress) override {
     void* user = const_cast<ExecutionProgress*>(&progress);
-    sieve_progress_fn fn = on_progress.IsEmpty() ? nullptr : &InferWorker::Report;
-    status_ = nll ? sieve_model_eval_nll(done_.model(), out_data, tokens.data(), B, T, fn, user)
-                  : sieve_model_logits(done_.model(), out_data, tokens.data(), B, T, fn, user);
+    status_ = run_(done_.model(), on_progress.IsEmpty() ? nullptr : &ProgressWorker::Report, user);
     if (status_ != SIEVE_OK) SetError(sieve_last_error());
   }
   void OnProgress(const Progress* data, size_t count) override {
@@ -698,30 +722,47 @@ class InferWorker : public Napi::AsyncProgressWorker<Progress> {
   }
   void OnOK() override {
     if (!callback_error_.IsEmpty()) return Fail();
-    Napi::Float32Array result = out.Value();
-    out.Reset();
-    on_progress.Reset();
+    Napi::Value result = result_ ? result_(Env()) : keep.Value();
+    Release();
     done_.Resolve(result);
   }
   void OnError(const Napi::Error& e) override {
     if (!callback_error_.IsEmpty()) return Fail();
-    out.Reset();
-    on_progress.Reset();
+    Release();
     done_.Reject(Env(), status_, e.Message());
   }
 
  private:
+  void Release() {
+    keep.Reset();
+    on_progress.Reset();
+  }
   void Fail() {
     Napi::Value err = callback_error_.Value();
     callback_error_.Reset();
-    out.Reset();
-    on_progress.Reset();
+    Release();
     done_.Reject(err);
   }
   Completion done_;
+  Run run_;
+  Result result_;
   int status_ = SIEVE_OK;
   Napi::ObjectReference callback_error_;
 };
+
+// An optional progress callback argument: a function, or null / undefined.
+Napi::Function get_progress(const Napi::Value& v) {
+  if (v.IsNull() || v.IsUndefined()) return Napi::Function();
+  if (!v.IsFunction()) type_error(v.Env(), "expected a function or null for onProgress");
+  return v.As<Napi::Function>();
+}
+
+Napi::Promise Queue(ProgressWorker* w, Napi::Function fn) {
+  if (!fn.IsEmpty()) w->on_progress = Napi::Persistent(fn);
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
 
 Napi::Value ModelWrap::Infer(const Napi::CallbackInfo& info, bool nll) {
   Napi::Env env = info.Env();
@@ -731,25 +772,104 @@ Napi::Value ModelWrap::Infer(const Napi::CallbackInfo& info, bool nll) {
   CheckBatch(env, B, T, nll ? 2 : 1);
   const int64_t n = B * T;
   auto tokens = get_i32(info[0], "tokens", n);
-  Napi::Function fn;
-  if (!info[3].IsNull() && !info[3].IsUndefined()) {
-    if (!info[3].IsFunction()) type_error(env, "expected a function or null for onProgress");
-    fn = info[3].As<Napi::Function>();
-  }
+  Napi::Function fn = get_progress(info[3]);
   const int64_t out_len = nll ? B * (T - 1) : checked_product(env, n, config_.vocab, "B*T*V");
   Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)out_len);
+  auto tok = std::make_shared<std::vector<int32_t>>(tokens.Data(), tokens.Data() + n);
+  float* out_data = out.Data();
   BeginAsync(env);
-  auto* w = new InferWorker(env, this);
-  w->nll = nll;
-  w->tokens.assign(tokens.Data(), tokens.Data() + n);
-  w->B = B;
-  w->T = T;
-  w->out = Napi::Persistent(out);
-  w->out_data = out.Data();
-  if (!fn.IsEmpty()) w->on_progress = Napi::Persistent(fn);
-  Napi::Promise p = w->Promise();
-  w->Queue();
-  return p;
+  auto* w = new ProgressWorker(
+      env, this,
+      [tok, out_data, B, T, nll](sieve_model* m, sieve_progress_fn fn, void* user) {
+        return nll ? sieve_model_eval_nll(m, out_data, tok->data(), B, T, fn, user)
+                   : sieve_model_logits(m, out_data, tok->data(), B, T, fn, user);
+      },
+      nullptr);
+  w->keep = Napi::Persistent(out.As<Napi::Object>());
+  return Queue(w, fn);
+}
+
+Napi::Value ModelWrap::InputHessians(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  // (tensors, tokens, B, T, onProgress | null)
+  auto tensors = std::make_shared<std::vector<int64_t>>(get_indices(info[0], "tensors"));
+  const int64_t B = get_int(info[2], "B"), T = get_int(info[3], "T");
+  CheckBatch(env, B, T, 1);
+  auto tokens = get_i32(info[1], "tokens", B * T);
+  Napi::Function fn = get_progress(info[4]);
+  int64_t total = 0;
+  for (int64_t t : *tensors) {
+    const int64_t ic = TensorInfo(env, t).shape[1];
+    if (ic > 32768) throw status_error(env, SIEVE_E_INVALID_ARGUMENT, "an (IC, IC) Hessian needs IC <= 32768");
+    total += ic * ic;
+  }
+  Napi::Float64Array out = Napi::Float64Array::New(env, (size_t)total);
+  auto tok = std::make_shared<std::vector<int32_t>>(tokens.Data(), tokens.Data() + B * T);
+  double* out_data = out.Data();
+  BeginAsync(env);
+  auto* w = new ProgressWorker(
+      env, this,
+      [tensors, tok, out_data, B, T](sieve_model* m, sieve_progress_fn fn, void* user) {
+        return sieve_model_input_hessians(m, out_data, tensors->data(), (int64_t)tensors->size(), tok->data(), B, T,
+                                          fn, user);
+      },
+      nullptr);
+  w->keep = Napi::Persistent(out.As<Napi::Object>());
+  return Queue(w, fn);
+}
+
+Napi::Value ModelWrap::PostQuantIntegral(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  // (tensors, deltas, points, weights, inputs, targets, M, T, micro, onProgress | null)
+  auto tensors = std::make_shared<std::vector<int64_t>>(get_indices(info[0], "tensors"));
+  int64_t D = 0;
+  for (int64_t t : *tensors) D += TensorInfo(env, t).size;
+  auto deltas_js = get_f32_any(info[1], "deltas");
+  if ((int64_t)deltas_js.ElementLength() != D)
+    type_error(env, "deltas has " + std::to_string(deltas_js.ElementLength()) + " elements, expected " +
+                        std::to_string(D) + " (the listed tensors' sizes)");
+  if (!info[2].IsTypedArray()) type_error(env, "expected a Float64Array for points");
+  const int64_t K = (int64_t)info[2].As<Napi::TypedArray>().ElementLength();
+  auto points_js = get_f64(info[2], "points", K);
+  auto weights_js = get_f64(info[3], "weights", K);
+  const int64_t M = get_int(info[6], "M"), T = get_int(info[7], "T"), micro = get_int(info[8], "micro");
+  CheckBatch(env, M, T, 1);
+  auto inputs_js = get_i32(info[4], "inputs", M * T);
+  auto targets_js = get_i32(info[5], "targets", M * T);
+  Napi::Function fn = get_progress(info[9]);
+  struct Args {
+    std::vector<float> deltas;
+    std::vector<double> points, weights, pqi, losses;
+    std::vector<int32_t> inputs, targets;
+  };
+  auto a = std::make_shared<Args>();
+  a->deltas.assign(deltas_js.Data(), deltas_js.Data() + D);
+  a->points.assign(points_js.Data(), points_js.Data() + K);
+  a->weights.assign(weights_js.Data(), weights_js.Data() + K);
+  a->inputs.assign(inputs_js.Data(), inputs_js.Data() + M * T);
+  a->targets.assign(targets_js.Data(), targets_js.Data() + M * T);
+  a->pqi.assign(D, 0.0);
+  a->losses.assign(K + 2, 0.0);
+  BeginAsync(env);
+  auto* w = new ProgressWorker(
+      env, this,
+      [tensors, a, K, M, T, micro](sieve_model* m, sieve_progress_fn fn, void* user) {
+        return sieve_model_post_quant_integral(m, a->pqi.data(), a->losses.data(), tensors->data(),
+                                               (int64_t)tensors->size(), a->deltas.data(), a->points.data(),
+                                               a->weights.data(), K, a->inputs.data(), a->targets.data(), M, T, micro,
+                                               fn, user);
+      },
+      [a](Napi::Env e) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(e);
+        Napi::Float64Array pqi = Napi::Float64Array::New(e, a->pqi.size());
+        std::copy(a->pqi.begin(), a->pqi.end(), pqi.Data());
+        Napi::Float64Array losses = Napi::Float64Array::New(e, a->losses.size());
+        std::copy(a->losses.begin(), a->losses.end(), losses.Data());
+        o.Set("pqi", pqi);
+        o.Set("losses", losses);
+        return o;
+      });
+  return Queue(w, fn);
 }
 
 // ---------------------------------------------------------------- module functions
@@ -785,38 +905,134 @@ Napi::Value LrAt(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), lr);
 }
 
-class BenchWorker : public Napi::AsyncWorker {
+// ---- weight-only quantization (host arrays, no model)
+
+// rows x cols of a quantized weight, checked before its arrays are allocated.
+void check_quant_shape(Napi::Env env, int64_t rows, int64_t cols, int64_t group) {
+  auto fail = [&](const std::string& m) { throw status_error(env, SIEVE_E_INVALID_ARGUMENT, m); };
+  if (rows < 1 || cols < 1) fail("rows and cols must be >= 1");
+  if (rows > (int64_t(1) << 30) / cols) fail("rows*cols is too large (at most 2^30 elements)");
+  if (group < 1 || cols % group != 0)
+    fail("the group size " + std::to_string(group) + " must divide cols = " + std::to_string(cols));
+}
+
+Napi::Object quantized_object(Napi::Env env, const std::vector<uint8_t>& codes, const std::vector<float>& scales,
+                              const std::vector<uint8_t>& zeros) {
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Uint8Array c = Napi::Uint8Array::New(env, codes.size());
+  std::copy(codes.begin(), codes.end(), c.Data());
+  Napi::Float32Array s = Napi::Float32Array::New(env, scales.size());
+  std::copy(scales.begin(), scales.end(), s.Data());
+  Napi::Uint8Array z = Napi::Uint8Array::New(env, zeros.size());
+  std::copy(zeros.begin(), zeros.end(), z.Data());
+  o.Set("codes", c);
+  o.Set("scales", s);
+  o.Set("zeros", z);
+  return o;
+}
+
+// (w, mask | null, rows, cols, bits, group, symmetric) -> { codes, scales, zeros }
+Napi::Value QuantizeRtn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t rows = get_int(info[2], "rows"), cols = get_int(info[3], "cols"), group = get_int(info[5], "group");
+  check_quant_shape(env, rows, cols, group);
+  const float* w = get_f32(info[0], "w", rows * cols).Data();
+  const float* mask = get_f32_or_null(info[1], "mask", rows * cols);
+  const int32_t bits = (int32_t)get_int(info[4], "bits");
+  if (!info[6].IsBoolean()) type_error(env, "expected a boolean for symmetric");
+  const int32_t sym = info[6].As<Napi::Boolean>().Value() ? 1 : 0;
+  std::vector<uint8_t> codes(rows * cols), zeros(rows * (cols / group));
+  std::vector<float> scales(rows * (cols / group));
+  check(env, sieve_quantize_rtn(codes.data(), scales.data(), zeros.data(), w, mask, rows, cols, bits, group, sym));
+  return quantized_object(env, codes, scales, zeros);
+}
+
+// (codes, scales, zeros, rows, cols, bits, group) -> Float32Array
+Napi::Value Dequantize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t rows = get_int(info[3], "rows"), cols = get_int(info[4], "cols"), group = get_int(info[6], "group");
+  check_quant_shape(env, rows, cols, group);
+  const int64_t G = cols / group;
+  auto codes = get_u8(info[0], "codes", rows * cols);
+  auto scales = get_f32(info[1], "scales", rows * G);
+  auto zeros = get_u8(info[2], "zeros", rows * G);
+  Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)(rows * cols));
+  check(env, sieve_dequantize(out.Data(), codes.Data(), scales.Data(), zeros.Data(), rows, cols,
+                              (int32_t)get_int(info[5], "bits"), group));
+  return out;
+}
+
+// A call on host arrays that may take a while: `run` on the libuv pool, `result` on the JS thread.
+class PoolWorker : public Napi::AsyncWorker {
  public:
-  BenchWorker(Napi::Env env) : Napi::AsyncWorker(env), done_(env, nullptr) {}
-  int32_t ta = 0, tb = 0, reps = 1, threads = 1, engine = 0;
-  int64_t M = 1, N = 1, K = 1;
+  PoolWorker(Napi::Env env, std::function<int()> run, std::function<Napi::Value(Napi::Env)> result)
+      : Napi::AsyncWorker(env), done_(env, nullptr), run_(std::move(run)), result_(std::move(result)) {}
   Napi::Promise Promise() const { return done_.Promise(); }
 
  protected:
   void Execute() override {
-    status_ = sieve_bench_sgemm(&seconds_, ta, tb, M, N, K, reps, threads, engine);
+    status_ = run_();
     if (status_ != SIEVE_OK) SetError(sieve_last_error());
   }
-  void OnOK() override { done_.Resolve(Napi::Number::New(Env(), seconds_)); }
+  void OnOK() override { done_.Resolve(result_(Env())); }
   void OnError(const Napi::Error& e) override { done_.Reject(Env(), status_, e.Message()); }
 
  private:
   Completion done_;
-  double seconds_ = 0;
+  std::function<int()> run_;
+  std::function<Napi::Value(Napi::Env)> result_;
   int status_ = SIEVE_OK;
 };
 
+// (w, hessian, mask | null, rows, cols, bits, group, symmetric, damp, actOrder) -> Promise<{ codes, scales, zeros }>
+Napi::Value Gptq(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t rows = get_int(info[3], "rows"), cols = get_int(info[4], "cols"), group = get_int(info[6], "group");
+  check_quant_shape(env, rows, cols, group);
+  if (cols > 32768) throw status_error(env, SIEVE_E_INVALID_ARGUMENT, "GPTQ keeps a (cols, cols) Hessian: cols must be <= 32768");
+  struct Args {
+    std::vector<float> w, mask, scales;
+    std::vector<double> hessian;
+    std::vector<uint8_t> codes, zeros;
+  };
+  auto a = std::make_shared<Args>();
+  auto w = get_f32(info[0], "w", rows * cols);
+  auto h = get_f64(info[1], "hessian", cols * cols);
+  const float* mask = get_f32_or_null(info[2], "mask", rows * cols);
+  a->w.assign(w.Data(), w.Data() + rows * cols);
+  a->hessian.assign(h.Data(), h.Data() + cols * cols);
+  if (mask) a->mask.assign(mask, mask + rows * cols);
+  a->codes.resize(rows * cols);
+  a->scales.resize(rows * (cols / group));
+  a->zeros.resize(rows * (cols / group));
+  const int32_t bits = (int32_t)get_int(info[5], "bits");
+  if (!info[7].IsBoolean()) type_error(env, "expected a boolean for symmetric");
+  if (!info[9].IsBoolean()) type_error(env, "expected a boolean for actOrder");
+  const int32_t sym = info[7].As<Napi::Boolean>().Value() ? 1 : 0;
+  const double damp = get_number(info[8], "damp");
+  const int32_t act = info[9].As<Napi::Boolean>().Value() ? 1 : 0;
+  auto* worker = new PoolWorker(
+      env,
+      [a, rows, cols, bits, group, sym, damp, act]() {
+        return sieve_gptq(a->codes.data(), a->scales.data(), a->zeros.data(), a->w.data(), a->hessian.data(),
+                          a->mask.empty() ? nullptr : a->mask.data(), rows, cols, bits, group, sym, damp, act);
+      },
+      [a](Napi::Env e) -> Napi::Value { return quantized_object(e, a->codes, a->scales, a->zeros); });
+  Napi::Promise p = worker->Promise();
+  worker->Queue();
+  return p;
+}
+
 Napi::Value BenchSgemm(const Napi::CallbackInfo& info) {
   // (transA, transB, M, N, K, reps, threads, engine)
-  auto* w = new BenchWorker(info.Env());
-  w->ta = (int32_t)get_int(info[0], "transA");
-  w->tb = (int32_t)get_int(info[1], "transB");
-  w->M = get_int(info[2], "M");
-  w->N = get_int(info[3], "N");
-  w->K = get_int(info[4], "K");
-  w->reps = (int32_t)get_int(info[5], "reps");
-  w->threads = (int32_t)get_int(info[6], "threads");
-  w->engine = (int32_t)get_int(info[7], "engine");
+  const int32_t ta = (int32_t)get_int(info[0], "transA"), tb = (int32_t)get_int(info[1], "transB");
+  const int64_t M = get_int(info[2], "M"), N = get_int(info[3], "N"), K = get_int(info[4], "K");
+  const int32_t reps = (int32_t)get_int(info[5], "reps"), threads = (int32_t)get_int(info[6], "threads");
+  const int32_t engine = (int32_t)get_int(info[7], "engine");
+  auto seconds = std::make_shared<double>(0.0);
+  auto* w = new PoolWorker(
+      info.Env(), [=]() { return sieve_bench_sgemm(seconds.get(), ta, tb, M, N, K, reps, threads, engine); },
+      [seconds](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, *seconds); });
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
@@ -829,6 +1045,9 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("setDefaultThreads", Napi::Function::New<SetDefaultThreads>(env, "setDefaultThreads"));
   exports.Set("lrAt", Napi::Function::New<LrAt>(env, "lrAt"));
   exports.Set("benchSgemm", Napi::Function::New<BenchSgemm>(env, "benchSgemm"));
+  exports.Set("quantizeRtn", Napi::Function::New<QuantizeRtn>(env, "quantizeRtn"));
+  exports.Set("dequantize", Napi::Function::New<Dequantize>(env, "dequantize"));
+  exports.Set("gptq", Napi::Function::New<Gptq>(env, "gptq"));
   return exports;
 }
 

@@ -19,7 +19,7 @@ export const ONNX_IR_VERSION = 8;
 export const INPUT_NAME = 'input_ids';
 export const OUTPUT_NAME = 'logits';
 /** The metadata keys the exporter writes itself; a caller's entry may not use them. */
-export const DERIVED_METADATA = ['sieve.family', 'sieve.config', 'sieve.sparsity'] as const;
+export const DERIVED_METADATA = ['sieve.family', 'sieve.config', 'sieve.sparsity', 'sieve.quantization'] as const;
 
 export interface ExportOptions {
   /** Entries for the model's metadata_props (run, stage, source checkpoint, ...). */
@@ -122,6 +122,7 @@ export function exportOnnx(checkpoint: CheckpointState, options: ExportOptions):
     'sieve.family': checkpoint.config.family,
     'sieve.config': JSON.stringify(checkpoint.config),
     'sieve.sparsity': JSON.stringify(sparsityReport(twoFour)),
+    ...(checkpoint.quant ? { 'sieve.quantization': JSON.stringify({ ...checkpoint.quant.settings, weights: checkpoint.quant.tensors.map((t) => t.name) }) } : {}),
   };
   return encodeModel({ graph, irVersion: ONNX_IR_VERSION, opset: ONNX_OPSET, producer: 'sieve', metadata });
 }

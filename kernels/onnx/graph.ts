@@ -88,6 +88,16 @@ export class GraphBuilder {
     return this.#tensor(name, dims, DataType.FLOAT, rawBytes(data));
   }
 
+  /** A uint8 initializer (quantized codes and zero points). */
+  uint8(name: string, dims: readonly number[], data: Uint8Array): string {
+    return this.#tensor(name, dims, DataType.UINT8, data);
+  }
+
+  /** An int64 initializer, row-major `dims` (indices). */
+  int64(name: string, dims: readonly number[], data: BigInt64Array): string {
+    return this.#tensor(name, dims, DataType.INT64, rawBytes(data));
+  }
+
   /** A bool initializer; `data` holds 0 or 1 per element. */
   bool(name: string, dims: readonly number[], data: Uint8Array): string {
     return this.#tensor(name, dims, DataType.BOOL, data);

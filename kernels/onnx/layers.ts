@@ -4,6 +4,7 @@
 //
 // Activations are [batch, seq, width]; attention works on [batch, heads, seq, head size].
 import { float, type GraphBuilder } from './graph';
+import { f16ToNumber } from '../half';
 import type { LinearLayer } from './weights';
 
 /** [rows, cols] → [cols, rows]: the exported MatMul multiplies by Wᵀ as an [in, out] initializer. */
@@ -16,14 +17,14 @@ function transposed(data: Float32Array, rows: number, cols: number): Float32Arra
 /**
  * out = x Wᵀ (+ b) (+ (x Pᵀ) Sᵀ), matmul.cc's matmul_forward plus model.cc's SLoRB branch. Every
  * linear layer of the graph goes through here: the weight's initializer, named after the engine's
- * tensor and stored transposed ([in, out]), and the product are the one place a quantized weight
- * (DequantizeLinear, or an int4 MatMulNBits) would replace the float one. The SLoRB branch stays
- * two MatMuls of its own, so the 2:4 weight is stored as it is.
+ * tensor and stored transposed ([in, out]), or a quantized weight's codes (quantizedWeight), and the
+ * product. The SLoRB branch stays two MatMuls of its own, so the 2:4 weight is stored as it is.
  */
 export function emitLinear(g: GraphBuilder, x: string, layer: LinearLayer): string {
   const { name, OC, IC } = layer;
   const base = name.replace(/\.weight$/, '');
-  let y = g.op('MatMul', [x, g.float32(name, [IC, OC], transposed(layer.weight, OC, IC))]);
+  const weight = layer.quantized ? g.op('Transpose', [quantizedWeight(g, layer)], { perm: [1, 0] }) : g.float32(name, [IC, OC], transposed(layer.weight, OC, IC));
+  let y = g.op('MatMul', [x, weight]);
   if (layer.bias) y = g.op('Add', [y, g.float32(`${base}.bias`, [OC], layer.bias)]);
   if (layer.slorb) {
     const { s, p, rank } = layer.slorb;
@@ -31,6 +32,28 @@ export function emitLinear(g: GraphBuilder, x: string, layer: LinearLayer): stri
     y = g.op('Add', [y, g.op('MatMul', [xp, g.float32(`${base}.slorb_s`, [rank, OC], transposed(s, OC, rank))])]);
   }
   return y;
+}
+
+/**
+ * A quantized weight [OC, IC] as the engine computes with it: the uint8 codes as [OC·G, group] rows,
+ * one per quantization group, through DequantizeLinear along axis 0 with each group's scale and
+ * zero point ((code − zero)·scale in float32, exactly sieve_dequantize), reshaped to [OC, IC], the
+ * 16-bit sparse set written over it by ScatterND. Opset 17 has no 4-bit type nor block-wise
+ * DequantizeLinear, so a code takes a byte in the file whatever the bit width.
+ */
+function quantizedWeight(g: GraphBuilder, layer: LinearLayer): string {
+  const { name, OC, IC } = layer;
+  const q = layer.quantized!;
+  const rows = (OC * IC) / q.group;
+  const dense = g.op('Reshape', [
+    g.op('DequantizeLinear', [g.uint8(`${name}.codes`, [rows, q.group], q.codes), g.float32(`${name}.scales`, [rows], q.scales), g.uint8(`${name}.zeros`, [rows], q.zeros)], { axis: 0 }),
+    g.int64s([OC, IC]),
+  ]);
+  const k = q.sparse.index.length;
+  if (k === 0) return dense;
+  const at = new BigInt64Array(2 * k);
+  q.sparse.index.forEach((i, e) => ((at[2 * e] = BigInt(Math.floor(i / IC))), (at[2 * e + 1] = BigInt(i % IC))));
+  return g.op('ScatterND', [dense, g.int64(`${name}.sparse.index`, [k, 2], at), g.float32(`${name}.sparse.values`, [k], Float32Array.from(q.sparse.values, f16ToNumber))]);
 }
 
 /** GPT-2's LayerNorm over the last axis (norm.cc): (x − mean)·rstd·w + b, rstd = 1/√(var + eps). */

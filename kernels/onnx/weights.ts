@@ -4,7 +4,7 @@
 //
 // Promises: a tensor missing from the table or of another shape is one error naming it and both
 // shapes; the checkpoint's buffers are never written (effective weights are fresh arrays).
-import type { CheckpointState } from '../checkpoint';
+import type { CheckpointState, QuantizedTensor } from '../checkpoint';
 
 /** A linear layer out = x Wᵀ (+ b) (+ (x Pᵀ) Sᵀ), W in the engine's [out, in] layout. */
 export interface LinearLayer {
@@ -18,6 +18,8 @@ export interface LinearLayer {
   bias: Float32Array | null;
   /** SLoRB's branch (kept beside the weight, never folded: it is dense and low-rank): S [OC, r], P [r, IC]. */
   slorb: { s: Float32Array; p: Float32Array; rank: number } | null;
+  /** A quantized weight's payload (the quantize stage): `weight` is then what it dequantizes to. */
+  quantized: (Omit<QuantizedTensor, 'name'> & { group: number }) | null;
 }
 
 const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
@@ -88,6 +90,8 @@ export class CheckpointTensors {
       const rank = this.#entries.get(`${base}.slorb_s`)!.shape[1];
       slorb = { s: this.get(`${base}.slorb_s`, [OC, rank]), p: this.get(`${base}.slorb_p`, [rank, IC]), rank };
     }
-    return { name, OC, IC, weight: this.effectiveWeight(name, OC, IC), bias: biased ? this.get(`${base}.bias`, [OC]) : null, slorb };
+    const q = this.#state.quant?.tensors.find((t) => t.name === name);
+    const quantized = q ? { codes: q.codes, scales: q.scales, zeros: q.zeros, sparse: q.sparse, group: this.#state.quant!.settings.group } : null;
+    return { name, OC, IC, weight: this.effectiveWeight(name, OC, IC), bias: biased ? this.get(`${base}.bias`, [OC]) : null, slorb, quantized };
   }
 }

@@ -135,6 +135,8 @@ struct Model {
   // linear weights whose forward multiplies by A (.) W (the SCALE transform, A = X.scale).
   std::function<bool(const std::string&)> has = nullptr;
   std::set<std::string> scaled = {};
+  // Called with every linear layer's input rows (N, IC) as its forward reads them.
+  std::function<void(const std::string& weight, const double* in, int64_t N, int64_t IC)> tap = nullptr;
 };
 
 // logits (B, T, V) of the model whose parameters p use the engine's flat layout
@@ -150,6 +152,7 @@ inline Vec logits(const Model& m, const Vec& p, const std::vector<int32_t>& toke
       x[n * C + cc] = P("tok_emb.weight")[tokens[n] * C + cc] + (gpt2 ? P("pos_emb.weight")[(n % T) * C + cc] : 0.0);
   // out = in W~^T (+ bias) (+ (in P^T) S^T with SLoRB) for the linear layer x (x.weight, ...)
   auto linear = [&](double* out, const double* in, const std::string& x, bool bias, int64_t IC, int64_t OC) {
+    if (m.tap) m.tap(x + ".weight", in, N, IC);
     Vec w(P(x + ".weight"), P(x + ".weight") + OC * IC);
     if (m.scaled.count(x + ".weight")) {
       const int64_t SG = c.scale_segments, seg = IC / SG;

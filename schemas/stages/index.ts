@@ -14,13 +14,14 @@ import { evaluate } from './evaluate';
 import { exportStage } from './export';
 import { importStage } from './import';
 import { pretrain } from './pretrain';
+import { quantize } from './quantize';
 import { prune } from './prune';
 import { sparseTrain } from './sparse-train';
 
 export { StageId, type DataReads, type RecipeContext, type StageProduct } from './define';
 
 /** Every kind, in the order the docs and the JSON Schema list them. */
-const DEFINITIONS = [importStage, pretrain, prune, sparseTrain, evaluate, exportStage] as const;
+const DEFINITIONS = [importStage, pretrain, prune, sparseTrain, quantize, evaluate, exportStage] as const;
 
 type Definitions = (typeof DEFINITIONS)[number];
 export type StageKind = Definitions['kind'];

@@ -1,7 +1,7 @@
 // Models in and out through the real CLI: a LLaMA checkpoint written here in Hugging Face layout
 // (config.json, model.safetensors, a byte-level BPE tokenizer.json) is imported by a recipe
-// (`model.import`), fine-tuned, pruned to 2:4, evaluated by the engine and by ONNX Runtime
-// (runtime both), and exported as ONNX and as a Hugging Face folder; `sieve export` copies and
+// (`model.import`), fine-tuned, pruned to 2:4, quantized (GPTQ + ReQuant, with PQI), evaluated by
+// the engine and by ONNX Runtime (runtime both), and exported as ONNX and as a Hugging Face folder; `sieve export` copies and
 // converts; a second recipe imports the exported folder and measures the same perplexity, bit for
 // bit. And the errors a user meets: a folder without config.json, a key that contradicts it, an
 // export of a stage without a model, an unwritable output path.
@@ -51,7 +51,7 @@ const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileS
 
 let run: ShowOutput;
 
-test('an imported LLaMA is fine-tuned, pruned, evaluated by both runtimes and exported', { timeout: 300_000 }, async () => {
+test('an imported LLaMA is fine-tuned, pruned, quantized, evaluated by both runtimes and exported', { timeout: 300_000 }, async () => {
   const recipe = writeRecipe(
     home,
     'in-out.yaml',
@@ -63,8 +63,10 @@ stages:
   - { id: base, kind: import }
   - { id: tuned, kind: pretrain, from: base, steps: 20, batch: 8, lr: 3.0e-3 }
   - { id: pruned, kind: prune, from: tuned, scope: all }
-  - { id: report, kind: evaluate, from: [base, tuned, pruned], runtime: both, batch: 8, sample: { prompt: "Call me", tokens: 8 } }
+  - { id: quant, kind: quantize, from: pruned, bits: 4, group: 16, method: gptq, calibration: 8, sensitivity: pqi, intervals: 8, requant: { outliers: 0.004, significant: 0.004 } }
+  - { id: report, kind: evaluate, from: [base, tuned, pruned, quant], runtime: both, batch: 8, sample: { prompt: "Call me", tokens: 8 } }
   - { id: onnx, kind: export, from: pruned }
+  - { id: quant-onnx, kind: export, from: quant }
   - { id: hf, kind: export, from: tuned, format: safetensors }
 `,
   );
@@ -84,13 +86,23 @@ stages:
   run = await show(lastJson<{ id: string }>(r.stdout).id);
   assert.equal(run.status, 'completed');
   const metrics = stage(run, 'report').metrics;
-  for (const from of ['base', 'tuned', 'pruned']) {
+  for (const from of ['base', 'tuned', 'pruned', 'quant']) {
     const [native, ort] = [metrics[`${from}/tail/ppl`]!, metrics[`${from}/tail/ppl/onnxruntime`]!];
     assert.ok(Math.abs(ort / native - 1) < 1e-5, `${from}: native ${native}, onnxruntime ${ort}`);
   }
   assert.ok(metrics['tuned/tail/ppl']! < metrics['base/tail/ppl']!, 'fine-tuning the imported model lowered its perplexity');
   assert.equal(metrics['pruned/two_four'], 1);
   assert.ok(metrics['pruned/bits_per_weight']! < metrics['tuned/bits_per_weight']!);
+  // the quantized 2:4 model: still 2:4, smaller again, its loss change predicted beside the measured one
+  assert.equal(metrics['quant/two_four'], 1);
+  assert.ok(metrics['quant/bits_per_weight']! < metrics['pruned/bits_per_weight']!);
+  const quant = stage(run, 'quant');
+  const entries = quant.metrics['quant/outliers']! + quant.metrics['quant/significant']!;
+  assert.ok(entries > 0);
+  // the kept halves' 4-bit codes with 2-bit positions (3 bits a weight), 40 bits per group of 16, 48 bits per sparse entry
+  assert.ok(Math.abs(quant.metrics['quant/bits_per_weight']! - (3 + 40 / 16 + (48 * entries) / quant.metrics['quant/weights']!)) < 1e-9);
+  assert.ok(Number.isFinite(quant.metrics['sensitivity/pqi/predicted']!) && Number.isFinite(quant.metrics['sensitivity/pqi/actual']!));
+  assert.deepEqual(quant.artifacts.filter((a) => a.role !== 'input').map((a) => a.role).sort(), ['model', 'sensitivity']);
   assert.deepEqual(stage(run, 'onnx').artifacts.filter((a) => a.role === 'export').map((a) => a.kind), ['onnx']);
   assert.deepEqual(stage(run, 'hf').artifacts.filter((a) => a.role.startsWith('export')).map((a) => a.role).sort(), ['export', 'export/config.json', 'export/tokenizer.json']);
 });
@@ -106,6 +118,11 @@ test('sieve export copies an export stage and converts a model stage; a re-impor
   assert.equal(meta['sieve.recipe_hash'], run.recipeHash);
   assert.equal(meta['sieve.run'], run.id);
   assert.equal(JSON.parse(meta['sieve.sparsity']!).share, 1, 'the exported weights are exactly 2:4');
+
+  const quantFile = path.join(home, 'quant.onnx');
+  assert.equal((await sieve(home, ['export', run.id, '--stage', 'quant-onnx', '--out', quantFile])).code, 0);
+  const quantized = onnx.ModelProto.decode(fs.readFileSync(quantFile));
+  assert.equal(quantized.graph!.node!.filter((n) => n.opType === 'DequantizeLinear').length, 2 * 5, 'every block linear weight of the 2 blocks (qkv, out, gate, up, down) as uint8 codes');
 
   const out = path.join(home, 'tuned-hf');
   const converted = await sieve(home, ['export', run.id, '--stage', 'tuned', '--format', 'safetensors', '--out', out]);

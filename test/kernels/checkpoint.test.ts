@@ -156,6 +156,35 @@ describe('saveCheckpoint / loadCheckpoint', () => {
   });
 });
 
+describe('quantized models', () => {
+  const payload = () => ({
+    name: 'blocks.0.mlp.fc.weight',
+    codes: Uint8Array.from({ length: 64 }, (_, i) => i % 16),
+    scales: Float32Array.from({ length: 32 }, (_, i) => 0.01 * (i + 1)),
+    zeros: Uint8Array.from({ length: 32 }, (_, i) => i % 16),
+    sparse: { index: Int32Array.from([3, 17, 40]), values: Uint16Array.from([0x3c00, 0xbc00, 0x0001]) },
+  });
+  const quant = { settings: { bits: 4 as const, group: 2, symmetric: false, method: 'gptq' as const }, tensors: [payload()] };
+
+  it('round-trips the payload (codes, scales, zero points, sparse sets) under quant.* names, settings in the metadata', async () => {
+    const file = join(dir, 'quant.safetensors');
+    await saveCheckpoint(file, state({ adamM: undefined, adamV: undefined, quant }));
+    const back = await loadCheckpoint(file);
+    assert.deepEqual(back.quant, quant);
+    assert.deepEqual((await readCheckpointInfo(file)).quant, quant.settings);
+    const names = new Map((await readSafetensors(file)).tensors.map((t) => [t.name, [t.dtype, t.shape]]));
+    assert.deepEqual(names.get('quant.codes.blocks.0.mlp.fc.weight'), ['U8', [16, 4]]);
+    assert.deepEqual(names.get('quant.scales.blocks.0.mlp.fc.weight'), ['F32', [16, 2]]);
+    assert.deepEqual(names.get('quant.sparse.values.blocks.0.mlp.fc.weight'), ['F16', [3]]);
+  });
+
+  it('refuses a payload that does not fit its weight', async () => {
+    const short = { ...payload(), scales: new Float32Array(31) };
+    await assert.rejects(saveCheckpoint(join(dir, 'q-bad.safetensors'), state({ quant: { ...quant, tensors: [short] } })), /do not fit \[16, 4\] in groups of 2/);
+    await assert.rejects(saveCheckpoint(join(dir, 'q-bad.safetensors'), state({ quant: { ...quant, tensors: [{ ...payload(), name: 'blocks.0.mlp.fc.bias' }] } })), /is not a matrix/);
+  });
+});
+
 describe('refusals', () => {
   it('rejects a state whose table does not fit its buffers', async () => {
     const path = join(dir, 'bad.safetensors');
@@ -164,7 +193,7 @@ describe('refusals', () => {
     await assert.rejects(bad([{ ...table[0], offset: 90 }]), { message: 'tensor "tok_emb.weight" [90, 114) lies outside params (108 floats)' });
     await assert.rejects(bad([table[0], { ...table[1], offset: 20 }]), { message: 'tensors "tok_emb.weight" and "blocks.0.mlp.fc.weight" overlap in params' });
     await assert.rejects(bad(table, { adamV: new Float32Array(3) }), { message: 'adamV has 3 floats but params has 108' });
-    await assert.rejects(bad([{ ...table[0], name: 'optim.m.x' }]), /the prefixes "optim\." and "mask\." are reserved/);
+    await assert.rejects(bad([{ ...table[0], name: 'optim.m.x' }]), /the prefixes "optim\.", "mask\." and "quant\." are reserved/);
   });
 
   it('refuses a safetensors file that is not a sieve checkpoint, with a HINT', async () => {

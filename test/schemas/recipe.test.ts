@@ -110,15 +110,15 @@ describe('per-field errors', () => {
   });
 
   it('an unknown stage kind lists the kinds that exist', () => {
-    const r = failure(HEAD + `  - { id: a, ${PRETRAIN} }\n  - id: m\n    kind: quantize\n    from: a\n`);
+    const r = failure(HEAD + `  - { id: a, ${PRETRAIN} }\n  - id: m\n    kind: distill\n    from: a\n`);
     const issue = issueAt(r, 'stages[1].kind');
-    assert.equal(issue.message, 'unknown stage kind "quantize": the kinds that exist are import, pretrain, prune, sparse-train, evaluate, export');
+    assert.equal(issue.message, 'unknown stage kind "distill": the kinds that exist are import, pretrain, prune, sparse-train, quantize, evaluate, export');
     assert.deepEqual([issue.line, issue.column], [12, 5]);
   });
 
   it('a stage without a kind, and a stage that is not a mapping', () => {
     const r = failure(HEAD + `  - { id: a }\n  - 3\n`);
-    assert.equal(issueAt(r, 'stages[0].kind').message, 'a stage needs `kind`: one of import, pretrain, prune, sparse-train, evaluate, export');
+    assert.equal(issueAt(r, 'stages[0].kind').message, 'a stage needs `kind`: one of import, pretrain, prune, sparse-train, quantize, evaluate, export');
     assert.match(issueAt(r, 'stages[1]').message, /expected a stage/);
   });
 
@@ -202,7 +202,7 @@ describe('graph errors', () => {
     );
     assert.equal(
       issueAt(r, 'stages[3].from[1]').message,
-      'an evaluate stage takes its input from a stage that produces a model (import, pretrain, prune or sparse-train), but "e" is an evaluate stage (it produces a report, not a model)',
+      'an evaluate stage takes its input from a stage that produces a model (import, pretrain, prune, sparse-train or quantize), but "e" is an evaluate stage (it produces a report, not a model)',
     );
   });
 

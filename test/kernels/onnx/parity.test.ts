@@ -2,7 +2,8 @@
 // SLoRB branches, CAST weight scales) exported with exportOnnx and run by onnxruntime-node
 // (OnnxModel) give the logits and NLLs of Model.logits / Model.evalNll, for B = 2 at T = context
 // and at a shorter T. The 2:4 models also decode back to exactly 2:4 weight initializers, and
-// their `sieve.sparsity` says so.
+// their `sieve.sparsity` says so. Quantized models (8 and 4 bits, with 16-bit sparse sets, and a
+// 3-bit 2:4 one) are stored as uint8 codes behind DequantizeLinear, and compute the same.
 //
 // Tolerances, measured on this machine (2-core x86-64, OpenBLAS, ORT 1.30 CPU, 1 thread each), max
 // over every case below: max |Δlogit| / max |logit| 5.1e-7 (2–4 float32 ulps of the largest logit:
@@ -16,7 +17,10 @@ import { describe, test, type TestContext } from 'node:test';
 
 import { onnx } from 'onnx-proto';
 
-import { Model } from '../../../kernels';
+import { Model, quantizeRtn, type QuantSpec } from '../../../kernels';
+import type { CheckpointState } from '../../../kernels/checkpoint';
+import { f16Bits } from '../../../kernels/half';
+import { finalWeight } from '../../../activities/quant/quantizer';
 import { exportOnnx } from '../../../kernels/onnx/export';
 import { OnnxModel } from '../../../kernels/onnx/runtime';
 import { twoFourShare, type SparsityReport } from '../../../kernels/onnx/sparsity';
@@ -152,4 +156,40 @@ describe('ONNX export: logits and NLLs of the engine', () => {
       await expectParity(t, m, bytes);
       expectTwoFour(bytes, names);
     }));
+
+  for (const [config, bits, twoFour] of [[gpt2, 8, false], [llama, 4, false], [gpt2, 3, true]] as const) {
+    test(`${config.family}, quantized to ${bits} bits${twoFour ? ', 2:4' : ''}, with sparse sets: uint8 codes behind DequantizeLinear`, (t) =>
+      withModel(trainedModel(config), async (m) => {
+        const names = linearWeights(m);
+        if (twoFour) {
+          await m.updateMasks(names, 'magnitude');
+          for (const name of names) m.setTransform(name, { kind: 'mask' });
+          await m.materialize();
+        }
+        const spec: QuantSpec = { bits, group: 8, symmetric: false };
+        const tensors = names.map((name) => {
+          const [rows, cols] = m.info(name).shape;
+          const w = m.readTensor(name);
+          const q = quantizeRtn(w, rows, cols, spec, twoFour ? m.readTensor(name, 'mask') : undefined);
+          // every 37th weight that is not pruned detached in 16 bits
+          const index = Int32Array.from({ length: w.length }, (_, i) => i).filter((i) => i % 37 === 5 && w[i] !== 0);
+          const sparse = { index, values: Uint16Array.from(index, (i) => f16Bits(w[i])) };
+          m.writeTensor(name, finalWeight(q, sparse));
+          return { name, codes: q.codes, scales: q.scales, zeros: q.zeros, sparse };
+        });
+        const checkpoint: CheckpointState = { ...checkpointOf(m), quant: { settings: { ...spec, method: 'rtn' }, tensors } };
+        const bytes = exportOnnx(checkpoint, { metadata: {} });
+        await expectParity(t, m, bytes);
+        const { graph, metadata } = decodeExport(bytes);
+        const initializers = new Map(graph.initializer.map((i) => [i.name, i]));
+        for (const name of names) {
+          assert.ok(!initializers.has(name), `${name} is stored as codes, not floats`);
+          assert.equal(initializers.get(`${name}.codes`)?.dataType, onnx.TensorProto.DataType.UINT8);
+          assert.ok(initializers.has(`${name}.sparse.index`));
+        }
+        assert.equal(graph.node.filter((n) => n.opType === 'DequantizeLinear').length, names.length);
+        assert.deepEqual(JSON.parse(metadata['sieve.quantization']), { bits, group: 8, symmetric: false, method: 'rtn', weights: names });
+        if (twoFour) assert.equal(JSON.parse(metadata['sieve.sparsity']).share, 1);
+      }));
+  }
 });
