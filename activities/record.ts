@@ -23,6 +23,7 @@ import { appendEvent } from './store/journal';
 import { stageArtifactRows } from './store/reads';
 import { CHECKPOINT_ROLE, deleteArtifactFile, HISTORY_SEGMENT_ROLE, keepCheckpointsOf, pruneCheckpoints, recordedArtifacts } from './store/prune';
 import { codeVersion, environment } from './store/provenance';
+import { stageSeal } from './store/seal';
 import { createRun, linkArtifacts, recordMetrics, setRunStatus, upsertStage } from './store/writes';
 
 export interface ControlDeps {
@@ -121,7 +122,8 @@ export function controlActivities(deps: ControlDeps) {
         for (const a of input.reuse.output.artifacts) await store.verify(a.sha256);
         const reason = `finished in run ${input.reuse.runId}, which this run resumes`;
         recordOutput(runId, stage.id, input.reuse.output);
-        upsertStage(db, { runId, stage, status: 'reused', cacheKey, cacheBasis: basis, reusedFrom: { runId: input.reuse.runId, stageId: stage.id }, reason });
+        const seal = stageSeal(db, runId, stage.id, input.reuse.output.artifacts);
+        upsertStage(db, { runId, stage, status: 'reused', cacheKey, cacheBasis: basis, reusedFrom: { runId: input.reuse.runId, stageId: stage.id }, reason, seal });
         return { decision: 'reused', reason, cacheKey, output: input.reuse.output };
       }
       if (!input.noCache) {
@@ -135,7 +137,8 @@ export function controlActivities(deps: ControlDeps) {
           };
           const reason = `cache hit: same inputs, config, data and code as stage ${hit.stageId} of run ${hit.runId}`;
           recordOutput(runId, stage.id, output);
-          upsertStage(db, { runId, stage, status: 'cached', cacheKey, cacheBasis: basis, reusedFrom: { runId: hit.runId, stageId: hit.stageId }, reason, computeMs: 0 });
+          const seal = stageSeal(db, runId, stage.id, output.artifacts);
+          upsertStage(db, { runId, stage, status: 'cached', cacheKey, cacheBasis: basis, reusedFrom: { runId: hit.runId, stageId: hit.stageId }, reason, computeMs: 0, seal });
           return { decision: 'cached', reason, cacheKey, output };
         }
       }
@@ -169,7 +172,8 @@ export function controlActivities(deps: ControlDeps) {
       await recordHistory(db, store, runId, stageId, output);
       for (const e of output.events) appendEvent(db, { runId, stageId, type: `stage.${e.type}`, payload: e.payload, at: new Date(e.at) });
       const steps = definitionOf(stage.kind).steps(stage) ?? undefined;
-      upsertStage(db, { runId, stage, status: 'completed', attempt, environment: worker, computeMs: output.computeMs, step: steps, error: null, reason: withFallbackNote(db, runId, stageId, output) });
+      const seal = stageSeal(db, runId, stageId, output.artifacts);
+      upsertStage(db, { runId, stage, status: 'completed', attempt, environment: worker, computeMs: output.computeMs, step: steps, error: null, reason: withFallbackNote(db, runId, stageId, output), seal });
     },
 
     /**

@@ -188,3 +188,26 @@ export const CompareOutput = z.strictObject({
   models: z.array(ModelMeasures),
 });
 export type CompareOutput = z.infer<typeof CompareOutput>;
+
+/** `sieve verify --json` (activities/store/verify.ts): per run, null or its first broken item; the journal's head; the check against an earlier head. */
+export const VerifyOutput = z.strictObject({
+  ok: z.boolean(),
+  head: z.string(),
+  against: z.strictObject({ head: z.string(), problem: z.string().nullable() }).nullable(),
+  runs: z.array(
+    z.strictObject({
+      runId: z.string(),
+      problem: z.string().nullable(),
+      checked: z.strictObject({ events: z.int().nonnegative(), stages: z.int().nonnegative(), artifacts: z.int().nonnegative(), absent: z.int().nonnegative() }),
+    }),
+  ),
+});
+export type VerifyOutput = z.infer<typeof VerifyOutput>;
+
+/** `sieve verify --head --json`. */
+export const VerifyHeadOutput = z.strictObject({ head: z.string() });
+export type VerifyHeadOutput = z.infer<typeof VerifyHeadOutput>;
+
+/** `sieve import <bundle> --json`: runs added (oldest first), runs already here with the same history, artifact files stored. */
+export const ImportOutput = z.strictObject({ run: z.string(), imported: z.array(z.string()), present: z.array(z.string()), files: z.int().nonnegative() });
+export type ImportOutput = z.infer<typeof ImportOutput>;

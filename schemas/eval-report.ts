@@ -1,12 +1,14 @@
 // The report an `evaluate` stage stores (artifact kind `eval-report`, role `report`): for each
 // model it evaluated, its perplexity on every set under each runtime, with the protocol and the
-// exact text it was measured on, the model's size and sparsity measured from its weights, the
-// runtimes' speed, a greedy sample, and (runtime `both`) how far the runtimes agree.
+// exact text it was measured on, the model's size and sparsity measured from its weights, a greedy
+// sample, and (runtime `both`) how far the runtimes agree. Only what the evaluation computes: no
+// timing, thread count or machine (those are metrics and the stage's environment, in the
+// database), so the same evaluation gives the same bytes anywhere. Version 3 moved them out.
 import { z } from 'zod';
 import { PerplexityProtocol, StreamInfo } from './data';
 
 export const EVAL_REPORT_FORMAT = 'sieve-eval-report';
-export const EVAL_REPORT_VERSION = 2;
+export const EVAL_REPORT_VERSION = 3;
 
 export const RuntimeName = z.enum(['native', 'onnxruntime']);
 export type RuntimeName = z.infer<typeof RuntimeName>;
@@ -25,12 +27,8 @@ export type SetReport = z.infer<typeof SetReport>;
 export const RuntimeReport = z.strictObject({
   runtime: RuntimeName,
   sets: z.array(SetReport),
-  /** Tokens through the forward pass per second of forward time, over every set. */
-  tokensPerSec: z.number().nonnegative(),
-  /** Median milliseconds of one forward pass of `batch` windows. */
-  latencyMs: z.number().nonnegative(),
+  /** Windows per forward pass (a setting: the perplexity does not depend on it). */
   batch: z.int().positive(),
-  threads: z.int().positive(),
 });
 export type RuntimeReport = z.infer<typeof RuntimeReport>;
 
@@ -62,8 +60,6 @@ export const EvalReport = z.strictObject({
   version: z.literal(EVAL_REPORT_VERSION),
   stage: z.string(),
   runtime: z.enum(['native', 'onnxruntime', 'both']),
-  /** The native engine's backend. */
-  backend: z.strictObject({ name: z.string(), blas: z.string().nullable(), threads: z.int().positive() }),
   /** By evaluated stage id, in `from` order. */
   models: z.record(z.string(), ModelReport),
 });

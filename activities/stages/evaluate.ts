@@ -3,11 +3,12 @@
 // model exported to ONNX, or by both — and then the two must agree within 0.5% or the stage fails
 // naming both numbers. Beside the perplexities: the model's size and 2:4 share measured from its
 // weights, each runtime's speed, and a greedy sample. Its definition: schemas/stages/evaluate.ts;
-// its report: schemas/eval-report.ts.
+// its report: schemas/eval-report.ts. The report holds only what the evaluation computes, so its
+// hash is the same on any machine and at any thread count; how fast it ran, and with how many
+// threads, are metrics (the database's, beside the stage's environment).
 
 import { availableParallelism } from 'node:os';
 
-import { backendInfo } from '../../kernels';
 import { loadCheckpoint, type CheckpointState } from '../../kernels/checkpoint';
 import { exportOnnx } from '../../kernels/onnx/export';
 import { OnnxModel } from '../../kernels/onnx/runtime';
@@ -62,9 +63,12 @@ export const evaluate: StageRun<'evaluate'> = async (deps, ctx, task, stage) => 
       for (const runtime of runtimes) {
         const runner = runtime === 'native' ? native : await onnxRunner(checkpoint, from, task.recipe.name, threads);
         try {
-          const report = await measureRuntime(runtime, runner, streams, context, stage, threads, ctx, progress);
-          if (report === null) return ctx.throwCancelled();
-          reports.push(report);
+          const measured = await measureRuntime(runtime, runner, streams, context, stage, ctx, progress);
+          if (measured === null) return ctx.throwCancelled();
+          reports.push(measured.report);
+          metrics[`${from}/${runtime}/tokens_per_sec`] = measured.tokensPerSec;
+          metrics[`${from}/${runtime}/latency_ms`] = measured.latencyMs;
+          metrics[`${from}/${runtime}/threads`] = threads;
           sample ??= await greedySample(runner, tokenizer, stage.sample.prompt, stage.sample.tokens, context, native.config.vocab);
         } finally {
           if (runner !== native) runner.dispose();
@@ -77,15 +81,7 @@ export const evaluate: StageRun<'evaluate'> = async (deps, ctx, task, stage) => 
       native.dispose();
     }
   }
-  const { name, blas, threads: engineThreads } = backendInfo(recipe.device);
-  const body: EvalReport = {
-    format: EVAL_REPORT_FORMAT,
-    version: EVAL_REPORT_VERSION,
-    stage: stage.id,
-    runtime: stage.runtime,
-    backend: { name, blas, threads: engineThreads },
-    models,
-  };
+  const body: EvalReport = { format: EVAL_REPORT_FORMAT, version: EVAL_REPORT_VERSION, stage: stage.id, runtime: stage.runtime, models };
   const stored = await deps.store.put(Buffer.from(JSON.stringify(body, null, 2)));
   return {
     artifacts: [{ sha256: stored.sha256, bytes: stored.bytes, kind: 'eval-report', role: 'report' }],
@@ -101,17 +97,16 @@ async function onnxRunner(checkpoint: CheckpointState, from: string, recipeName:
   return OnnxModel.create(bytes, { threads });
 }
 
-/** Perplexity on every set through one runtime, timing each forward pass; null when cancelled midway. */
+/** Perplexity on every set through one runtime, and its speed (each forward pass timed); null when cancelled midway. */
 async function measureRuntime(
   runtime: RuntimeName,
   runner: NllRunner,
   streams: readonly DataStream[],
   context: number,
   stage: StageOf<'evaluate'>,
-  threads: number,
   ctx: StageContext,
   progress: (windows: number) => void,
-): Promise<RuntimeReport | null> {
+): Promise<{ report: RuntimeReport; tokensPerSec: number; latencyMs: number } | null> {
   const passes: number[] = [];
   let tokens = 0;
   const timed: NllRunner = {
@@ -127,12 +122,13 @@ async function measureRuntime(
   if (results.length < streams.length) return null;
   const seconds = passes.reduce((a, b) => a + b, 0) / 1000;
   return {
-    runtime,
-    sets: results.map((r) => ({ set: r.set, perplexity: r.result.perplexity, meanNll: r.result.meanNll, predicted: r.result.predicted, protocol: r.result.protocol, stream: r.stream })),
+    report: {
+      runtime,
+      sets: results.map((r) => ({ set: r.set, perplexity: r.result.perplexity, meanNll: r.result.meanNll, predicted: r.result.predicted, protocol: r.result.protocol, stream: r.stream })),
+      batch: stage.batch,
+    },
     tokensPerSec: seconds > 0 ? tokens / seconds : 0,
     latencyMs: median(passes),
-    batch: stage.batch,
-    threads,
   };
 }
 
@@ -155,9 +151,9 @@ export function compareRuntimes(from: string, native: RuntimeReport, onnx: Runti
 }
 
 /**
- * The stage's metrics for one model: perplexity and NLL per set from the first runtime
- * (`<from>/<set>/ppl`), ONNX Runtime's beside it under `both` (`<from>/<set>/ppl/onnxruntime`),
- * the measures, and each runtime's speed (`<from>/<runtime>/tokens_per_sec`, `latency_ms`).
+ * The stage's metrics for one model from its report: perplexity and NLL per set from the first
+ * runtime (`<from>/<set>/ppl`), ONNX Runtime's beside it under `both` (`<from>/<set>/ppl/onnxruntime`),
+ * and the measures. (Each runtime's speed is added where it is measured.)
  */
 function modelMetrics(from: string, report: ModelReport): Record<string, number> {
   const metrics: Record<string, number> = {};
@@ -178,10 +174,6 @@ function modelMetrics(from: string, report: ModelReport): Record<string, number>
     [`${from}/bytes`]: m.bytes,
     [`${from}/bits_per_weight`]: m.bitsPerWeight,
   });
-  for (const r of report.runtimes) {
-    metrics[`${from}/${r.runtime}/tokens_per_sec`] = r.tokensPerSec;
-    metrics[`${from}/${r.runtime}/latency_ms`] = r.latencyMs;
-  }
   return metrics;
 }
 

@@ -82,7 +82,7 @@ export const quantize: StageRun<'quantize'> = async (deps, ctx, task, stage) => 
     const artifacts: Awaited<ReturnType<StageRun<'quantize'>>>['artifacts'] = [];
 
     // the base quantizer, and what it does to the loss
-    let states = await quantizeAll(layers, base, () => new Map(), progress.phase());
+    let states = await quantizeAll(layers, base, new Map(), progress.phase());
     checkCancelled(ctx);
     if (stage.sensitivity !== 'none') {
       const report = await sensitivityReport(deps, model, stage, modelSha, states, calibration!, progress);
@@ -95,7 +95,7 @@ export const quantize: StageRun<'quantize'> = async (deps, ctx, task, stage) => 
       const outlierBudget = Math.floor(stage.requant.outliers * total);
       const counts = outlierBudget > 0 ? await allocateOutliers(layers, base, stage.requant.outliers, outlierBudget, progress.units(layers.length)) : new Map<string, number>();
       const outliers = new Map(layers.map((l) => [l.name, largestWeights(l, counts.get(l.name) ?? 0)]));
-      states = await quantizeAll(layers, base, () => outliers, progress.phase());
+      states = await quantizeAll(layers, base, outliers, progress.phase());
       checkCancelled(ctx);
       const budget = Math.floor(stage.requant.significant * total);
       for (let round = 1; round <= stage.requant.rounds && budget > 0; round++) {
@@ -172,12 +172,11 @@ function effectiveLayer(model: Model, name: string): Layer {
   return { name, rows, cols, weight, pruned, hessian: null };
 }
 
-/** Every layer through the base quantizer with its pruned positions and `detached()` ones held out (detached kept in 16 bits as outliers). */
-async function quantizeAll(layers: readonly Layer[], base: BaseQuantizer, detached: () => Map<string, number[]>, onLayer: (done: number, total: number) => void): Promise<LayerState[]> {
+/** Every layer through the base quantizer with its pruned positions and its `outliers` held out (those kept in 16 bits). */
+async function quantizeAll(layers: readonly Layer[], base: BaseQuantizer, outliers: ReadonlyMap<string, number[]>, onLayer: (done: number, total: number) => void): Promise<LayerState[]> {
   const out: LayerState[] = [];
-  const chosen = detached();
   for (const layer of layers) {
-    const positions = chosen.get(layer.name) ?? [];
+    const positions = outliers.get(layer.name) ?? [];
     const held = holdOut(layer, positions);
     out.push({ layer, held, quantized: await quantizeLayer(layer, base, held), outliers: positions.length ? sparseSetOf(layer, positions) : EMPTY_SPARSE, significant: EMPTY_SPARSE });
     onLayer(out.length, layers.length);

@@ -7,7 +7,7 @@
 // IMMEDIATE transaction, so another process never sees half of it and never hits a
 // reader-to-writer upgrade conflict. A change of run or stage status is journaled in the same
 // transaction.
-import { and, eq, isNotNull, isNull } from 'drizzle-orm';
+import { and, desc, eq, isNotNull, isNull, ne } from 'drizzle-orm';
 import type { Recipe, RecipeStage } from '../../schemas/recipe';
 import {
   TERMINAL_RUN_STATUSES,
@@ -18,12 +18,13 @@ import {
   type StageStatus,
 } from '../../schemas/records';
 import { definitionOf } from '../../schemas/stages';
-import { artifacts, metrics, runs, stageArtifacts, stages } from '../../schemas/tables';
+import { artifacts, events, metrics, runs, stageArtifacts, stages } from '../../schemas/tables';
 import { artifactRelativePath } from './artifacts';
 import type { StageCacheInput } from './cache';
 import type { SieveDb } from './db';
 import { recipeHash } from './hash';
 import { insertEvent } from './journal';
+import type { StageSeal } from './seal';
 
 export type RunRow = typeof runs.$inferSelect;
 export type StageRow = typeof stages.$inferSelect;
@@ -69,7 +70,19 @@ export function createRun(db: SieveDb, input: CreateRunInput): RunRow {
         })
         .returning()
         .get();
-      insertEvent(tx, { runId: input.id, type: 'run.created', payload: { recipeHash: hash, parentRunId: row.parentRunId } });
+      // Linked to the run created before it, so deleting or rewriting a whole run breaks the next one's link (sieve verify).
+      const previous = tx
+        .select({ runId: events.runId, hash: events.hash })
+        .from(events)
+        .where(and(eq(events.type, 'run.created'), ne(events.runId, input.id)))
+        .orderBy(desc(events.id))
+        .limit(1)
+        .get();
+      insertEvent(tx, {
+        runId: input.id,
+        type: 'run.created',
+        payload: { recipeHash: hash, parentRunId: row.parentRunId, codeVersion: input.codeVersion, previous: previous ?? null },
+      });
       return row;
     },
     { behavior: 'immediate' },
@@ -120,6 +133,8 @@ export interface UpsertStageInput {
   environment?: Environment | null;
   computeMs?: number | null;
   error?: string | null;
+  /** What the stage produced, sealed into the journal with its change of status (./seal.ts). */
+  seal?: StageSeal;
 }
 
 /**
@@ -167,7 +182,7 @@ export function upsertStage(db: SieveDb, input: UpsertStageInput): StageRow {
             .returning()
             .get();
       if (current?.status !== status) {
-        const payload = defined({ reason: row.reason ?? undefined, error: row.error ?? undefined, attempt: row.attempt });
+        const payload = defined({ reason: row.reason ?? undefined, error: row.error ?? undefined, attempt: row.attempt, seal: input.seal });
         insertEvent(tx, { runId, stageId: stage.id, type: `stage.${status}`, payload });
       }
       return row;

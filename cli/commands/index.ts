@@ -17,6 +17,8 @@ export const commands = {
   cancel: load('./cancel'),
   gc: load('./gc'),
   export: load('./export'),
+  verify: load('./verify'),
+  import: load('./import'),
   worker: load('./worker'),
   server: load('./server'),
 } satisfies Record<string, () => Promise<Command>>;

@@ -1,9 +1,15 @@
 // `sieve show <run>`: everything recorded about a run — recipe hash, code version, machine,
 // lineage (parent run, each stage's inputs), and per stage its status, why it ran or was reused,
 // timings, metrics and artifacts (sha256 and absolute path). `--html` also writes the run's tables,
-// its models' measures and its charts to one self-contained file.
+// its models' measures and its charts to one self-contained file; `--bundle` writes its provenance
+// bundle (activities/store/bundle.ts), which `sieve import` loads into another SIEVE_HOME.
+
+import path from 'node:path';
 
 import { createArtifactStore } from '../../activities/store/artifacts';
+import { writeBundle } from '../../activities/store/bundle';
+import { writeFileAtomic } from '../../kernels/files';
+import { formatBytes } from '../../schemas/memory';
 import { openDb } from '../../activities/store/db';
 import { getRun } from '../read-models';
 import { reconcileHome } from '../reconcile';
@@ -12,13 +18,18 @@ import { renderReport, writeReport } from '../report/html';
 import { measureModel, measuredModels } from '../report/models';
 import { runTables } from '../report/tables';
 import { formatNumber } from './_summary';
-import { NotFoundError, defineCommand, formatDuration, htmlOption, jsonOption, printJson, sieveHome } from './_shared';
+import { NotFoundError, UsageError, defineCommand, formatDuration, htmlOption, jsonOption, printJson, sieveHome } from './_shared';
 
 export default defineCommand({
   name: 'show',
   description: 'show a run: stages, metrics, artifacts, timings, lineage',
   positionals: ['<run>'],
-  options: { ...jsonOption, ...htmlOption },
+  options: {
+    ...jsonOption,
+    ...htmlOption,
+    bundle: { type: 'string', description: 'also write the run and the runs it depends on, with their history, to this file (for `sieve import`)' },
+    'with-artifacts': { type: 'boolean', description: 'with --bundle: carry the artifact files too (weights, reports)' },
+  },
   async run({ positionals: [runId], values }) {
     const home = sieveHome();
     await reconcileHome(home);
@@ -26,7 +37,16 @@ export default defineCommand({
     try {
       const run = getRun(db, createArtifactStore(home), runId);
       if (!run) throw new NotFoundError(`no run "${runId}" in ${home}; \`sieve history\` lists the runs.`);
-      // The file is written before anything is printed, so an unwritable path fails the command cleanly.
+      if (values['with-artifacts'] && typeof values.bundle !== 'string') throw new UsageError('--with-artifacts goes with --bundle <file>');
+      // Files are written before anything is printed, so an unwritable path fails the command cleanly.
+      if (typeof values.bundle === 'string') {
+        const bytes = await writeBundle(db, createArtifactStore(home), run.id, { withArtifacts: Boolean(values['with-artifacts']) });
+        const file = path.resolve(values.bundle);
+        await writeFileAtomic(file, bytes).catch((error: Error) => {
+          throw new Error(`cannot write the bundle to ${file}: ${error.message}`);
+        });
+        process.stderr.write(`bundle written to ${file} (${formatBytes(bytes.length)})\n`);
+      }
       if (typeof values.html === 'string') {
         const models = measuredModels(run).map((id) => measureModel(run, id));
         const figures = await reportFigures(

@@ -1,7 +1,8 @@
 // The evaluate activity on its own (MockActivityEnvironment, the real engine, real ONNX Runtime and
 // the real artifact store): perplexity of an input model on the chosen sets with the protocol in its
 // report, its measures and greedy sample; ONNX Runtime on the exported model agreeing with the
-// engine (runtime both) on a dense and on a 2:4 model; a cancel that ends it as cancelled; and an
+// engine (runtime both) on a dense and on a 2:4 model; the same report bytes at 1 and 2 threads; a
+// cancel that ends it as cancelled; and an
 // input without a model refused without a retry.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { Recipe } from '../../../schemas/recipe';
 import { ERROR_TYPES } from '../../../workflows/contract';
 import { compareRuntimes } from '../../../activities/stages/evaluate';
 import { EvalReport, type RuntimeReport } from '../../../schemas/eval-report';
+import { createComputeActivities } from '../../../activities';
 import { activityEnv, artifact, computeFixture, fakeWorkflow } from './helpers';
 
 const { home, activities } = computeFixture('evaluate-activity');
@@ -53,6 +55,7 @@ describe('the evaluate activity', () => {
       'dense/bytes',
       'dense/bytes_dense',
       'dense/native/latency_ms',
+      'dense/native/threads',
       'dense/native/tokens_per_sec',
       'dense/nonzero_params',
       'dense/params',
@@ -98,6 +101,16 @@ describe('the evaluate activity', () => {
     const params = output.metrics['pruned/params'];
     assert.equal(output.metrics['pruned/bits_per_weight'], (32 * params - 15 * 3072) / params);
     assert.ok(output.metrics['pruned/nonzero_params'] <= params - 3072 / 2);
+  });
+
+  it('the report depends only on what it computes: 1 and 2 threads give the same artifact', async () => {
+    const two = createComputeActivities({ home, threads: 2 });
+    const [a, b] = [
+      (await activityEnv(fakeWorkflow().client).run(activities.evaluate, stageTask('both', { dense, pruned: dense }))).output,
+      (await activityEnv(fakeWorkflow().client).run(two.evaluate, stageTask('both', { dense, pruned: dense }))).output,
+    ];
+    assert.equal(artifact(a, 'report').sha256, artifact(b, 'report').sha256);
+    assert.deepEqual([a.metrics['dense/native/threads'], b.metrics['dense/native/threads']], [1, 2], 'the thread count is a metric, in the database');
   });
 
   it('runtimes more than 0.5% apart fail the stage, without a retry, naming both perplexities', () => {
