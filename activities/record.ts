@@ -83,6 +83,7 @@ export function controlActivities(deps: ControlDeps) {
         codeVersion: codeVersion(),
         environment: environment({ blas: backendInfo('cpu').blas }),
         parentRunId: input.parentRunId,
+        reproduces: input.options.reproduces ?? null,
       });
       for (const stage of input.recipe.stages) upsertStage(db, { runId: input.runId, stage });
       setRunStatus(db, input.runId, 'running');

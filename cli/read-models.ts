@@ -5,7 +5,7 @@ import { and, desc, eq, sql } from 'drizzle-orm';
 import type { HistoryEntry, ShowOutput, ShowStage, StageRef, StatusOutput } from '../schemas/cli';
 import type { RunStatus } from '../schemas/records';
 import { stageInputs } from '../schemas/recipe';
-import { runs, stages } from '../schemas/tables';
+import { events, runs, stages } from '../schemas/tables';
 import type { ArtifactStore } from '../activities/store/artifacts';
 import type { SieveDb } from '../activities/store/db';
 import { finalMetrics, listMetrics, stageArtifactRows, type MetricRow } from '../activities/store/reads';
@@ -86,7 +86,9 @@ export function getRun(db: SieveDb, store: ArtifactStore, runId: string): ShowOu
       error: s.error,
     };
   });
-  return { ...historyEntry(run), environment: run.environment, recipe: run.recipe, stages: showStages };
+  const created = db.select({ payload: events.payload }).from(events).where(and(eq(events.runId, runId), eq(events.type, 'run.created'))).get();
+  const reproduces = (created?.payload as { reproduces?: string } | undefined)?.reproduces ?? null;
+  return { ...historyEntry(run), reproduces, environment: run.environment, recipe: run.recipe, stages: showStages };
 }
 
 /** One metric of a stage against its step, and the stage whose rows they are. */

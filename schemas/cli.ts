@@ -123,6 +123,8 @@ export type HistoryEntry = z.infer<typeof HistoryEntry>;
 
 /** `sieve show <run> --json`: the history entry, the machine, the recipe and every stage. */
 export const ShowOutput = HistoryEntry.extend({
+  /** `sieve reproduce`: the run this one ran again, or null. */
+  reproduces: z.string().nullable(),
   environment: Environment,
   recipe: Recipe,
   /** In the recipe's declaration order; stages that never started are absent. */
@@ -211,3 +213,24 @@ export type VerifyHeadOutput = z.infer<typeof VerifyHeadOutput>;
 /** `sieve import <bundle> --json`: runs added (oldest first), runs already here with the same history, artifact files stored. */
 export const ImportOutput = z.strictObject({ run: z.string(), imported: z.array(z.string()), present: z.array(z.string()), files: z.int().nonnegative() });
 export type ImportOutput = z.infer<typeof ImportOutput>;
+
+/** One stage of `sieve reproduce`: its outputs against those of the stage that computed them first. */
+export const ReproducedStage = z.strictObject({
+  id: z.string(),
+  /** The stage whose outputs the original run recorded (itself, or the stage it was cached from). */
+  original: z.strictObject({ runId: z.string(), stageId: z.string() }),
+  identical: z.boolean(),
+  /** Outputs whose bytes differ, by role (sha256 null: not produced by that side). */
+  differs: z.array(z.strictObject({ role: z.string(), original: z.string().nullable(), reproduced: z.string().nullable() })),
+  /** What was not the same between the two computations, in words; empty when everything was. */
+  causes: z.array(z.string()),
+});
+
+/** `sieve reproduce <run> --json`. */
+export const ReproduceOutput = z.strictObject({
+  id: z.string(),
+  reproduces: z.string(),
+  identical: z.boolean(),
+  stages: z.array(ReproducedStage),
+});
+export type ReproduceOutput = z.infer<typeof ReproduceOutput>;

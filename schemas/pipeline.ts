@@ -95,6 +95,8 @@ export const RunOptions = z.strictObject({
    */
   heartbeatTimeoutSec: z.number().positive().nullable(),
   maxAttempts: z.number().int().positive(),
+  /** `sieve reproduce`: the run this one runs again (absent in histories from before it existed). */
+  reproduces: z.string().nullable().optional(),
 });
 export type RunOptions = z.infer<typeof RunOptions>;
 

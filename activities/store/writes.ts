@@ -36,6 +36,8 @@ export interface CreateRunInput {
   codeVersion: string;
   environment: Environment;
   parentRunId?: string | null;
+  /** `sieve reproduce`: the run this one runs again, recorded in its `run.created` event. */
+  reproduces?: string | null;
 }
 
 /**
@@ -81,7 +83,13 @@ export function createRun(db: SieveDb, input: CreateRunInput): RunRow {
       insertEvent(tx, {
         runId: input.id,
         type: 'run.created',
-        payload: { recipeHash: hash, parentRunId: row.parentRunId, codeVersion: input.codeVersion, previous: previous ?? null },
+        payload: {
+          recipeHash: hash,
+          parentRunId: row.parentRunId,
+          codeVersion: input.codeVersion,
+          previous: previous ?? null,
+          ...(input.reproduces ? { reproduces: input.reproduces } : {}),
+        },
       });
       return row;
     },

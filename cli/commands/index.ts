@@ -14,6 +14,7 @@ export const commands = {
   show: load('./show'),
   compare: load('./compare'),
   resume: load('./resume'),
+  reproduce: load('./reproduce'),
   cancel: load('./cancel'),
   gc: load('./gc'),
   export: load('./export'),

@@ -66,7 +66,8 @@ export default defineCommand({
         `machine   ${env.hostname}, ${env.cpu.model} × ${env.cpu.cores}, node ${env.node}, blas ${env.blas ?? 'none'}`,
         `created   ${run.createdAt}   finished ${run.finishedAt ?? '-'}`,
       ];
-      if (run.parentRunId) lines.push(`resumes   ${run.parentRunId}`);
+      if (run.reproduces) lines.push(`reproduces ${run.reproduces}`);
+      else if (run.parentRunId) lines.push(`resumes   ${run.parentRunId}`);
       for (const s of run.stages) {
         lines.push('', `stage ${s.id} (${s.kind}) — ${s.status}${s.from.length ? `, from ${s.from.join(', ')}` : ''}`);
         if (s.reason) lines.push(`  why       ${s.reason}`);
