@@ -20,7 +20,7 @@ import { explainCacheMiss, findCachedStage, stageCacheKey, type StageCacheInput 
 import type { SieveDb } from './store/db';
 import { sha256Hex } from './store/hash';
 import { appendEvent } from './store/journal';
-import { stageArtifactRows } from './store/reads';
+import { finishedStageOutputs, stageArtifactRows } from './store/reads';
 import { CHECKPOINT_ROLE, deleteArtifactFile, HISTORY_SEGMENT_ROLE, keepCheckpointsOf, pruneCheckpoints, recordedArtifacts } from './store/prune';
 import { codeVersion, environment } from './store/provenance';
 import { stageSeal } from './store/seal';
@@ -84,6 +84,7 @@ export function controlActivities(deps: ControlDeps) {
         environment: environment({ blas: backendInfo('cpu').blas }),
         parentRunId: input.parentRunId,
         reproduces: input.options.reproduces ?? null,
+        sweep: input.options.sweep ?? null,
       });
       for (const stage of input.recipe.stages) upsertStage(db, { runId: input.runId, stage });
       setRunStatus(db, input.runId, 'running');
@@ -95,7 +96,8 @@ export function controlActivities(deps: ControlDeps) {
       stageId: string;
       inputs: Record<string, StageOutput>;
       noCache: boolean;
-      reuse: { runId: string; output: StageOutput } | null;
+      /** Outputs to take as they are: from the run this one resumes, or (sharedBy) a sweep's shared run. */
+      reuse: { runId: string; output: StageOutput; sharedBy?: string } | null;
     }): Promise<StagePlan> {
       const { runId, recipe } = input;
       const stage = findStage(recipe, input.stageId);
@@ -121,7 +123,9 @@ export function controlActivities(deps: ControlDeps) {
 
       if (input.reuse) {
         for (const a of input.reuse.output.artifacts) await store.verify(a.sha256);
-        const reason = `finished in run ${input.reuse.runId}, which this run resumes`;
+        const reason = input.reuse.sharedBy
+          ? `shared by every point of sweep ${input.reuse.sharedBy}: computed once, in run ${input.reuse.runId}`
+          : `finished in run ${input.reuse.runId}, which this run resumes`;
         recordOutput(runId, stage.id, input.reuse.output);
         const seal = stageSeal(db, runId, stage.id, input.reuse.output.artifacts);
         upsertStage(db, { runId, stage, status: 'reused', cacheKey, cacheBasis: basis, reusedFrom: { runId: input.reuse.runId, stageId: stage.id }, reason, seal });
@@ -207,6 +211,11 @@ export function controlActivities(deps: ControlDeps) {
       }
       const attempt = input.attempt ?? undefined;
       upsertStage(db, { runId: input.runId, stage, status: input.status, error: input.error, attempt, step });
+    },
+
+    /** The outputs of a run's finished stages, by stage id (what a sweep's points take from its shared run). */
+    async finishedOutputs(input: { runId: string }): Promise<Record<string, StageOutput>> {
+      return finishedStageOutputs(db, input.runId);
     },
 
     async finishRun(input: { runId: string; status: 'completed' | 'failed' | 'cancelled'; error: string | null }): Promise<void> {

@@ -12,11 +12,7 @@ import type { ReproduceOutput } from '../schemas/cli';
 import type { Environment } from '../schemas/records';
 import { runs, stages } from '../schemas/tables';
 import type { SieveDb } from '../activities/store/db';
-import { CHECKPOINT_ROLE, HISTORY_SEGMENT_ROLE } from '../activities/store/prune';
-import { stageArtifactRows } from '../activities/store/reads';
-
-/** Link roles that are not a stage's outputs. */
-const NOT_OUTPUTS = new Set(['input', CHECKPOINT_ROLE, HISTORY_SEGMENT_ROLE]);
+import { NOT_OUTPUT_ROLES, stageArtifactRows } from '../activities/store/reads';
 
 interface Computed {
   runId: string;
@@ -39,7 +35,7 @@ function computedBy(db: SieveDb, runId: string, stageId: string): Computed {
     }
     const run = db.select({ codeVersion: runs.codeVersion }).from(runs).where(eq(runs.id, at.runId)).get()!;
     const outputs = new Map<string, string>();
-    for (const a of stageArtifactRows(db, at.runId, at.stageId)) if (!NOT_OUTPUTS.has(a.role)) outputs.set(a.role, a.sha256);
+    for (const a of stageArtifactRows(db, at.runId, at.stageId)) if (!NOT_OUTPUT_ROLES.has(a.role)) outputs.set(a.role, a.sha256);
     return { ...at, codeVersion: run.codeVersion, basis: row.cacheBasis as Computed['basis'], environment: row.environment, outputs };
   }
   throw new Error(`stage ${stageId} of run ${runId}: its cache links go round in a circle`);

@@ -4,12 +4,10 @@
 // should it turn out to be damaged or gone (docs/checkpoint-format.md, "Resuming").
 
 import { CHECKPOINT_ROLE, HISTORY_SEGMENT_ROLE } from '../activities/store/prune';
+import { stageOutputOf } from '../activities/store/reads';
 import type { ShowOutput, ShowStage } from '../schemas/cli';
-import { KNOWN_CHECKPOINTS, type ArtifactRef, type CheckpointFile, type CheckpointRef, type ResumePlan, type StageOutput } from '../schemas/pipeline';
+import { KNOWN_CHECKPOINTS, type CheckpointFile, type CheckpointRef, type ResumePlan, type StageOutput } from '../schemas/pipeline';
 import { FINISHED_STAGE_STATUSES, type StageStatus } from '../schemas/records';
-
-/** Link roles that record how a stage got where it is, not what it hands on. */
-const NOT_OUTPUTS = new Set(['input', CHECKPOINT_ROLE, HISTORY_SEGMENT_ROLE]);
 
 /** Finished stages hand over their outputs; unfinished ones their checkpoints. */
 export function resumePlan(old: ShowOutput): ResumePlan {
@@ -17,12 +15,7 @@ export function resumePlan(old: ShowOutput): ResumePlan {
   const checkpoints: Record<string, CheckpointRef> = {};
   for (const s of old.stages) {
     if ((FINISHED_STAGE_STATUSES as readonly StageStatus[]).includes(s.status)) {
-      completed[s.id] = {
-        artifacts: s.artifacts.filter((a) => !NOT_OUTPUTS.has(a.role)).map((a): ArtifactRef => ({ sha256: a.sha256, bytes: a.bytes, kind: a.kind, role: a.role })),
-        metrics: Object.fromEntries(Object.entries(s.metrics).map(([k, v]) => [k, v ?? NaN])),
-        computeMs: 0,
-        events: [],
-      };
+      completed[s.id] = stageOutputOf(s.artifacts, s.metrics);
       continue;
     }
     const ref = recordedCheckpoints(s);

@@ -234,3 +234,25 @@ export const ReproduceOutput = z.strictObject({
   stages: z.array(ReproducedStage),
 });
 export type ReproduceOutput = z.infer<typeof ReproduceOutput>;
+
+/** `sieve run <recipe> --seeds … --set … --json`: the sweep's id and its runs (the shared run first), with their points. */
+export const SweepOutput = z.strictObject({
+  id: z.string(),
+  runs: z.array(z.strictObject({ id: z.string(), status: z.string(), label: z.string() })),
+});
+export type SweepOutput = z.infer<typeof SweepOutput>;
+
+/** `sieve compare <sweep> --json`: the settings (each with its runs over the seeds) and every stage's final metrics as mean ± sd per setting (null: no completed run has it). */
+export const SweepCompareOutput = z.strictObject({
+  sweep: z.string(),
+  shared: z.string().nullable(),
+  settings: z.array(z.strictObject({ label: z.string(), set: z.record(z.string(), z.unknown()), runs: z.array(z.strictObject({ id: z.string(), seed: z.int(), status: z.string() })) })),
+  metrics: z.array(
+    z.strictObject({
+      stage: z.string(),
+      name: z.string(),
+      values: z.array(z.strictObject({ mean: z.number(), sd: z.number(), n: z.int().positive() }).nullable()),
+    }),
+  ),
+});
+export type SweepCompareOutput = z.infer<typeof SweepCompareOutput>;

@@ -28,3 +28,15 @@ export const unitInterval = (what: string) =>
 export function aStage(kind: string): string {
   return `${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind} stage`;
 }
+
+/** A seed: the recipe's, or a stage's own (`seed` on a seeded stage, which pins it across a sweep's seeds). */
+export const Seed = z
+  .int({ error: wrongType('expected `seed`: a whole number') })
+  .min(0, '`seed` must be in [0, 2^32 − 1]')
+  .max(2 ** 32 - 1, '`seed` must be in [0, 2^32 − 1]');
+
+/** The seed a seeded stage runs with: its own `seed` when it has one, else the recipe's. */
+export function stageSeed(stage: object, recipe: { seed: number }): number {
+  const own = (stage as { seed?: number }).seed;
+  return own ?? recipe.seed;
+}

@@ -87,6 +87,14 @@ export interface ComputeResult {
   environment: Environment;
 }
 
+/** One point of a sweep's grid: its seed and the recipe values set at it (`stages.ft.lr` → 0.001). */
+export const SweepPoint = z.strictObject({
+  index: z.int().nonnegative(),
+  seed: z.int(),
+  set: z.record(z.string(), z.unknown()),
+});
+export type SweepPoint = z.infer<typeof SweepPoint>;
+
 export const RunOptions = z.strictObject({
   noCache: z.boolean(),
   /**
@@ -97,6 +105,8 @@ export const RunOptions = z.strictObject({
   maxAttempts: z.number().int().positive(),
   /** `sieve reproduce`: the run this one runs again (absent in histories from before it existed). */
   reproduces: z.string().nullable().optional(),
+  /** A run of a sweep: the sweep's id, and its point of the grid (null: the run of the stages every point shares). */
+  sweep: z.strictObject({ id: z.string(), point: z.lazy(() => SweepPoint).nullable() }).optional(),
 });
 export type RunOptions = z.infer<typeof RunOptions>;
 
@@ -108,6 +118,11 @@ export const ResumePlan = z.strictObject({
   parentRunId: z.string(),
   completed: z.record(z.string(), StageOutput),
   checkpoints: z.record(z.string(), CheckpointRef),
+  /**
+   * Set for a sweep's point: `completed` holds the stages every point shares, computed once in run
+   * `parentRunId` for sweep `sharedBy`. The point does not resume that run; it takes those outputs.
+   */
+  sharedBy: z.string().optional(),
 });
 export type ResumePlan = z.infer<typeof ResumePlan>;
 

@@ -9,7 +9,7 @@
 // gives the same value, so a recipe stored in the database or a workflow history re-validates.
 import { z } from 'zod';
 import { DataSection, trainSource } from './data';
-import { aStage, wrongType } from './fields';
+import { aStage, Seed, stageSeed, wrongType } from './fields';
 import { Model } from './model';
 import { acceptedInputs, definitionOf, resolveStage, Stage, stageInputs, type ResolvedStage, type StageKind } from './stages';
 
@@ -26,10 +26,7 @@ export const RecipeName = z
 export const Device = z.enum(['cpu', 'cuda'], { error: wrongType('`device` must be "cpu" or "cuda"') });
 export type Device = z.infer<typeof Device>;
 
-export const Seed = z
-  .int({ error: wrongType('expected `seed`: a whole number') })
-  .min(0, '`seed` must be in [0, 2^32 − 1]')
-  .max(2 ** 32 - 1, '`seed` must be in [0, 2^32 − 1]');
+export { Seed } from './fields';
 
 const RecipeFields = z.strictObject(
   {
@@ -194,7 +191,7 @@ export function stageCacheConfig(recipe: Recipe, stage: RecipeStage) {
     stage: config,
     model: recipe.model,
     device: recipe.device,
-    seed: definition.seeded ? recipe.seed : undefined,
+    seed: definition.seeded ? stageSeed(stage, recipe) : undefined,
     data: {
       train: reads.train ? trainSource(recipe.data) : undefined,
       eval: Object.fromEntries(reads.eval.map((name) => [name, recipe.data.eval[name]])),

@@ -5,7 +5,7 @@
 //
 // Sandbox-pure (zod types and the Temporal workflow API's definitions only).
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { CheckpointRef, ResumePlan, RunOptions, StageProgress } from '../schemas/pipeline';
+import type { CheckpointRef, ResumePlan, RunOptions, StageProgress, SweepPoint } from '../schemas/pipeline';
 import type { Recipe } from '../schemas/recipe';
 
 /** `sieve`: the workflow and the control activities (SQLite lives with it); `cpu` / `gpu`: the stages. */
@@ -55,3 +55,28 @@ export interface PipelineResult {
   status: 'completed' | 'failed';
   stages: StageProgress[];
 }
+
+/**
+ * A sweep (workflows/sweep.ts; workflow id = the sweep id): the run of the stages every point
+ * shares, if any, first; then one pipeline per point, at most `concurrency` at a time. A point
+ * carries its own resume plan when the sweep continues an earlier one (`sieve resume <sweep>`).
+ */
+export interface SweepInput {
+  sweepId: string;
+  /** `resume`: when the sweep continues an earlier one, the earlier shared run's plan. */
+  shared: { runId: string; recipe: Recipe; resume?: ResumePlan | null } | null;
+  points: { runId: string; recipe: Recipe; point: SweepPoint; resume: ResumePlan | null }[];
+  options: RunOptions;
+  concurrency: number;
+}
+
+export type SweepRunStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
+
+export interface SweepResult {
+  status: 'completed' | 'failed';
+  shared: { runId: string; status: SweepRunStatus } | null;
+  points: { runId: string; status: SweepRunStatus }[];
+}
+
+/** The sweep's runs and their statuses, as the sweep workflow knows them. */
+export const sweepProgressQuery = defineQuery<SweepResult>('sweepProgress');

@@ -123,7 +123,8 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     await CancellationScope.nonCancellable(() => control.recordCheckpoint({ runId, checkpoint: ckpt }));
   });
 
-  await control.beginRun({ runId, recipe, options, parentRunId: resume?.parentRunId ?? null });
+  // A sweep's point takes the shared stages from the sweep's shared run without resuming it.
+  await control.beginRun({ runId, recipe, options, parentRunId: resume && !resume.sharedBy ? resume.parentRunId : null });
 
   const end = async (stageId: string, status: 'skipped' | 'cancelled' | 'failed', error: string | null, attempt: number | null = null): Promise<Outcome> => {
     update(stageId, { status, error });
@@ -142,7 +143,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     if (deps.some((d) => !d.ok)) return end(stage.id, 'skipped', 'an input stage did not complete');
     const inputs = Object.fromEntries(stageInputs(stage).map((id, i) => [id, (deps[i] as { output: StageOutput }).output]));
     try {
-      const plan = await control.prepareStage({ runId, recipe, stageId: stage.id, inputs, noCache: options.noCache, reuse: resume?.completed[stage.id] ? { runId: resume.parentRunId, output: resume.completed[stage.id] } : null });
+      const plan = await control.prepareStage({ runId, recipe, stageId: stage.id, inputs, noCache: options.noCache, reuse: resume?.completed[stage.id] ? { runId: resume.parentRunId, output: resume.completed[stage.id], sharedBy: resume.sharedBy } : null });
       if (plan.decision !== 'run') {
         update(stage.id, { status: plan.decision, reason: plan.reason });
         return { ok: true, output: plan.output! };

@@ -3,6 +3,7 @@
 // a training stage shares (resume, checkpoints, divergence, the output) is
 // activities/train/stage.ts. Its definition: schemas/stages/pretrain.ts.
 
+import { stageSeed } from '../../schemas/fields';
 import { Model } from '../../kernels';
 import { inputModel, type StageRun } from '../compute';
 import { continuationSeed, runTrainingStage, trainingData } from '../train/stage';
@@ -18,12 +19,12 @@ export const pretrain: StageRun<'pretrain'> = async (deps, ctx, task, stage) => 
       model,
       fresh: async (events) => {
         if (stage.from === undefined) {
-          model.init(recipe.seed);
-          return { samplerSeed: recipe.seed };
+          model.init(stageSeed(stage, recipe));
+          return { samplerSeed: stageSeed(stage, recipe) };
         }
         const { modelStep } = await readTrainingCheckpoint(await inputModel(deps, task, stage.from), model);
         events.push({ type: 'continued', at: new Date().toISOString(), payload: { from: stage.from, optimizerStep: modelStep } });
-        return { samplerSeed: continuationSeed(recipe.seed, modelStep) };
+        return { samplerSeed: continuationSeed(stageSeed(stage, recipe), modelStep) };
       },
       prepare: async () => {},
       state: () => null,

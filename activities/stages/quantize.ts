@@ -18,6 +18,7 @@
 // sensitivity and PQI it already computed are found in the store under their content keys.
 // Its definition: schemas/stages/quantize.ts.
 
+import { stageSeed } from '../../schemas/fields';
 import { type Model, type QuantizedWeight } from '../../kernels';
 import { readCheckpointInfo, saveCheckpoint, type QuantizedTensor } from '../../kernels/checkpoint';
 import { needsCalibration, type Quantize } from '../../schemas/stages/quantize';
@@ -154,7 +155,7 @@ function calibrationOf(stage: Quantize, recipe: Parameters<typeof dataReadBy>[1]
   } catch (err) {
     throw badInput(err);
   }
-  return calibrationWindows(train, stage.calibration, context, recipe.seed);
+  return calibrationWindows(train, stage.calibration, context, stageSeed(stage, recipe));
 }
 
 /** The weight as the model computes with it (param ⊙ mask), and its pruned positions (none: null). */

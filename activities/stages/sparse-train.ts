@@ -11,6 +11,7 @@
 // the uninterrupted one was at that step, and continues with the same bits.
 // Its definition: schemas/stages/sparse-train.ts.
 
+import { stageSeed } from '../../schemas/fields';
 import { Model, type AdapterConfig, type MaskMethod } from '../../kernels';
 import { distils, type SparseTrain } from '../../schemas/stages/sparse-train';
 import { badInput, inputModel, type StageEvents, type StageRun } from '../compute';
@@ -71,7 +72,7 @@ export const sparseTrain: StageRun<'sparse-train'> = async (deps, ctx, task, sta
             model.setUpdateRule(name, { kind: 'adams', alpha: castAlpha(stage, step), lambda: stage.lambda });
             break;
         }
-        if ('mvue' in stage && stage.mvue) model.setMvue(name, dense ? null : recipe.seed);
+        if ('mvue' in stage && stage.mvue) model.setMvue(name, dense ? null : stageSeed(stage, recipe));
       }
     };
 
@@ -94,8 +95,8 @@ export const sparseTrain: StageRun<'sparse-train'> = async (deps, ctx, task, sta
       model,
       fresh: async (events) => {
         // Adapters start as their method says (SLoRB's block indicator, scales of 1), the rest from the input or the seed.
-        model.init(recipe.seed);
-        if (input === null) return { samplerSeed: recipe.seed };
+        model.init(stageSeed(stage, recipe));
+        if (input === null) return { samplerSeed: stageSeed(stage, recipe) };
         const source = teacher ?? (await modelFromCheckpoint(input, { threads: deps.threads, device: recipe.device }));
         try {
           if (source.config.adapters) throw badInput(new Error(`stage ${stage.id} starts from ${stage.from}, whose model has adapters (SLoRB branches or weight scales); start it from a dense or pruned model`));
@@ -107,7 +108,7 @@ export const sparseTrain: StageRun<'sparse-train'> = async (deps, ctx, task, sta
           }
           // The optimizer starts afresh: this is a new phase of training with its own schedule.
           events.push({ type: 'continued', at: new Date().toISOString(), payload: { from: stage.from, optimizerStep: source.step, masks: inputMasks } });
-          return { samplerSeed: continuationSeed(recipe.seed, source.step) };
+          return { samplerSeed: continuationSeed(stageSeed(stage, recipe), source.step) };
         } finally {
           if (source !== teacher) source.dispose();
         }

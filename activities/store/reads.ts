@@ -1,7 +1,9 @@
 // Row-level reads shared by the stage cache (./cache.ts) and the CLI's read models
 // (cli/read-models.ts): a stage's metrics and its artifact links.
 import { and, asc, eq } from 'drizzle-orm';
-import { artifacts, metrics, stageArtifacts } from '../../schemas/tables';
+import type { StageOutput } from '../../schemas/pipeline';
+import { FINISHED_STAGE_STATUSES, type ArtifactKind } from '../../schemas/records';
+import { artifacts, metrics, stageArtifacts, stages } from '../../schemas/tables';
 import type { SieveDb } from './db';
 
 export type MetricRow = typeof metrics.$inferSelect;
@@ -47,4 +49,28 @@ export function finalMetrics(rows: readonly MetricRow[]): Record<string, number 
     if (!seen || (seen.step !== null && (row.step === null || row.step > seen.step))) best.set(row.name, row);
   }
   return Object.fromEntries([...best].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, row]) => [name, row.value]));
+}
+
+/** Link roles that record how a stage got where it is (its inputs, checkpoints, history segments), not what it hands on. */
+export const NOT_OUTPUT_ROLES: ReadonlySet<string> = new Set(['input', 'checkpoint', 'history-segment']);
+
+/** A finished stage's outputs as a later stage (or run) takes them: the artifacts it hands on and its final metrics. */
+export function stageOutputOf(artifactRows: readonly { sha256: string; bytes: number; kind: ArtifactKind; role: string }[], metricValues: Record<string, number | null>): StageOutput {
+  return {
+    artifacts: artifactRows.filter((a) => !NOT_OUTPUT_ROLES.has(a.role)).map(({ sha256, bytes, kind, role }) => ({ sha256, bytes, kind, role })),
+    metrics: Object.fromEntries(Object.entries(metricValues).map(([k, v]) => [k, v ?? NaN])),
+    computeMs: 0,
+    events: [],
+  };
+}
+
+/** The outputs of a run's finished stages (completed, cached or reused), by stage id. */
+export function finishedStageOutputs(db: SieveDb, runId: string): Record<string, StageOutput> {
+  const finished = db.select({ stageId: stages.stageId, status: stages.status }).from(stages).where(eq(stages.runId, runId)).all();
+  const out: Record<string, StageOutput> = {};
+  for (const { stageId, status } of finished) {
+    if (!(FINISHED_STAGE_STATUSES as readonly string[]).includes(status)) continue;
+    out[stageId] = stageOutputOf(stageArtifactRows(db, runId, stageId), finalMetrics(listMetrics(db, runId, stageId)));
+  }
+  return out;
 }

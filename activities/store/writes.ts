@@ -8,6 +8,7 @@
 // reader-to-writer upgrade conflict. A change of run or stage status is journaled in the same
 // transaction.
 import { and, desc, eq, isNotNull, isNull, ne } from 'drizzle-orm';
+import type { SweepPoint } from '../../schemas/pipeline';
 import type { Recipe, RecipeStage } from '../../schemas/recipe';
 import {
   TERMINAL_RUN_STATUSES,
@@ -38,6 +39,8 @@ export interface CreateRunInput {
   parentRunId?: string | null;
   /** `sieve reproduce`: the run this one runs again, recorded in its `run.created` event. */
   reproduces?: string | null;
+  /** A sweep's run: the sweep and its point (null: the sweep's shared stages), recorded in its `run.created` event. */
+  sweep?: { id: string; point: SweepPoint | null } | null;
 }
 
 /**
@@ -89,6 +92,7 @@ export function createRun(db: SieveDb, input: CreateRunInput): RunRow {
           codeVersion: input.codeVersion,
           previous: previous ?? null,
           ...(input.reproduces ? { reproduces: input.reproduces } : {}),
+          ...(input.sweep ? { sweep: input.sweep } : {}),
         },
       });
       return row;

@@ -35,9 +35,11 @@ export interface LoadedRecipe {
 /** Recipes are a few kilobytes; a larger file is a mistake, and parsing it could exhaust memory. */
 const MAX_RECIPE_BYTES = 1 << 20;
 
-/** Settings given on the command line instead of the file's: the seed (`sieve run --seed`). */
+/** Settings given on the command line instead of the file's: the seed (`sieve run --seed`), values at recipe paths (a sweep's `--set`). */
 export interface RecipeOverrides {
   seed?: number;
+  /** Recipe path (`stages.ft.lr`, `model.dim`) → value, set before the recipe is checked. */
+  set?: Record<string, unknown>;
 }
 
 export async function loadRecipeFile(file: string, overrides: RecipeOverrides = {}): Promise<LoadedRecipe> {
@@ -55,7 +57,8 @@ export async function loadRecipeFile(file: string, overrides: RecipeOverrides = 
   }
   const baseDir = path.dirname(path.resolve(file));
   const sources = await readModelSources(modelSectionOf(text), baseDir);
-  const parsed = parseRecipe(text, file, { expand: (value) => expandModel(value, sources) });
+  const set = Object.entries(overrides.set ?? {});
+  const parsed = parseRecipe(text, file, { expand: (value) => expandModel(set.reduce((v, [p, x]) => setPath(v, p, x), value), sources) });
   if (!parsed.ok) throw new RecipeError(`${file} is not a valid recipe:\n${parsed.message}`, parsed.issues);
   const recipe = absolutizePaths(withOverrides(parsed.recipe, overrides), baseDir);
   checkData(recipe);
@@ -101,4 +104,30 @@ function checkMemory(recipe: Recipe) {
     return shortfall ? [{ path: `stages[${i}]`, message: `${shortfall}.`, line: null, column: null }] : [];
   });
   if (issues.length) throw new RecipeError(issues.map((i) => `${i.path}: ${i.message}`).join('\n'), issues);
+}
+
+/** The raw recipe with `path` set to `value`: `stages.<id>.<key>…` finds the stage by id; other paths are keys. */
+export function setPath(raw: unknown, path: string, value: unknown): unknown {
+  const keys = path.split('.');
+  const root = structuredClone(raw) as Record<string, unknown>;
+  let node: unknown = root;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
+    const last = i === keys.length - 1;
+    if (Array.isArray(node)) {
+      const stage = node.find((s) => (s as { id?: unknown })?.id === key);
+      if (!stage) throw new RecipeError(`--set ${path}: the recipe has no stage "${key}"`);
+      if (last) throw new RecipeError(`--set ${path}: name a key of stage ${key}, not the stage itself`);
+      node = stage;
+      continue;
+    }
+    if (typeof node !== 'object' || node === null) throw new RecipeError(`--set ${path}: ${keys.slice(0, i).join('.')} is not a section of the recipe`);
+    const obj = node as Record<string, unknown>;
+    if (last) obj[key] = value;
+    else {
+      obj[key] ??= {};
+      node = obj[key];
+    }
+  }
+  return root;
 }

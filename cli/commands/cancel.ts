@@ -34,13 +34,14 @@ const RETRY_STATE_CANCEL_REQUESTED = 7;
 
 export default defineCommand({
   name: 'cancel',
-  description: 'cancel a run, served or orphaned (its stages checkpoint and stop; resume continues it)',
-  positionals: ['<run>'],
+  description: 'cancel a run or a sweep, served or orphaned (its stages checkpoint and stop; resume continues it)',
+  positionals: ['<run|sweep>'],
   options: {},
   async run({ positionals: [runId] }) {
     const home = sieveHome();
     const temporal = (await openTemporal(home, { start: true }))!;
     try {
+      if (await isRunningSweep(temporal.client, runId)) return await cancelSweep(home, temporal, runId);
       const state = await inspectRun(temporal.client, runId);
       if (state.kind === 'running') return await cancelRunning(home, temporal, runId, state);
       if (!readRun(home, runId)) {
@@ -53,6 +54,48 @@ export default defineCommand({
     }
   },
 });
+
+/** Whether `id` is a sweep workflow (workflows/sweep.ts) that has not closed. */
+async function isRunningSweep(client: Client, id: string): Promise<boolean> {
+  const desc = await client.workflow
+    .getHandle(id)
+    .describe()
+    .catch(() => null);
+  return desc?.type === 'sweep' && desc.status.name === 'RUNNING';
+}
+
+/**
+ * A sweep: the cancellation goes to the sweep and from it to the runs of its points, each of which
+ * records its end. This command serves the control queue meanwhile (a sweep's `sieve run` may be
+ * gone), acknowledges for stage workers that are gone, and returns when the sweep has closed.
+ */
+async function cancelSweep(home: string, temporal: TemporalSession, sweepId: string): Promise<number> {
+  const { client } = temporal;
+  const children = async () => ((await client.workflow.getHandle(sweepId).describe()).raw.pendingChildren ?? []).map((c) => c.workflowId!).filter(Boolean);
+  const running = await children();
+  for (const id of [sweepId, ...running]) {
+    await client.workflowService.resetStickyTaskQueue({ namespace: client.options.namespace, execution: { workflowId: id } }).catch(() => undefined);
+  }
+  await client.workflow.getHandle(sweepId).cancel();
+  say(`cancellation requested for sweep ${sweepId} and its running runs (${running.join(', ') || 'none'}); serving its control queue until they record their ends.`);
+  const workers = await loadWorkerModule().createWorkers({ target: temporal.target, home, queues: [TASK_QUEUES.control] });
+  const serving = workers.run();
+  try {
+    for (const id of running) {
+      if ((await awaitClosed(client, id)) === null) return 130;
+    }
+    if ((await awaitClosed(client, sweepId)) === null) return 130;
+  } finally {
+    workers.shutdown();
+    await serving;
+  }
+  for (const id of running) {
+    const run = readRun(home, id);
+    if (run && !TERMINAL_RUN_STATUSES.some((t) => t === run.status)) await settleOrphan(home, client, id, 'closed without recording its end');
+  }
+  console.log(`sweep ${sweepId} cancelled; \`sieve resume ${sweepId}\` continues it (finished points are kept, partial ones resume from their checkpoints).`);
+  return 0;
+}
 
 function say(line: string) {
   process.stderr.write(`${line}\n`);

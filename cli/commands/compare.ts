@@ -3,11 +3,12 @@
 // compares), each stage's outcome and compute time, every final metric, and the models' measures
 // (perplexity, 2:4 share, bits per weight, size, speed). A `run:stage` operand narrows its run to
 // that stage and the stages it derives from. `--html` writes the same tables, with charts, to one
-// self-contained file. Reads SQLite only.
+// self-contained file. `sieve compare <sweep>` gives a sweep's settings side by side instead, each
+// metric as mean ± sd over the seeds (cli/sweep-compare.ts). Reads SQLite only.
 
 import { createArtifactStore, type ArtifactStore } from '../../activities/store/artifacts';
 import { openDb, type SieveDb } from '../../activities/store/db';
-import type { CompareOutput, ShowOutput } from '../../schemas/cli';
+import type { CompareOutput, ShowOutput, SweepCompareOutput } from '../../schemas/cli';
 import { stageInputs } from '../../schemas/recipe';
 import { getRun } from '../read-models';
 import { reconcileHome } from '../reconcile';
@@ -15,18 +16,30 @@ import { reportFigures } from '../report/figures';
 import { renderReport, writeReport } from '../report/html';
 import { measureModel, measuredModels, modelLabel, producedModel, whyNoModel } from '../report/models';
 import { comparisonTables, operandLabel, printTables } from '../report/tables';
-import { NotFoundError, defineCommand, htmlOption, jsonOption, printJson, sieveHome } from './_shared';
+import { compareSweep } from '../sweep-compare';
+import { formatNumber } from './_summary';
+import { NotFoundError, UsageError, defineCommand, htmlOption, jsonOption, printJson, sieveHome, table } from './_shared';
 
 export default defineCommand({
   name: 'compare',
   description: 'compare runs, or the models of single stages (run:stage): recipe differences, stage outcomes, metrics, model measures',
-  positionals: ['<run[:stage]>', '<run[:stage]>...'],
+  positionals: ['<run[:stage]|sweep>', '[<run[:stage]>...]'],
   options: { ...jsonOption, ...htmlOption },
   async run({ positionals, values }) {
     const home = sieveHome();
     await reconcileHome(home);
     const { db, close } = openDb({ home });
     try {
+      if (positionals.length === 1) {
+        const sweep = compareSweep(db, positionals[0]);
+        if (!sweep) {
+          if (getRun(db, createArtifactStore(home), positionals[0])) throw new UsageError('compare needs two runs (or run:stage operands), or one sweep');
+          throw new NotFoundError(`no run or sweep "${positionals[0]}" in ${home}; \`sieve history\` lists the runs.`);
+        }
+        if (typeof values.html === 'string') throw new UsageError('--html compares runs; a sweep prints its table (or --json)');
+        if (values.json) return printJson(sweep);
+        return printSweep(sweep);
+      }
       const store = createArtifactStore(home);
       const operands = positionals.map((text) => resolveOperand(db, store, home, text));
       const result = compareOperands(operands);
@@ -146,3 +159,12 @@ function flattenRecipe(recipe: ShowOutput['recipe']): Map<string, string> {
 }
 
 const unique = <T>(xs: T[]): T[] => [...new Set(xs)];
+
+/** A sweep's settings side by side: its runs, then each metric as mean ± sd (n) per setting. */
+function printSweep(sweep: SweepCompareOutput) {
+  const lines = [`sweep ${sweep.sweep}${sweep.shared ? ` (shared stages in ${sweep.shared})` : ''}`];
+  for (const s of sweep.settings) lines.push(`  ${s.label || '(the recipe as written)'}: ${s.runs.map((r) => `${r.id} seed ${r.seed} ${r.status}`).join(', ')}`);
+  console.log(lines.join('\n') + '\n');
+  const cell = (v: { mean: number; sd: number; n: number } | null) => (v === null ? '—' : `${formatNumber(v.mean)} ± ${formatNumber(v.sd)} (${v.n})`);
+  console.log(table(['stage', 'metric', ...sweep.settings.map((s) => s.label || 'recipe')], sweep.metrics.map((m) => [m.stage, m.name, ...m.values.map(cell)])));
+}

@@ -13,15 +13,20 @@ import { TASK_QUEUES } from '../../workflows/contract';
 import { inspectRun, openTemporal, unservedQueues, type TemporalSession } from '../temporal/connect';
 import { follow, parseRunOptions, runOptions, submit } from './run';
 import { defineCommand, sieveHome } from './_shared';
+import { followSweep, submitSweep } from './_sweep-run';
+import { continuedSweep, sweepInputOf } from '../sweep-resume';
+import type { SweepResult } from '../../workflows/contract';
 
 export default defineCommand({
   name: 'resume',
-  description: 'continue a failed or cancelled run as a new linked run',
-  positionals: ['<run>'],
+  description: 'continue a failed or cancelled run (or sweep) as a new linked run (or sweep)',
+  positionals: ['<run|sweep>'],
   options: runOptions,
   async run({ positionals: [oldId], values }) {
     const options = parseRunOptions(values);
     const home = sieveHome();
+    const sweep = await resumeSweepIfOne(home, oldId, values);
+    if (sweep !== null) return sweep;
     const { db, close } = openDb({ home });
     let old: ShowOutput;
     let newId: string;
@@ -52,6 +57,45 @@ export default defineCommand({
     }
   },
 });
+
+/** `sieve resume <sweep>` (cli/sweep-resume.ts); null when `id` names no sweep. */
+async function resumeSweepIfOne(home: string, id: string, values: Record<string, unknown>): Promise<number | null> {
+  {
+    const { db, close } = openDb({ home });
+    try {
+      if (getRun(db, createArtifactStore(home), id)) return null;
+    } finally {
+      close();
+    }
+  }
+  const temporal = (await openTemporal(home, { start: true }))!;
+  try {
+    const found = await sweepInputOf(temporal, id);
+    if (!found) return null;
+    if (found.status === 'RUNNING') throw new Error(`sweep ${id} is still running; wait for it to end, or \`sieve cancel ${id}\` first.`);
+    if (found.status === 'COMPLETED') {
+      const result = (await temporal.client.workflow.getHandle(id).result()) as SweepResult;
+      if (result.status === 'completed') throw new Error(`sweep ${id} completed; there is nothing to resume.`);
+    }
+    const { db, close } = openDb({ home });
+    let input;
+    try {
+      const runs = listRuns(db, { limit: 100_000 }).map((r) => r.id);
+      const base = id.replace(/-r\d+$/, '');
+      let n = 1;
+      while (runs.some((r) => r.startsWith(`${base}-r${n}-`))) n++;
+      input = continuedSweep(db, home, found.input, `${base}-r${n}`);
+    } finally {
+      close();
+    }
+    input = { ...input, options: { ...input.options, ...parseRunOptions(values) } };
+    if (!values.json) console.error(`resuming sweep ${id} as ${input.sweepId}.`);
+    await submitSweep(temporal, input);
+    return await followSweep(temporal, input, { home, json: Boolean(values.json), detach: Boolean(values.detach) });
+  } finally {
+    await temporal.close();
+  }
+}
 
 /** A run that has not ended cannot be resumed: each refusal says how to end it (`sieve cancel`). */
 async function refuseUnended(temporal: TemporalSession, old: ShowOutput) {

@@ -16,6 +16,8 @@ import { printSummary } from './_summary';
 import { followRun, loadWorkerModule } from './_watch';
 import { UsageError, defineCommand, jsonOption, printJson, sieveHome } from './_shared';
 import { spawnDetachedWorker } from './_detach';
+import { chooseSweepId, followSweep, submitSweep, sweepInput } from './_sweep-run';
+import { parseGrid, planSweep } from '../sweep';
 
 export const runOptions = {
   'no-cache': { type: 'boolean', description: 're-run every stage even when a cached result exists' },
@@ -35,8 +37,14 @@ export default defineCommand({
   options: {
     ...runOptions,
     seed: { type: 'string', description: "run with this seed instead of the recipe's (the run records the recipe as run)" },
+    seeds: { type: 'string', description: 'a sweep: run the recipe once per seed (1,2,3), as one sweep workflow' },
+    set: { type: 'string', multiple: true, description: 'a sweep: a recipe path and the values to try (stages.ft.lr=1e-3,3e-3); repeat for a grid' },
+    concurrency: { type: 'string', description: 'a sweep: how many of its points run at once', default: '2' },
   },
   async run({ positionals: [file], values }) {
+    const grid = parseGrid(values.seeds as string | undefined, values.set as string[] | undefined);
+    if (grid) return runSweep(file, grid, values);
+    if (values.concurrency !== '2' && values.concurrency !== undefined) throw new UsageError('--concurrency is for sweeps (with --seeds or --set)');
     const given = values.seed as string | undefined;
     const seed = given === undefined ? undefined : /^-?\d+$/.test(given) ? Number(given) : NaN;
     if (seed !== undefined && !Number.isInteger(seed)) throw new UsageError(`--seed must be a whole number, got "${given}".`);
@@ -55,6 +63,26 @@ export default defineCommand({
     }
   },
 });
+
+async function runSweep(file: string, grid: NonNullable<ReturnType<typeof parseGrid>>, values: Record<string, unknown>): Promise<number> {
+  if (values.seed !== undefined) throw new UsageError('--seed runs one seed; a sweep takes --seeds');
+  const concurrency = Number(values.concurrency ?? 2);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`--concurrency must be a whole number of at least 1, got "${values.concurrency}".`);
+  const plan = await planSweep(file, grid);
+  const options = parseRunOptions(values);
+  const home = sieveHome();
+  const temporal = (await openTemporal(home, { start: true, whileStarting: loadWorkerModule }))!;
+  try {
+    checkDevice(plan.base, temporal);
+    await reconcileHome(home, temporal.client);
+    const sweepId = await chooseSweepId(home, temporal, plan.base.name, plan.hash);
+    const input = sweepInput(sweepId, plan, options, concurrency);
+    await submitSweep(temporal, input);
+    return await followSweep(temporal, input, { home, json: Boolean(values.json), detach: Boolean(values.detach) });
+  } finally {
+    await temporal.close();
+  }
+}
 
 /**
  * Workers heartbeat at least once a second, throttled to 80% of the timeout: below two seconds a

@@ -5,7 +5,7 @@
 // picked per layer under a budget, then significant weights ranked by PQI, kept in 16 bits. The
 // zeros of a 2:4 model stay exactly zero. Its activity: activities/stages/quantize.ts.
 import { z } from 'zod';
-import { nonNegative, positiveInt, unitInterval, wrongType } from '../fields';
+import { nonNegative, positiveInt, Seed, unitInterval, wrongType } from '../fields';
 import { inferenceMemory, trainingMemory, weightCopies } from '../memory';
 import { hiddenDim } from '../model';
 import { defineStage, StageId, stageObject } from './define';
@@ -40,6 +40,7 @@ export const Quantize = stageObject('quantize', {
   symmetric: z.boolean({ error: wrongType('expected `symmetric`: true or false') }).default(false).describe('a fixed zero point (2^(bits−1)) instead of one fitted per group'),
   method: QuantMethod.default('rtn').describe('rtn: round to nearest; gptq: GPTQ with a Hessian from calibration windows'),
   gptq: GptqSettings.optional().describe('GPTQ settings (method gptq only; defaults filled in)'),
+  seed: Seed.optional().describe("this stage's own seed (its calibration windows), in place of the recipe's"),
   calibration: positiveInt('`calibration` (calibration windows)')
     .default(32)
     .describe("windows of `context` tokens drawn from the training split with the recipe's seed, for GPTQ's Hessians, sensitivity and ReQuant"),

@@ -4,7 +4,7 @@
 //
 // Sandbox-pure (zod only).
 import { z } from 'zod';
-import { nonNegative, positive, positiveInt, unitInterval, wrongType } from '../fields';
+import { nonNegative, positive, positiveInt, Seed, unitInterval, wrongType } from '../fields';
 
 /** The engine computes in float32: a larger learning rate would reach it as infinity. */
 const MAX_LR = 3.4e38;
@@ -25,6 +25,7 @@ export const DEFAULT_KEEP_CHECKPOINTS = 2;
  * `accum` micro-batches of batch/accum windows each (a memory knob: the update is the same).
  */
 export const trainingKeys = {
+  seed: Seed.optional().describe("this stage's own seed (weight init, batches), in place of the recipe's: pins it across a sweep's seeds"),
   steps: positiveInt('`steps`').describe('optimizer steps'),
   batch: positiveInt('`batch` (windows per optimizer step)').describe('windows of `context` tokens per optimizer step'),
   lr: positive('`lr`')

@@ -73,6 +73,7 @@ function control(journal: Journal, decide: (stageId: string) => 'run' | 'cached'
     finishRun: async ({ status }) => {
       journal.runStatus = status;
     },
+    finishedOutputs: async () => ({}),
   } as Control;
 }
 
