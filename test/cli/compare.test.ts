@@ -74,7 +74,7 @@ test('compare prints a table per section', () => {
 test('compare refuses one run, and names a run it does not know', () => {
   const one = sieveSync(home, ['compare', 'a']);
   assert.equal(one.code, 2);
-  assert.match(one.stderr, /missing <run\[:stage\]>\.\.\./);
+  assert.match(one.stderr, /compare needs two runs \(or run:stage operands\), or one sweep/);
   const ghost = sieveSync(home, ['compare', 'a', 'ghost']);
   assert.equal(ghost.code, 1);
   assert.match(ghost.stderr, /no run "ghost"/);
