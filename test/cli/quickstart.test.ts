@@ -23,7 +23,7 @@ function unigramPerplexity(text: string): number {
   return Math.exp(entropy);
 }
 
-test('npm run quickstart runs examples/quickstart.yaml end to end, and sieve reproduce finds it bit-identical', { timeout: 900_000 }, async () => {
+test('npm run quickstart runs examples/quickstart.yaml end to end, and sieve reproduce finds it bit-identical', { timeout: 1_800_000 }, async () => {
   const home = tempHome('quickstart');
   try {
     const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
