@@ -4,39 +4,15 @@
 // the sweep changes status; Ctrl-C detaches, and the sweep stays durable in Temporal.
 
 import { WorkflowIdConflictPolicy } from '@temporalio/common';
-import { openDb } from '../../activities/store/db';
 import type { RunOptions } from '../../schemas/pipeline';
 import type { SweepOutput } from '../../schemas/cli';
 import { sweepProgressQuery, TASK_QUEUES, type SweepInput, type SweepResult } from '../../workflows/contract';
 import { sweep } from '../../workflows/sweep';
-import { listRuns } from '../read-models';
 import { pointLabel, sharedRecipe, type SweepPlan } from '../sweep';
 import type { TemporalSession } from '../temporal/connect';
 import { queuesFor } from './run';
 import { loadWorkerModule } from './_watch';
 import { printJson, table } from './_shared';
-
-/** `<name>-sweep-<hash prefix>`, `-2`, `-3`… for later executions of the same grid. */
-export async function chooseSweepId(home: string, temporal: TemporalSession, name: string, hash: string): Promise<string> {
-  const base = `${name}-sweep-${hash.slice(0, 8)}`;
-  const { db, close } = openDb({ home });
-  let taken: Set<string>;
-  try {
-    taken = new Set(listRuns(db, { name, limit: 100_000 }).map((r) => r.id));
-  } finally {
-    close();
-  }
-  for (let n = 1; ; n++) {
-    const id = n === 1 ? base : `${base}-${n}`;
-    const state = await temporal.client.workflow
-      .getHandle(id)
-      .describe()
-      .then((d) => d.status.name)
-      .catch(() => null);
-    if (state === 'RUNNING') return id;
-    if (state === null && ![...taken].some((run) => run.startsWith(`${id}-`))) return id;
-  }
-}
 
 /** The sweep's workflow input: the shared run first (when some stage is shared), then a run per point. */
 export function sweepInput(sweepId: string, plan: SweepPlan, options: RunOptions, concurrency: number): SweepInput {

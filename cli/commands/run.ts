@@ -16,7 +16,7 @@ import { printSummary } from './_summary';
 import { followRun, loadWorkerModule } from './_watch';
 import { UsageError, defineCommand, jsonOption, printJson, sieveHome } from './_shared';
 import { spawnDetachedWorker } from './_detach';
-import { chooseSweepId, followSweep, submitSweep, sweepInput } from './_sweep-run';
+import { followSweep, submitSweep, sweepInput } from './_sweep-run';
 import { parseGrid, planSweep } from '../sweep';
 
 export const runOptions = {
@@ -75,7 +75,8 @@ async function runSweep(file: string, grid: NonNullable<ReturnType<typeof parseG
   try {
     checkDevice(plan.base, temporal);
     await reconcileHome(home, temporal.client);
-    const sweepId = await chooseSweepId(home, temporal, plan.base.name, plan.hash);
+    // a sweep id is taken once any run is named after it
+    const sweepId = await firstFreeId(home, temporal, plan.base.name, `${plan.base.name}-sweep-${plan.hash.slice(0, 8)}`, (id, taken) => [...taken].some((run) => run.startsWith(`${id}-`)));
     const input = sweepInput(sweepId, plan, options, concurrency);
     await submitSweep(temporal, input);
     return await followSweep(temporal, input, { home, json: Boolean(values.json), detach: Boolean(values.detach) });
@@ -121,11 +122,18 @@ function checkDevice(recipe: Recipe, temporal: TemporalSession) {
  * recipe that Temporal still reports as running is reused, which makes submission idempotent.
  */
 async function chooseRunId(home: string, temporal: TemporalSession, name: string, hash: string): Promise<string> {
-  const base = `${name}-${hash.slice(0, 8)}`;
+  return firstFreeId(home, temporal, name, `${name}-${hash.slice(0, 8)}`, (id, taken) => taken.has(id));
+}
+
+/**
+ * `base`, `base-2`, `base-3`…: the first that Temporal reports running (submitting again attaches
+ * to it), or that neither Temporal nor `used(id, the recipe's recorded run ids)` knows.
+ */
+export async function firstFreeId(home: string, temporal: TemporalSession, name: string, base: string, used: (id: string, taken: ReadonlySet<string>) => boolean): Promise<string> {
   const { db, close } = openDb({ home });
   let taken: Set<string>;
   try {
-    taken = new Set(listRuns(db, { name, limit: 10_000 }).map((r) => r.id));
+    taken = new Set(listRuns(db, { name, limit: 100_000 }).map((r) => r.id));
   } finally {
     close();
   }
@@ -137,7 +145,7 @@ async function chooseRunId(home: string, temporal: TemporalSession, name: string
       .then((d) => d.status.name)
       .catch(() => null);
     if (state === 'RUNNING') return id;
-    if (state === null && !taken.has(id)) return id;
+    if (state === null && !used(id, taken)) return id;
   }
 }
 

@@ -116,6 +116,15 @@ describe('per-field errors', () => {
     assert.deepEqual([issue.line, issue.column], [12, 5]);
   });
 
+  it('quantize: bits, a group that does not divide the rows, and ReQuant budgets are refused at their keys', () => {
+    const quantize = (keys: string) => failure(HEAD + `  - { id: a, ${PRETRAIN} }\n  - { id: q, kind: quantize, from: a, ${keys} }\n`);
+    assert.equal(issueAt(quantize('bits: 5'), 'stages[1].bits').message, '`bits` must be 2, 3, 4 or 8');
+    assert.match(issueAt(quantize('bits: 4, group: 16, scope: attn'), 'stages[1].group').message, /`group` \(16\) must divide every in-scope layer input width, and 8 is not a multiple of it/);
+    assert.ok(issueAt(quantize('bits: 4, group: 8, requant: { outliers: 1 }'), 'stages[1].requant.outliers'));
+    assert.ok(issueAt(quantize('bits: 4, group: 8, requant: { significant: -0.1 }'), 'stages[1].requant.significant'));
+    assert.match(issueAt(quantize('bits: 4, group: 8, gptq: { damp: 0.1 }'), 'stages[1].gptq').message, /need `method: gptq`/);
+  });
+
   it('a stage without a kind, and a stage that is not a mapping', () => {
     const r = failure(HEAD + `  - { id: a }\n  - 3\n`);
     assert.equal(issueAt(r, 'stages[0].kind').message, 'a stage needs `kind`: one of import, pretrain, prune, sparse-train, quantize, evaluate, export');
