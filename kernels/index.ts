@@ -16,6 +16,7 @@
 //   - Objects crossing into native code set every field; `null` means unset.
 // The native addon is loaded on first use, so importing this module never fails by itself.
 import { join } from 'node:path';
+import { chooseOpenBlasCore } from './blas-core';
 
 // ---------------------------------------------------------------- errors
 
@@ -209,6 +210,7 @@ let binding: NativeBinding | null = null;
 
 function native(): NativeBinding {
   if (binding) return binding;
+  chooseOpenBlasCore(); // must precede the load: OpenBLAS reads it once, when the addon pulls it in
   try {
     binding = require(ADDON) as NativeBinding;
   } catch (e) {
