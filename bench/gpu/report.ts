@@ -1,0 +1,62 @@
+// bench/gpu/report.ts — turns what bench/gpu/run.sh brought back from the GPU machine into a dated
+// entry of bench/RESULTS.md ("## GPU kernels (CUDA)"): the machine, the checks' verdict, and one
+// table per benchmark with every figure it printed (ours and PyTorch's rows side by side).
+//
+//   node --import tsx bench/gpu/report.ts DIR "<command that ran there>"   (DIR: run.sh's OUT, fetched)
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { appendResults } from '../results';
+
+interface Row {
+  bench: string;
+  target: string;
+  what: string;
+  [value: string]: string | number;
+}
+
+const [dir, command] = process.argv.slice(2);
+if (!dir || !command) throw new Error('usage: bench/gpu/report.ts DIR "<command>"');
+
+const rows = readFileSync(join(dir, 'bench.jsonl'), 'utf8')
+  .split('\n')
+  .filter((line) => line.trim())
+  .map((line, i) => {
+    try {
+      return JSON.parse(line) as Row;
+    } catch {
+      throw new Error(`${join(dir, 'bench.jsonl')} line ${i + 1} is not JSON: ${line}`);
+    }
+  });
+const checks = readFileSync(join(dir, 'checks.txt'), 'utf8').trim().split('\n');
+const verdict = checks.at(-1) ?? '';
+const failures = checks.filter((line) => line.startsWith('FAIL'));
+const machineLines = readFileSync(join(dir, 'machine.txt'), 'utf8').trim().split('\n');
+
+const fmt = (v: string | number) => (typeof v === 'number' ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3)) : v);
+const META = new Set(['bench', 'target', 'what', 'device']);
+
+function table(bench: string, list: Row[]): string {
+  const keys = [...new Set(list.flatMap((r) => Object.keys(r).filter((k) => !META.has(k))))];
+  const lines = [`**${bench}**`, '', `| target | what | ${keys.join(' | ')} |`, `| --- | --- |${keys.map(() => ' ---: |').join('')}`];
+  for (const r of list) lines.push(`| ${r.target || '—'} | ${r.what} | ${keys.map((k) => (k in r ? fmt(r[k]) : '')).join(' | ')} |`);
+  return lines.join('\n');
+}
+
+const byBench = new Map<string, Row[]>();
+for (const r of rows) byBench.set(r.bench, [...(byBench.get(r.bench) ?? []), r]);
+
+appendResults(
+  'GPU kernels (CUDA)',
+  'The CUDA backend\'s kernels on the GPU machine (bench/gpu/run.sh: checks, then benchmarks; PyTorch\'s figures come from bench/gpu/torch_reference.py in the same call). Times are CUDA-event medians after warm-up on random inputs; "vs dense" is dense time over 2:4 time; "of copy" is the fraction of the device-to-device copy bandwidth measured in the same call.',
+  [
+    `### ${machineLines[0]?.slice(0, 10) ?? ''}`,
+    '',
+    ...machineLines.slice(1, 4).map((l) => `- ${l}`),
+    `- command: \`${command}\``,
+    `- checks: ${verdict}${failures.length ? ` (failed: ${failures.map((f) => f.split(/\s+/)[1]).join(', ')})` : ''}`,
+    '',
+    ...[...byBench].flatMap(([bench, list]) => [table(bench, list), '']),
+  ].join('\n').trimEnd(),
+);
+console.log(`bench/RESULTS.md: appended ${rows.length} rows from ${dir}`);

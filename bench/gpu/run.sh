@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# bench/gpu/run.sh — everything the GPU machine does for sieve in one call: the kernel checks,
+# the GPU benchmarks with PyTorch's figures beside them, and the CPU-scaling comparison (C6).
+#
+#   bash kernels/cuda/build.sh && bash bench/cpu/build.sh     # here, where nvcc (or the pip packages) is
+#   bash bench/gpu/run.sh OUT                                 # there, with build/gpu carried along
+#
+# The machine needs only its driver, cuBLASLt and cuSPARSELt: they are looked for on the
+# loader path, then in the CUDA toolkit, then in PyTorch's wheels (which carry both). Writes
+# OUT/checks.txt, OUT/bench.jsonl (our rows and PyTorch's; bench/gpu/report.ts turns them into
+# bench/RESULTS.md's entry) and OUT/machine.txt. Exits non-zero when a check failed.
+set -uo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+OUT="${1:?usage: bench/gpu/run.sh OUT}"
+BIN="$ROOT/build/gpu"
+mkdir -p "$OUT"
+cd "$ROOT"
+
+libdir() { # the folder holding $1 (a versioned file name), searched where CUDA libraries live
+  local d
+  d="$(ldconfig -p | awk -v f="$1" '$1 == f { print $NF; exit }')"
+  [[ -n "$d" ]] && { dirname "$d"; return; }
+  find /usr/local/cuda*/ /opt /usr/lib -name "$1" -print 2>/dev/null | head -1 | xargs -r dirname
+}
+for f in libcublasLt.so.13 libcusparseLt.so.0; do
+  d="$(libdir "$f")"
+  [[ -n "$d" ]] || { echo "bench/gpu/run.sh: $f not found on this machine" >&2; exit 1; }
+  export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+done
+
+{
+  date -u +%FT%TZ
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem --format=csv
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), nproc $(nproc)"
+  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+} | tee "$OUT/machine.txt"
+
+"$BIN/sieve_gpu_checks" 2>&1 | tee "$OUT/checks.txt"
+checks=${PIPESTATUS[0]}
+
+"$BIN/sieve_gpu_bench" --json "$OUT/bench.jsonl" 2>&1 | tee "$OUT/bench.txt"
+PYTHONUNBUFFERED=1 python3 bench/gpu/torch_reference.py --json "$OUT/bench.jsonl" gemm sparsity 2>&1 | tee -a "$OUT/bench.txt"
+if [[ -x "$BIN/sieve_cpu_train" ]]; then bash bench/cpu/run.sh "$OUT/bench.jsonl" 2>&1 | tee -a "$OUT/bench.txt"; fi
+
+echo "checks exit status: $checks"
+exit "$checks"

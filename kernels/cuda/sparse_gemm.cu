@@ -1,0 +1,300 @@
+// sparse_gemm.cu — SparseLt and SparseLinear (sparse_gemm.cuh) on cuSPARSELt.
+//
+// Layout of both products, the one torch's cuSPARSELt path uses for a linear layer: the sparse
+// operand is cuSPARSELt's A, the row-major W (OC, IC); the activations are its B, stored (N, K)
+// row-major and taken transposed; the result D (M, N) is column-major with leading dimension M,
+// which is byte for byte the row-major (N, M) the caller wants. The forward product uses op(A) = W
+// (M = OC, K = IC); the input gradient uses op(A) = W^T (M = IC, K = OC).
+#include "sparse_gemm.cuh"
+
+#include <algorithm>
+#include <map>
+
+#include "device_buffer.cuh"
+
+// Since cuSPARSELt 0.8 an algorithm selection holds resources that this function releases;
+// earlier releases have no such function. Declared weak so that either library loads.
+extern "C" cusparseStatus_t CUSPARSELT_API
+cusparseLtMatmulAlgSelectionDestroy(const cusparseLtMatmulAlgSelection_t* algSelection) __attribute__((weak));
+
+namespace sieve::cuda {
+
+namespace {
+
+// cuSPARSELt's opaque objects are fixed-size structs whose size changed across releases (11024
+// bytes in 0.4, 512 aligned to 16 since 0.8). The library loaded at run time may be older than
+// the header compiled against, so each object gets room for the largest, aligned as the newest
+// wants, and stays at one address (a plan keeps pointers to its descriptors).
+template <class T>
+union LtObject {
+  static_assert(sizeof(T) <= 16384, "a cuSPARSELt object larger than the room kept for it");
+  T v;
+  alignas(16) unsigned char room[16384];
+  LtObject() : room{} {}
+};
+
+// The compressed form of W depends on the sparse descriptor and the op only (cuSPARSELt's
+// Compress2 needs nothing else), so it is made once with a plan for a small N and read by the
+// plans of every N.
+constexpr int64_t kCompressN = 64;
+
+bool aligned16(const void* p) { return (uintptr_t)p % 16 == 0; }
+
+struct LtPlan {
+  const cusparseLtHandle_t* h;
+  LtObject<cusparseLtMatDescriptor_t> b, c;  // the dense operand; C = D
+  LtObject<cusparseLtMatmulDescriptor_t> md;
+  LtObject<cusparseLtMatmulAlgSelection_t> alg;
+  LtObject<cusparseLtMatmulPlan_t> plan;
+  bool has_b = false, has_c = false, has_alg = false, has_plan = false;
+  bool searched = false;
+  size_t workspace = 0;  // bytes the chosen kernel needs
+
+  explicit LtPlan(const cusparseLtHandle_t* handle) : h(handle) {}
+  LtPlan(const LtPlan&) = delete;
+  LtPlan& operator=(const LtPlan&) = delete;
+  ~LtPlan() {
+    if (has_plan) cusparseLtMatmulPlanDestroy(&plan.v);
+    if (has_alg && cusparseLtMatmulAlgSelectionDestroy) cusparseLtMatmulAlgSelectionDestroy(&alg.v);
+    if (has_c) cusparseLtMatDescriptorDestroy(&c.v);
+    if (has_b) cusparseLtMatDescriptorDestroy(&b.v);
+  }
+
+  int config_id() const {
+    int id = -1;
+    SIEVE_CUSPARSELT(cusparseLtMatmulAlgGetAttribute(h, &alg.v, CUSPARSELT_MATMUL_ALG_CONFIG_ID, &id, sizeof id));
+    return id;
+  }
+};
+
+// D (M, N) = op(A) (M, K) B^T, B stored (N, K) row-major; A is the structured descriptor.
+std::unique_ptr<LtPlan> make_plan(const cusparseLtHandle_t* h, const cusparseLtMatDescriptor_t* a,
+                                  cusparseOperation_t op_a, int64_t M, int64_t K, int64_t N) {
+  auto p = std::make_unique<LtPlan>(h);
+  SIEVE_CUSPARSELT(cusparseLtDenseDescriptorInit(h, &p->b.v, N, K, K, 16, CUDA_R_16BF, CUSPARSE_ORDER_ROW));
+  p->has_b = true;
+  SIEVE_CUSPARSELT(cusparseLtDenseDescriptorInit(h, &p->c.v, M, N, M, 16, CUDA_R_16BF, CUSPARSE_ORDER_COL));
+  p->has_c = true;
+  SIEVE_CUSPARSELT(cusparseLtMatmulDescriptorInit(h, &p->md.v, op_a, CUSPARSE_OPERATION_TRANSPOSE, a, &p->b.v,
+                                                  &p->c.v, &p->c.v, CUSPARSE_COMPUTE_32F));
+  SIEVE_CUSPARSELT(cusparseLtMatmulAlgSelectionInit(h, &p->alg.v, &p->md.v, CUSPARSELT_MATMUL_ALG_DEFAULT));
+  p->has_alg = true;
+  SIEVE_CUSPARSELT(cusparseLtMatmulPlanInit(h, &p->plan.v, &p->md.v, &p->alg.v));
+  p->has_plan = true;
+  SIEVE_CUSPARSELT(cusparseLtMatmulGetWorkspace(h, &p->plan.v, &p->workspace));
+  return p;
+}
+
+// One product (forward or input gradient): its compressed copy of W and its plans by N.
+struct Side {
+  cusparseOperation_t op = CUSPARSE_OPERATION_NON_TRANSPOSE;
+  int64_t M = 0, K = 0;
+  std::unique_ptr<LtPlan> compress_plan;
+  size_t compressed_bytes = 0;
+  DeviceBuffer<char> compressed, compress_scratch;
+  std::map<int64_t, std::unique_ptr<LtPlan>> plans;
+};
+
+}  // namespace
+
+// ---- SparseLt
+
+struct SparseLt::State {
+  LtObject<cusparseLtHandle_t> handle;
+  DeviceBuffer<char> workspace;
+
+  // A workspace of at least `bytes`. Growing waits for the device, since work queued earlier
+  // may still use the old one; it happens only while plans are being made.
+  void* workspace_for(size_t bytes) {
+    if ((int64_t)bytes > workspace.size()) {
+      SIEVE_CUDA(cudaDeviceSynchronize());
+      workspace = DeviceBuffer<char>(0);
+      workspace = DeviceBuffer<char>((int64_t)((bytes + (1 << 20) - 1) >> 20 << 20));
+    }
+    return workspace.get();
+  }
+};
+
+SparseLt::SparseLt() : st_(new State) {
+  SIEVE_CUSPARSELT(cusparseLtInit(&st_->handle.v));
+  st_->workspace = DeviceBuffer<char>(int64_t(1) << 20);
+}
+
+SparseLt::~SparseLt() { cusparseLtDestroy(&st_->handle.v); }
+
+int SparseLt::version() const {
+  int v = 0;
+  SIEVE_CUSPARSELT(cusparseLtGetVersion(&st_->handle.v, &v));
+  return v;
+}
+
+// ---- SparseLinear
+
+struct SparseLinear::State {
+  SparseLt::State* lt;
+  int64_t OC, IC;
+  bool transposable;
+  SparseAlgo algo;
+  LtObject<cusparseLtMatDescriptor_t> a;  // W (OC, IC), row-major, 2:4
+  bool has_a = false;
+  Side fwd, bwd;
+  bool held = false;  // (held_w, held_version) is what the compressed copies hold
+  const void* held_w = nullptr;
+  uint64_t held_version = 0;
+  int64_t compressions = 0;
+
+  const cusparseLtHandle_t* h() const { return &lt->handle.v; }
+
+  ~State() {
+    // plans hold pointers to the structured descriptor: they go first
+    for (Side* s : {&fwd, &bwd}) {
+      s->plans.clear();
+      s->compress_plan.reset();
+    }
+    if (has_a) cusparseLtMatDescriptorDestroy(&a.v);
+  }
+
+  void init_side(Side& s, cusparseOperation_t op, int64_t M, int64_t K) {
+    s.op = op;
+    s.M = M;
+    s.K = K;
+    s.compress_plan = make_plan(h(), &a.v, op, M, K, kCompressN);
+    size_t buffer_bytes = 0;
+    SIEVE_CUSPARSELT(cusparseLtSpMMACompressedSize(h(), &s.compress_plan->plan.v, &s.compressed_bytes, &buffer_bytes));
+    s.compressed = DeviceBuffer<char>((int64_t)s.compressed_bytes);
+    s.compress_scratch = DeviceBuffer<char>((int64_t)std::max<size_t>(buffer_bytes, 256));
+  }
+
+  LtPlan& plan_for(Side& s, int64_t N) {
+    auto it = s.plans.find(N);
+    if (it != s.plans.end()) return *it->second;
+    auto p = make_plan(h(), &a.v, s.op, s.M, s.K, N);
+    // The compressed copy is shared by the plans of every N: check that this one reads the same form.
+    size_t bytes = 0, buffer_bytes = 0;
+    SIEVE_CUSPARSELT(cusparseLtSpMMACompressedSize(h(), &p->plan.v, &bytes, &buffer_bytes));
+    if (bytes != s.compressed_bytes)
+      fail(SIEVE_E_INTERNAL, "cuSPARSELt: W (OC=%lld, IC=%lld) compresses to %zu bytes for N=%lld but %zu for N=%lld",
+           (long long)OC, (long long)IC, bytes, (long long)N, s.compressed_bytes, (long long)kCompressN);
+    return *s.plans.emplace(N, std::move(p)).first->second;
+  }
+
+  // D (M, N) = op(W) B^T (+ D), B (N, K): the plan of N, searched first if asked.
+  void multiply(Side& s, __nv_bfloat16* d, const __nv_bfloat16* b, int64_t N, bool accumulate, cudaStream_t stream) {
+    LtPlan& p = plan_for(s, N);
+    const float alpha = 1.0f, zero = 0.0f, one = 1.0f;
+    if (algo == SparseAlgo::search && !p.searched) {
+      // The search runs every candidate kernel several times and writes D each time, so it gets a
+      // scratch D (and beta = 0) rather than the caller's output. It leaves the plan on the
+      // fastest kernel, whose workspace need is read again after.
+      DeviceBuffer<__nv_bfloat16> scratch(s.M * N);
+      void* ws = lt->workspace_for(std::max(p.workspace, size_t(32) << 20));
+      SIEVE_CUSPARSELT(cusparseLtMatmulSearch(h(), &p.plan.v, &alpha, s.compressed.get(), b, &zero, scratch.get(),
+                                              scratch.get(), ws, &stream, 1));
+      SIEVE_CUDA(cudaStreamSynchronize(stream));  // before the scratch output is freed
+      SIEVE_CUSPARSELT(cusparseLtMatmulGetWorkspace(h(), &p.plan.v, &p.workspace));
+      p.searched = true;
+    }
+    void* ws = lt->workspace_for(p.workspace);
+    SIEVE_CUSPARSELT(cusparseLtMatmul(h(), &p.plan.v, &alpha, s.compressed.get(), b, accumulate ? &one : &zero, d, d,
+                                      ws, &stream, 1));
+  }
+};
+
+SparseLinear::SparseLinear(SparseLt& lt, int64_t OC, int64_t IC, bool transposable, SparseAlgo algo)
+    : st_(new State{lt.st_.get(), OC, IC, transposable, algo}) {
+  SIEVE_CHECK(OC > 0 && IC > 0 && OC % 16 == 0 && IC % 16 == 0,
+              "SparseLinear: W (OC=%lld, IC=%lld): cuSPARSELt's 2:4 bf16 operands need every dimension a positive "
+              "multiple of 16",
+              (long long)OC, (long long)IC);
+  State& s = *st_;
+  SIEVE_CUSPARSELT(cusparseLtStructuredDescriptorInit(s.h(), &s.a.v, OC, IC, IC, 16, CUDA_R_16BF, CUSPARSE_ORDER_ROW,
+                                                      CUSPARSELT_SPARSITY_50_PERCENT));
+  s.has_a = true;
+  s.init_side(s.fwd, CUSPARSE_OPERATION_NON_TRANSPOSE, OC, IC);
+  if (transposable) s.init_side(s.bwd, CUSPARSE_OPERATION_TRANSPOSE, IC, OC);
+}
+
+SparseLinear::~SparseLinear() = default;
+
+int64_t SparseLinear::OC() const { return st_->OC; }
+int64_t SparseLinear::IC() const { return st_->IC; }
+int64_t SparseLinear::compressions() const { return st_->compressions; }
+
+bool SparseLinear::prepare(const __nv_bfloat16* w, uint64_t w_version, cudaStream_t stream) {
+  State& s = *st_;
+  check_ptr(w, "SparseLinear: w");
+  SIEVE_CHECK(aligned16(w), "SparseLinear: w (OC=%lld, IC=%lld) is not 16-byte aligned (cuSPARSELt)",
+              (long long)s.OC, (long long)s.IC);
+  if (s.held && s.held_w == w && s.held_version == w_version) return false;
+  s.held = false;  // a failed compression leaves nothing trusted
+  SIEVE_CUSPARSELT(cusparseLtSpMMACompress(s.h(), &s.fwd.compress_plan->plan.v, w, s.fwd.compressed.get(),
+                                           s.fwd.compress_scratch.get(), stream));
+  if (s.transposable)
+    SIEVE_CUSPARSELT(cusparseLtSpMMACompress(s.h(), &s.bwd.compress_plan->plan.v, w, s.bwd.compressed.get(),
+                                             s.bwd.compress_scratch.get(), stream));
+  s.held = true;
+  s.held_w = w;
+  s.held_version = w_version;
+  s.compressions++;
+  return true;
+}
+
+void SparseLinear::forward(__nv_bfloat16* out, const __nv_bfloat16* inp, const __nv_bfloat16* w, uint64_t w_version,
+                           int64_t N, bool accumulate, cudaStream_t stream) {
+  State& s = *st_;
+  SIEVE_CHECK(N > 0 && N % 16 == 0,
+              "SparseLinear forward: inp (N=%lld, IC=%lld): N must be a positive multiple of 16 (cuSPARSELt)",
+              (long long)N, (long long)s.IC);
+  check_ptr(out, "SparseLinear forward: out");
+  check_ptr(inp, "SparseLinear forward: inp");
+  SIEVE_CHECK(aligned16(out) && aligned16(inp),
+              "SparseLinear forward: out (N=%lld, OC=%lld) and inp (N=%lld, IC=%lld) must be 16-byte aligned "
+              "(cuSPARSELt)",
+              (long long)N, (long long)s.OC, (long long)N, (long long)s.IC);
+  prepare(w, w_version, stream);
+  s.multiply(s.fwd, out, inp, N, accumulate, stream);
+}
+
+void SparseLinear::backward_input(__nv_bfloat16* dinp, const __nv_bfloat16* dout, const __nv_bfloat16* w,
+                                  uint64_t w_version, int64_t N, bool accumulate, cudaStream_t stream) {
+  State& s = *st_;
+  SIEVE_CHECK(s.transposable,
+              "SparseLinear backward_input: W (OC=%lld, IC=%lld) was not declared transposable: cuSPARSELt needs "
+              "its 2:4 groups along OC for dinp = dout W; use the dense GEMM",
+              (long long)s.OC, (long long)s.IC);
+  SIEVE_CHECK(N > 0 && N % 16 == 0,
+              "SparseLinear backward_input: dout (N=%lld, OC=%lld): N must be a positive multiple of 16 (cuSPARSELt)",
+              (long long)N, (long long)s.OC);
+  check_ptr(dinp, "SparseLinear backward_input: dinp");
+  check_ptr(dout, "SparseLinear backward_input: dout");
+  SIEVE_CHECK(aligned16(dinp) && aligned16(dout),
+              "SparseLinear backward_input: dinp (N=%lld, IC=%lld) and dout (N=%lld, OC=%lld) must be 16-byte aligned "
+              "(cuSPARSELt)",
+              (long long)N, (long long)s.IC, (long long)N, (long long)s.OC);
+  prepare(w, w_version, stream);
+  s.multiply(s.bwd, dinp, dout, N, accumulate, stream);
+}
+
+bool SparseLinear::pattern_ok(const __nv_bfloat16* w, bool along_oc, cudaStream_t stream) const {
+  const State& s = *st_;
+  check_ptr(w, "SparseLinear pattern_ok: w");
+  SIEVE_CHECK(aligned16(w), "SparseLinear pattern_ok: w (OC=%lld, IC=%lld) is not 16-byte aligned (cuSPARSELt)",
+              (long long)s.OC, (long long)s.IC);
+  DeviceBuffer<int> invalid(1);  // cuSPARSELt writes 0 for a valid pattern, 1 otherwise
+  SIEVE_CUSPARSELT(cusparseLtSpMMAPruneCheck2(s.h(), &s.a.v, 1,
+                                              along_oc ? CUSPARSE_OPERATION_TRANSPOSE
+                                                       : CUSPARSE_OPERATION_NON_TRANSPOSE,
+                                              w, invalid.get(), stream));
+  int host = -1;
+  SIEVE_CUDA(cudaMemcpyAsync(&host, invalid.get(), sizeof host, cudaMemcpyDeviceToHost, stream));
+  SIEVE_CUDA(cudaStreamSynchronize(stream));
+  return host == 0;
+}
+
+int SparseLinear::algorithm(int64_t N, bool backward) const {
+  const Side& side = backward ? st_->bwd : st_->fwd;
+  auto it = side.plans.find(N);
+  return it == side.plans.end() ? -1 : it->second->config_id();
+}
+
+}  // namespace sieve::cuda

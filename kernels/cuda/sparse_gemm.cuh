@@ -1,0 +1,97 @@
+// sparse_gemm.cuh — the 2:4-sparse linear layer of the CUDA backend, through cuSPARSELt:
+//
+//   forward         out (N, OC)  = inp (N, IC)  W^T   (+ out  when accumulate)
+//   backward_input  dinp (N, IC) = dout (N, OC) W     (+ dinp when accumulate)
+//
+// W (OC, IC) is bf16, row-major, already pruned 2:4 along IC (groups of 4 consecutive inputs of
+// one output row, as cpu/sparsity.h prunes); nothing here prunes. cuSPARSELt multiplies by a 2:4
+// operand only when its groups run along the product's reduction dimension: IC in the forward
+// product, but OC in the input gradient. So backward_input exists only for a W that is 2:4 along
+// OC as well (a transposable mask, cpu::mask24_transposable), and it multiplies by a second
+// compressed copy of W, made for the transposed op. With a mask that is 2:4 along IC only, there
+// is no sparse input-gradient product: use the dense GEMM (gemm.cuh) for it.
+//
+// Promises:
+//   - bf16 operands, fp32 accumulation (CUSPARSE_COMPUTE_32F), bf16 results: cuSPARSELt writes
+//     bf16 only from bf16 operands.
+//   - W is compressed only when (w, w_version) differs from the pair last compressed: the caller
+//     bumps w_version whenever it changes the weight or its mask. New values written under the
+//     same version and pointer are not seen (the checks use this to prove the cache).
+//   - Descriptors and plans are built once per (product, N) and kept. With SparseAlgo::search,
+//     cusparseLtMatmulSearch picks the kernel once per (product, N), into a scratch output so an
+//     accumulating call is not disturbed; that first call synchronises the stream.
+//   - N, OC and IC must be positive multiples of 16 and every pointer 16-byte aligned
+//     (cuSPARSELt's limits for 16-bit 2:4 operands); anything else is refused with
+//     SIEVE_E_INVALID_ARGUMENT naming the shape.
+//   - Work is queued on the given stream. One SparseLt, with the layers made from it, serves one
+//     stream at a time: the matmul workspace is shared. A layer must not outlive its SparseLt.
+//   - Needs libcusparseLt 0.6 or later at run time (the bf16 compute type CUSPARSE_COMPUTE_32F).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "common.cuh"
+
+namespace sieve::cuda {
+
+// One cuSPARSELt handle (tied to the current device) and the matmul workspace its layers share.
+class SparseLt {
+ public:
+  SparseLt();
+  ~SparseLt();
+  SparseLt(const SparseLt&) = delete;
+  SparseLt& operator=(const SparseLt&) = delete;
+
+  // The loaded library's cusparseLtGetVersion: release 0.x.y reads x * 100 + y.
+  int version() const;
+
+ private:
+  friend class SparseLinear;
+  struct State;
+  std::unique_ptr<State> st_;
+};
+
+enum class SparseAlgo {
+  search,      // cusparseLtMatmulSearch, once per (product, N): the fastest kernel for the shape
+  default_id,  // cuSPARSELt's default kernel (config 0), what torch's to_sparse_semi_structured runs
+};
+
+class SparseLinear {
+ public:
+  // W (OC, IC). transposable: W is 2:4 along OC too, and backward_input will be called.
+  SparseLinear(SparseLt& lt, int64_t OC, int64_t IC, bool transposable = false,
+               SparseAlgo algo = SparseAlgo::search);
+  ~SparseLinear();
+  SparseLinear(const SparseLinear&) = delete;
+  SparseLinear& operator=(const SparseLinear&) = delete;
+
+  // Compresses w (OC, IC) unless (w, w_version) is the pair last compressed; true when it did.
+  // forward and backward_input call it first; call it alone to pay (or time) the compression.
+  bool prepare(const __nv_bfloat16* w, uint64_t w_version, cudaStream_t stream);
+
+  // out (N, OC) = inp (N, IC) W^T, or out += ... when accumulate.
+  void forward(__nv_bfloat16* out, const __nv_bfloat16* inp, const __nv_bfloat16* w, uint64_t w_version,
+               int64_t N, bool accumulate, cudaStream_t stream);
+  // dinp (N, IC) = dout (N, OC) W, or dinp += ... when accumulate. Needs transposable.
+  void backward_input(__nv_bfloat16* dinp, const __nv_bfloat16* dout, const __nv_bfloat16* w, uint64_t w_version,
+                      int64_t N, bool accumulate, cudaStream_t stream);
+
+  // Whether w (OC, IC) has at most 2 nonzeros in every group of 4 along IC (along OC when
+  // along_oc), by cusparseLtSpMMAPruneCheck2. Synchronises the stream.
+  bool pattern_ok(const __nv_bfloat16* w, bool along_oc, cudaStream_t stream) const;
+
+  // How many times prepare() compressed (for the checks).
+  int64_t compressions() const;
+  // The kernel (cuSPARSELt config id) the plan of (product, N) runs; -1 before its first call.
+  int algorithm(int64_t N, bool backward) const;
+
+  int64_t OC() const;
+  int64_t IC() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> st_;
+};
+
+}  // namespace sieve::cuda
