@@ -33,7 +33,8 @@ const verdict = checks.at(-1) ?? '';
 const failures = checks.filter((line) => line.startsWith('FAIL'));
 const machineLines = readFileSync(join(dir, 'machine.txt'), 'utf8').trim().split('\n');
 
-const fmt = (v: string | number) => (typeof v === 'number' ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3)) : v);
+const fmt = (v: string | number) =>
+  typeof v !== 'number' ? v : Number.isInteger(v) ? String(v) : Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3);
 const META = new Set(['bench', 'target', 'what', 'device']);
 
 function table(bench: string, list: Row[]): string {
@@ -41,6 +42,12 @@ function table(bench: string, list: Row[]): string {
   const lines = [`**${bench}**`, '', `| target | what | ${keys.join(' | ')} |`, `| --- | --- |${keys.map(() => ' ---: |').join('')}`];
   for (const r of list) lines.push(`| ${r.target || '—'} | ${r.what} | ${keys.map((k) => (k in r ? fmt(r[k]) : '')).join(' | ')} |`);
   return lines.join('\n');
+}
+
+/** nvidia-smi's CSV (header line, value line) as "name: value" pairs. */
+function gpu(): string {
+  const [header, values] = [machineLines[1] ?? '', machineLines[2] ?? ''].map((l) => l.split(',').map((x) => x.trim()));
+  return header.map((h, i) => `${h} ${values[i] ?? ''}`).join(', ');
 }
 
 const byBench = new Map<string, Row[]>();
@@ -52,7 +59,8 @@ appendResults(
   [
     `### ${machineLines[0]?.slice(0, 10) ?? ''}`,
     '',
-    ...machineLines.slice(1, 4).map((l) => `- ${l}`),
+    `- GPU: ${gpu()}`,
+    ...machineLines.slice(3, 4).map((l) => `- ${l.trim()}`),
     `- command: \`${command}\``,
     `- checks: ${verdict}${failures.length ? ` (failed: ${failures.map((f) => f.split(/\s+/)[1]).join(', ')})` : ''}`,
     '',

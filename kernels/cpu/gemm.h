@@ -2,10 +2,11 @@
 //
 // Promises:
 //   - sgemm() computes C (M, N) = alpha op(A) op(B) + beta C (row-major) by cutting C into
-//     a fixed set of blocks along its longer side and handing the blocks to OpenMP
-//     threads; each block is one single-threaded BLAS call. The cut depends only on
-//     (M, N, K), so the bits do not depend on the thread count, and the BLAS library never
-//     starts threads of its own (no oversubscription with OpenMP).
+//     a fixed grid of tiles (gemm_tiles) that the calling thread's OpenMP team takes one by
+//     one; each tile is one single-threaded BLAS call over the whole of K, writing its own
+//     block of C. The grid depends only on (M, N, K), never on the thread count, so every
+//     tile is the same BLAS call whoever runs it and the bits do not depend on the thread
+//     count. The BLAS library never starts threads of its own (no oversubscription).
 //   - With OpenBLAS absent at build time, a portable cache-blocked GEMM takes its place
 //     (blas_name() returns NULL then). The portable kernel is always compiled, for tests.
 #pragma once
@@ -26,7 +27,15 @@ void sgemm_portable(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                     const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                     int64_t ldc);
 
-// The engine's GEMM: fixed blocks of C over the calling thread's OpenMP team. Adds its
+// The tile grid of C for an (M, N, K) product: tiles of rows x cols (multiples of 16, or the
+// whole side; the last tile of a row or column of tiles may be shorter). One tile (M x N)
+// means one BLAS call on the calling thread.
+struct GemmTiles {
+  int64_t rows, cols;
+};
+GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t K);
+
+// The engine's GEMM: the tiles of gemm_tiles(M, N, K) over the calling thread's OpenMP team. Adds its
 // wall time and 2 M N K to stats when given. Call from outside parallel regions.
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
