@@ -16,7 +16,7 @@
 //   - Objects crossing into native code set every field; `null` means unset.
 // The native addon is loaded on first use, so importing this module never fails by itself.
 import { join } from 'node:path';
-import { chooseOpenBlasCore } from './blas-core';
+import { chooseOpenBlasCore, weakCoreWarningHere } from './blas-core';
 
 // ---------------------------------------------------------------- errors
 
@@ -216,7 +216,10 @@ function native(): NativeBinding {
   } catch (e) {
     throw new Error(`the sieve native addon is not built (${ADDON}): run \`npm install\`, which runs node-gyp rebuild; ${(e as Error).message}`);
   }
-  if (binding.backend(DEVICES.cpu).blas === null) {
+  const blas = binding.backend(DEVICES.cpu).blas;
+  const weak = blas && weakCoreWarningHere(blas);
+  if (weak) process.stderr.write(weak);
+  if (blas === null) {
     process.stderr.write(
       'sieve: OpenBLAS was not found when the addon was built; the portable GEMM is in use (slower). ' +
         'Install OpenBLAS (e.g. apt-get install libopenblas-dev) and run `npm install` again.\n',
