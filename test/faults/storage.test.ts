@@ -44,6 +44,9 @@ function recordedStep(home: string): number {
   if (!fs.existsSync(file)) return 0;
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
+    // The file exists a moment before sieve's migrations have made its tables.
+    const migrated = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stages'").get();
+    if (!migrated) return 0;
     return (db.prepare("SELECT step FROM stages WHERE stage_id = 'dense'").get() as { step: number } | undefined)?.step ?? 0;
   } finally {
     db.close();
@@ -118,7 +121,9 @@ test('a full disk fails the stage at once with the numbers; a resume with room c
     const r = await runner;
     assert.equal(r.code, 1, r.stderr);
     // With TEMPORAL_ADDRESS, `history` also records how a run ended if its workflow could not.
-    const history = JSON.parse((await sieve(home, ['history', '--json'], remote)).stdout) as { runs: Array<{ id: string; status: string }> };
+    const listed = await sieve(home, ['history', '--json'], remote);
+    assert.equal(listed.code, 0, `history on the full disk: ${listed.stderr}`);
+    const history = JSON.parse(listed.stdout) as { runs: Array<{ id: string; status: string }> };
     const run = history.runs[0];
     assert.equal(run.status, 'failed', 'the run reached a final status');
     const failed = JSON.parse((await sieve(home, ['show', run.id, '--json'], remote)).stdout) as ShowOutput;
