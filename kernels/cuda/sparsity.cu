@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "common.cuh"
+#include "reduce.cuh"
 #include "core/rng.h"
 
 namespace sieve::cuda {
@@ -196,30 +197,6 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // ---- deterministic reductions: a fixed tree per block (shuffles, then one warp)
-
-template <class T>
-__device__ __forceinline__ T warp_sum(T x) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) x += __shfl_down_sync(0xffffffffu, x, o);
-  return x;
-}
-
-// The block's sum of x, valid in thread 0. blockDim.x is a multiple of 32, at most 1024.
-template <class T>
-__device__ __forceinline__ T block_sum(T x) {
-  __shared__ T partial[32];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  x = warp_sum(x);
-  if (lane == 0) partial[warp] = x;
-  __syncthreads();
-  x = 0;
-  if (warp == 0) {
-    if (lane < (int)(blockDim.x >> 5)) x = partial[lane];
-    x = warp_sum(x);
-  }
-  __syncthreads();  // partial may be reused by a second call
-  return x;
-}
 
 // Elements per block of the first pass of sste_dots (a multiple of 4).
 constexpr int64_t kReduceChunk = 1 << 14;

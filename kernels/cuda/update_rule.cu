@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "common.cuh"
+#include "reduce.cuh"
 
 namespace sieve::cuda {
 
@@ -131,28 +132,6 @@ void check_step(const char* op, int64_t t, int64_t n) {
 // ---- global norm: chunks of a fixed size, a fixed tree inside each, chunks by a fixed tree
 
 constexpr int64_t kChunk = 1 << 14;
-
-template <class T>
-__device__ __forceinline__ T warp_sum(T x) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) x += __shfl_down_sync(0xffffffffu, x, o);
-  return x;
-}
-
-// The block's sum of x, valid in thread 0 (blockDim.x a multiple of 32).
-__device__ __forceinline__ double block_sum(double x) {
-  __shared__ double partial[32];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  x = warp_sum(x);
-  if (lane == 0) partial[warp] = x;
-  __syncthreads();
-  x = 0;
-  if (warp == 0) {
-    if (lane < (int)(blockDim.x >> 5)) x = partial[lane];
-    x = warp_sum(x);
-  }
-  return x;
-}
 
 // A float squared is exact in double, so whether nvcc fuses the square into the add does
 // not change a bit.
