@@ -10,7 +10,7 @@ import { appendEvent } from '../activities/store/journal';
 import { setRunStatus, upsertStage } from '../activities/store/writes';
 import type { StageProgress } from '../schemas/pipeline';
 import { TERMINAL_STAGE_STATUSES, type RunStatus, type StageStatus } from '../schemas/records';
-import type { PipelineResult } from '../workflows/contract';
+import { stageActivityId, type PipelineResult } from '../workflows/contract';
 import { getRun, listRuns } from './read-models';
 import { openTemporal } from './temporal/connect';
 
@@ -20,7 +20,34 @@ export interface Reconciled {
   reason: string;
 }
 
-type Ending = { status: RunStatus; reason: string; stages: StageProgress[] | null };
+type Ending = { status: RunStatus; reason: string; stages: StageProgress[] | null; failures: Map<string, StageFailure> };
+
+/** A stage's compute activity as it failed last, from the workflow's history. */
+type StageFailure = { error: string; attempt: number };
+
+/**
+ * Each stage's last failed compute attempt in the workflow's history (stage id → its message and
+ * attempt). When the disk is full the workflow cannot record why its stage failed, and fails
+ * itself on that write; the history still holds the stage's own error.
+ */
+async function stageFailures(client: Client, runId: string): Promise<Map<string, StageFailure>> {
+  const { events } = await client.workflow.getHandle(runId).fetchHistory();
+  const prefix = stageActivityId('');
+  const stageOf = new Map<string, string>();
+  const attemptOf = new Map<string, number>();
+  const failures = new Map<string, StageFailure>();
+  for (const event of events ?? []) {
+    const id = String(event.eventId);
+    const scheduled = event.activityTaskScheduledEventAttributes;
+    if (scheduled?.activityId?.startsWith(prefix)) stageOf.set(id, scheduled.activityId.slice(prefix.length));
+    const started = event.activityTaskStartedEventAttributes;
+    if (started) attemptOf.set(String(started.scheduledEventId), started.attempt ?? 1);
+    const failed = event.activityTaskFailedEventAttributes;
+    const stageId = failed && stageOf.get(String(failed.scheduledEventId));
+    if (failed && stageId) failures.set(stageId, { error: failed.failure?.message ?? 'its compute activity failed', attempt: attemptOf.get(String(failed.scheduledEventId)) ?? 1 });
+  }
+  return failures;
+}
 
 /** How the run's workflow ended, or null while it is still running. */
 async function ending(client: Client, runId: string): Promise<Ending | null> {
@@ -28,15 +55,15 @@ async function ending(client: Client, runId: string): Promise<Ending | null> {
   const described = await handle.describe().catch((err: Error) => err);
   if (described instanceof Error) {
     if (described.name !== 'WorkflowNotFoundError') throw described;
-    return { status: 'failed', reason: 'its workflow is no longer in Temporal (the server store was reset, or its retention passed)', stages: null };
+    return { status: 'failed', reason: 'its workflow is no longer in Temporal (the server store was reset, or its retention passed)', stages: null, failures: new Map() };
   }
   const state = described.status.name;
   if (state === 'RUNNING') return null;
   if (state === 'COMPLETED') {
     const result = (await handle.result()) as PipelineResult;
-    return { status: result.status, reason: 'its workflow completed without recording its end', stages: result.stages };
+    return { status: result.status, reason: 'its workflow completed without recording its end', stages: result.stages, failures: new Map() };
   }
-  if (state === 'CANCELLED') return { status: 'cancelled', reason: 'its workflow was cancelled', stages: null };
+  if (state === 'CANCELLED') return { status: 'cancelled', reason: 'its workflow was cancelled', stages: null, failures: new Map() };
   const error = await handle.result().then(
     () => null,
     (e: unknown) => e,
@@ -44,7 +71,7 @@ async function ending(client: Client, runId: string): Promise<Ending | null> {
   let inner = error;
   while (inner instanceof Error && inner.cause instanceof Error) inner = inner.cause;
   const why = inner instanceof Error ? `: ${inner.message}` : '';
-  return { status: 'failed', reason: `its workflow ${state.toLowerCase().replace('_', ' ')}${why}`, stages: null };
+  return { status: 'failed', reason: `its workflow ${state.toLowerCase().replace('_', ' ')}${why}`, stages: null, failures: await stageFailures(client, runId) };
 }
 
 /** Brings every unfinished run of the database in line with how Temporal says it ended. */
@@ -59,8 +86,10 @@ export async function reconcileRuns(db: SieveDb, store: ArtifactStore, client: C
       const recorded = run.stages.find((s) => s.id === stage.id)?.status;
       if (recorded && (TERMINAL_STAGE_STATUSES as readonly StageStatus[]).includes(recorded)) continue;
       const reported = end.stages?.find((s) => s.id === stage.id);
+      const failure = end.failures.get(stage.id);
       const status: StageStatus = reported && reported.status !== 'pending' && reported.status !== 'running' ? reported.status : end.status === 'cancelled' ? 'cancelled' : 'failed';
-      upsertStage(db, { runId: id, stage, status, error: reported?.error ?? (status === 'failed' ? `the run ended before this stage did: ${end.reason}` : null) });
+      const error = reported?.error ?? failure?.error ?? (status === 'failed' ? `the run ended before this stage did: ${end.reason}` : null);
+      upsertStage(db, { runId: id, stage, status, error, attempt: failure?.attempt });
     }
     appendEvent(db, { runId: id, type: 'run.reconciled', payload: { status: end.status, reason: end.reason } });
     setRunStatus(db, id, end.status, end.status === 'failed' ? end.reason : null);

@@ -11,7 +11,12 @@ import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import type { createComputeActivities, createControlActivities } from '../../activities';
+import { createControlActivities, type createComputeActivities } from '../../activities';
+import { createArtifactStore } from '../../activities/store/artifacts';
+import { openDb } from '../../activities/store/db';
+import { reconcileRuns } from '../../cli/reconcile';
+import { getRun } from '../../cli/read-models';
+import { tempHome } from '../cli/helpers';
 import type { ComputeResult, StageOutput, StageTask } from '../../schemas/pipeline';
 import { environment } from '../../activities/store/provenance';
 import { Recipe } from '../../schemas/recipe';
@@ -200,6 +205,41 @@ test('every checkpoint a stage reports is recorded once, an older one too (a sta
   assert.ok(res.ok);
   assert.deepEqual(journal.checkpoints, [8, 4], 'the older one recorded, no repeat recorded twice');
   assert.deepEqual(handed, { ...ref(8, 'a'), earlier: [{ step: 4, sha256: 'b'.repeat(64), bytes: 3 }] }, 'the newest leads, the older follows as its fallback');
+});
+
+test('a stage failure the workflow could not record (a full disk) is recorded from its history by reconciliation', { timeout: 60_000 }, async () => {
+  const home = tempHome('wf-unrecorded');
+  const real = createControlActivities({ home });
+  const ctl: Control = {
+    ...real,
+    prepareStage: async ({ stageId }) => ({ decision: 'run', reason: 'test', cacheKey: `k-${stageId}`, output: null }),
+    recordStageEnd: async () => {
+      throw ApplicationFailure.nonRetryable('the disk is full writing sieve.db', 'ResourceExhausted');
+    },
+  };
+  const stage = async (task: StageTask) => {
+    // b is still running when the workflow fails on recording a's end (a's retry waits a second).
+    if (task.stageId === 'b') {
+      await new Promise((r) => setTimeout(r, 3000));
+      return computed(task.stageId);
+    }
+    if (Context.current().info.attempt === 1) throw new Error('a flaky first attempt');
+    throw ApplicationFailure.nonRetryable('the disk is full writing a.ckpt (ENOSPC)', 'ResourceExhausted');
+  };
+  const res = await runWith('unrecorded', ctl, { pretrain: stage, evaluate: stage } as unknown as Compute);
+  assert.equal(res.ok, false, 'the workflow fails on the write it could not make');
+
+  const { db, close } = openDb({ home });
+  try {
+    const store = createArtifactStore(home);
+    const [reconciled] = await reconcileRuns(db, store, temporalEnv.env.client);
+    assert.equal(reconciled.status, 'failed');
+    const stages = Object.fromEntries(getRun(db, store, reconciled.id)!.stages.map((s) => [s.id, s]));
+    assert.deepEqual([stages.a.status, stages.a.error, stages.a.attempt], ['failed', 'the disk is full writing a.ckpt (ENOSPC)', 2], 'the stage\'s own error and attempt, from the history');
+    for (const id of ['b', 'a2']) assert.match(stages[id].error ?? '', /^the run ended before this stage did: its workflow failed: the disk is full writing sieve\.db$/, `${id}, which never failed itself, says why it has no end of its own`);
+  } finally {
+    close();
+  }
 });
 
 test('recorded histories replay deterministically against the current workflow code', { timeout: 60_000 }, async () => {
