@@ -25,7 +25,7 @@
       'dependencies': ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       'defines': ['NAPI_VERSION=8', 'NODE_ADDON_API_DISABLE_DEPRECATED'],
       'cflags_cc': ['-fopenmp', '-ffp-contract=off', '-fno-math-errno', '-fno-trapping-math'],
-      'ldflags': ['-fopenmp'],
+      'ldflags': ['-fopenmp', '-ldl'],
       'conditions': [
         ['sieve_blas=="openblas"', {
           'defines': ['SIEVE_HAVE_OPENBLAS'],

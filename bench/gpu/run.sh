@@ -9,6 +9,9 @@
 # loader path, then in the CUDA toolkit, then in PyTorch's wheels (which carry both). Writes
 # OUT/checks.txt, OUT/bench.jsonl (our rows and PyTorch's; bench/gpu/report.ts turns them into
 # bench/RESULTS.md's entry) and OUT/machine.txt. Exits non-zero when a check failed.
+#
+# To spend device time on part of it: BENCHES="attention train" (sieve_gpu_bench's filters),
+# TORCH="train" (torch_reference.py's sections; "none" skips PyTorch), C6=0 (no CPU comparison).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 OUT="${1:?usage: bench/gpu/run.sh OUT}"
@@ -38,9 +41,14 @@ done
 "$BIN/sieve_gpu_checks" 2>&1 | tee "$OUT/checks.txt"
 checks=${PIPESTATUS[0]}
 
-"$BIN/sieve_gpu_bench" --json "$OUT/bench.jsonl" 2>&1 | tee "$OUT/bench.txt"
-PYTHONUNBUFFERED=1 python3 bench/gpu/torch_reference.py --json "$OUT/bench.jsonl" gemm sparsity 2>&1 | tee -a "$OUT/bench.txt"
-if [[ -x "$BIN/sieve_cpu_train" ]]; then bash bench/cpu/run.sh "$OUT/bench.jsonl" 2>&1 | tee -a "$OUT/bench.txt"; fi
+# shellcheck disable=SC2086
+"$BIN/sieve_gpu_bench" --json "$OUT/bench.jsonl" ${BENCHES:-} 2>&1 | tee "$OUT/bench.txt"
+TORCH="${TORCH:-gemm sparsity train}"
+if [[ "$TORCH" != none ]]; then
+  # shellcheck disable=SC2086
+  PYTHONUNBUFFERED=1 python3 bench/gpu/torch_reference.py --json "$OUT/bench.jsonl" $TORCH 2>&1 | tee -a "$OUT/bench.txt"
+fi
+if [[ "${C6:-1}" != 0 && -x "$BIN/sieve_cpu_train" ]]; then bash bench/cpu/run.sh "$OUT/bench.jsonl" 2>&1 | tee -a "$OUT/bench.txt"; fi
 
 echo "checks exit status: $checks"
 exit "$checks"

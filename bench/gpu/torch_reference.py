@@ -19,6 +19,9 @@ Sections:
         step. Bandwidth counts the bytes the work must move (inputs once, outputs once), as the
         CUDA rows do, so the two are read side by side; "of copy" is against torch's own copy.
 
+  train  G5: GPT-2 small training tokens/s (B=16, T=1024, bf16 autocast, fused AdamW), eager and
+        torch.compile, as bench/gpu/train.cu measures sieve.
+
 Timing follows bench/gpu/bench.h: CUDA events around each repetition, warm-up first, the median;
 repetitions rotate among enough operand sets to read about 3 L2s of operands.
 """
@@ -233,7 +236,101 @@ def sparsity(emit):
         emit(row)
 
 
-SECTIONS = {"gemm": gemm, "sparsity": sparsity}
+def gpt2(torch, layers, dim, heads, context, vocab, hidden):
+    """sieve's GPT-2 (kernels/core/layout.cc) in plain PyTorch: learned embeddings, pre-norm
+    blocks with biased linears, LayerNorm eps 1e-5, GELU tanh, causal SDPA, a tied head."""
+    nn = torch.nn
+    F = torch.nn.functional
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm1 = nn.LayerNorm(dim, eps=1e-5)
+            self.qkv = nn.Linear(dim, 3 * dim)
+            self.out = nn.Linear(dim, dim)
+            self.norm2 = nn.LayerNorm(dim, eps=1e-5)
+            self.fc = nn.Linear(dim, hidden)
+            self.proj = nn.Linear(hidden, dim)
+
+        def forward(self, x):
+            B, T, C = x.shape
+            q, k, v = self.qkv(self.norm1(x)).split(C, dim=2)
+            q, k, v = (t.view(B, T, heads, C // heads).transpose(1, 2) for t in (q, k, v))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.out(y.transpose(1, 2).reshape(B, T, C))
+            return x + self.proj(F.gelu(self.fc(self.norm2(x)), approximate="tanh"))
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok_emb = nn.Embedding(vocab, dim)
+            self.pos_emb = nn.Embedding(context, dim)
+            self.blocks = nn.ModuleList(Block() for _ in range(layers))
+            self.norm_f = nn.LayerNorm(dim, eps=1e-5)
+            for p in self.parameters():
+                if p.dim() == 2:
+                    nn.init.normal_(p, 0.0, 0.02)
+
+        def forward(self, idx, targets):
+            B, T = idx.shape
+            x = self.tok_emb(idx) + self.pos_emb(torch.arange(T, device=idx.device))
+            for block in self.blocks:
+                x = block(x)
+            logits = self.norm_f(x) @ self.tok_emb.weight.t()
+            return F.cross_entropy(logits.view(B * T, vocab).float(), targets.view(B * T))
+
+    return GPT()
+
+
+def train(emit):
+    """G5: GPT-2 small training tokens/s, B=16 T=1024, as bench/gpu/train.cu drives sieve: fp32
+    master weights, bf16 autocast, a global-norm clip at 1 and fused AdamW, eager and compiled."""
+    import statistics
+    import time
+
+    B, T = 16, 1024
+    for mode in ("eager", "compiled"):
+        row = {"bench": "torch_train", "target": "G5", "what": f"torch GPT-2 small training B={B} T={T} ({mode}, bf16 autocast)"}
+        try:
+            import torch
+
+            torch.manual_seed(1)
+            model = gpt2(torch, 12, 768, 12, 1024, 50257, 3072).cuda()
+            decay = [p for p in model.parameters() if p.dim() == 2]
+            rest = [p for p in model.parameters() if p.dim() != 2]
+            opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
+                                    lr=3e-4, betas=(0.9, 0.95), eps=1e-8, fused=True)
+            fwd = torch.compile(model) if mode == "compiled" else model
+            idx = torch.randint(0, 50257, (B, T), device="cuda")
+            tgt = torch.randint(0, 50257, (B, T), device="cuda")
+
+            def step():
+                opt.zero_grad(set_to_none=True)
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    loss = fwd(idx, tgt)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                torch.cuda.synchronize()
+
+            for _ in range(5):
+                step()
+            secs = []
+            for _ in range(10):
+                t0 = time.perf_counter()
+                step()
+                secs.append(time.perf_counter() - t0)
+            s = statistics.median(secs)
+            row.update({"ms/step": 1e3 * s, "tokens/s": B * T / s, "device": torch.cuda.get_device_name(0)})
+        except Exception as e:
+            row["error"] = f"{type(e).__name__}: {e}"
+        finally:
+            model = opt = fwd = None
+            torch.cuda.empty_cache()
+        emit(row)
+
+
+SECTIONS = {"gemm": gemm, "sparsity": sparsity, "train": train}
 
 
 def main():

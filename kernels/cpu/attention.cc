@@ -32,17 +32,6 @@ inline void causal_softmax_row(float* row, int64_t i, int64_t end) {
 
 }  // namespace
 
-void rope_tables(float* cos_t, float* sin_t, double theta, int64_t T, int64_t HS) {
-  const int64_t half = HS / 2;
-  for (int64_t t = 0; t < T; t++)
-    for (int64_t i = 0; i < half; i++) {
-      const double freq = std::pow(theta, -2.0 * (double)i / (double)HS);
-      const double angle = (double)t * freq;
-      cos_t[t * half + i] = (float)std::cos(angle);
-      sin_t[t * half + i] = (float)std::sin(angle);
-    }
-}
-
 // Rotate q and k of every head by +angle (sign = 1) or -angle (sign = -1, the backward).
 static void rope_rotate(float* qkv, const float* cos_t, const float* sin_t, int64_t B, int64_t T,
                         int64_t C, int64_t NH, float sign) {

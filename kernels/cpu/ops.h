@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "common.h"
+#include "core/rope.h"
 
 namespace sieve::cpu {
 
@@ -59,9 +60,8 @@ void swiglu_backward(float* dinp /* (N, 2H) */, const float* dout /* (N, H) */,
 
 // ---- attention.cc
 
-// cos/sin tables of RoPE: angle t * theta^(-2i/HS), computed in double.
-void rope_tables(float* cos_t /* (T, HS/2) */, float* sin_t /* (T, HS/2) */, double theta, int64_t T,
-                 int64_t HS);
+// RoPE's tables are the core's (core/rope.h): the same floats on every backend.
+using ::sieve::rope_tables;
 void rope_forward(float* qkv /* (B, T, 3C) in place */, const float* cos_t /* (T, HS/2) */,
                   const float* sin_t /* (T, HS/2) */, int64_t B, int64_t T, int64_t C, int64_t NH);
 void rope_backward(float* dqkv /* (B, T, 3C) in place */, const float* cos_t /* (T, HS/2) */,

@@ -4,7 +4,8 @@
 #   bash kernels/cuda/build.sh [OUT]      (OUT defaults to build/gpu)
 #
 # Makes, for sm_90 (Hopper) plus SIEVE_CUDA_ARCHS if set (e.g. "sm_100"):
-#   OUT/libsieve_cuda.so   kernels/cuda/*.cu: the GPU kernels (cuBLASLt, cuSPARSELt, our own)
+#   OUT/libsieve_cuda.so   kernels/cuda/*.cu: the GPU model and kernels (cuBLASLt, cuSPARSELt, our own),
+#                          loaded by the addon for device cuda (core/backends.cc)
 #   OUT/libsieve_cpu_ref.a kernels/core + kernels/cpu with the portable GEMM: the CPU reference
 #   OUT/sieve_gpu_checks   test/gpu/*.cu: every kernel against the CPU reference (exit 1 on a failure)
 #   OUT/sieve_gpu_bench    bench/gpu/*.cu: the GPU figures (prints a table, writes JSON lines)
@@ -70,8 +71,9 @@ compile ref "$ROOT"/kernels/core/*.cc "$ROOT"/kernels/cpu/*.cc
 rm -f "$OUT/libsieve_cpu_ref.a" && ar rcs "$OUT/libsieve_cpu_ref.a" "${objs[@]}"
 
 shopt -s nullglob
-# core/error.cc: the kernels report failure as sieve::Error, like the CPU backend.
-compile lib "$ROOT"/kernels/cuda/*.cu "$ROOT"/kernels/core/error.cc
+# core/error.cc: the kernels report failure as sieve::Error, like the CPU backend; core/seams.cc:
+# what each seam kind reads (the model plans its buffers with it).
+compile lib "$ROOT"/kernels/cuda/*.cu "$ROOT"/kernels/core/error.cc "$ROOT"/kernels/core/seams.cc
 # shellcheck disable=SC2086
 "$NVCC" "${NVFLAGS[@]}" -shared -o "$OUT/libsieve_cuda.so" "${objs[@]}" $CUBLASLT $CUSPARSELT
 RUNTIME=(-L"$OUT" -lsieve_cuda $CUBLASLT $CUSPARSELT -Xlinker -rpath,'$ORIGIN' -Xcompiler -fopenmp)

@@ -1,5 +1,6 @@
 // config_test.cc — bad configs are rejected with a message that names the problem; the
 // backends: the CPU one describes itself, a device this build lacks is SIEVE_E_UNAVAILABLE.
+#include <cstdlib>
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -77,11 +78,14 @@ TEST(Backend, ReportsItself) {
 
 // This build has no CUDA backend: asking for one is a status of its own and a sentence
 // that says what to do, never a crash or a silent CPU model.
-TEST(Backend, CudaIsUnavailableInThisBuild) {
+TEST(Backend, CudaIsUnavailableWithoutItsLibrary) {
+  // Where no libsieve_cuda.so is (read on the first request for cuda; the answer is kept).
+  setenv("SIEVE_CUDA_LIBRARY", "/nonexistent/libsieve_cuda.so", 1);
   sieve_backend_info info{};
   EXPECT_EQ(sieve_backend(SIEVE_DEVICE_CUDA, &info), SIEVE_E_UNAVAILABLE);
   EXPECT_STREQ(sieve_last_error(),
-               "this build of sieve has no CUDA backend (it was built without nvcc); use device cpu");
+               "this build of sieve has no CUDA backend (no libsieve_cuda.so at /nonexistent/libsieve_cuda.so; build "
+               "it with kernels/cuda/build.sh where nvcc exists, or set SIEVE_CUDA_LIBRARY); use device cpu");
   const sieve_config c = tiny_config(SIEVE_FAMILY_GPT2);
   sieve_model* m = reinterpret_cast<sieve_model*>(0x1);
   EXPECT_EQ(sieve_model_create(&m, &c, SIEVE_DEVICE_CUDA), SIEVE_E_UNAVAILABLE);

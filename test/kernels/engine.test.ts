@@ -3,6 +3,8 @@
 // dispose.
 // Facts only: nothing here asserts on timing.
 import assert from 'node:assert/strict';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 
 import {
@@ -165,7 +167,9 @@ describe('the model surface', () => {
     assert.equal(m.device, 'cpu');
     assert.deepEqual(m.backend, backendInfo('cpu'));
     m.dispose();
-    const message = /^this build of sieve has no CUDA backend \(it was built without nvcc\); use device cpu$/;
+    // Where no libsieve_cuda.so is (set before this process first asks for cuda: the answer is kept).
+    process.env.SIEVE_CUDA_LIBRARY = path.join(os.tmpdir(), 'no-such-dir', 'libsieve_cuda.so');
+    const message = /^this build of sieve has no CUDA backend \(no libsieve_cuda\.so at \S+no-such-dir\/libsieve_cuda\.so; build it with kernels\/cuda\/build\.sh where nvcc exists, or set SIEVE_CUDA_LIBRARY\); use device cpu$/;
     throws(() => Model.create(gpt2, { device: 'cuda' }), BackendUnavailableError, message);
     throws(() => backendInfo('cuda'), BackendUnavailableError, message);
     try {

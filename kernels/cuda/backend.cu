@@ -1,0 +1,63 @@
+// backend.cu — the CUDA backend object: describes the GPU it runs on and makes CudaModels.
+// The core finds it through the one C symbol below when a model asks for device cuda
+// (core/backends.cc loads libsieve_cuda.so on first use).
+#include <cstdio>
+#include <string>
+
+#include "model.cuh"
+
+namespace sieve::cuda {
+
+namespace {
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend() {
+    int device = 0, runtime = 0;
+    SIEVE_CUDA(cudaGetDevice(&device));
+    cudaDeviceProp prop{};
+    SIEVE_CUDA(cudaGetDeviceProperties(&prop, device));
+    SIEVE_CUDA(cudaRuntimeGetVersion(&runtime));
+    char text[1024];
+    std::snprintf(text, sizeof text, "%s (sm_%d%d, %.0f GiB), CUDA runtime %d.%d, cuBLASLt %zu", prop.name,
+                  prop.major, prop.minor, (double)prop.totalGlobalMem / (1 << 30), runtime / 1000,
+                  (runtime % 1000) / 10, cublasLtGetVersion());
+    description_ = text;
+  }
+
+  int32_t device() const override { return SIEVE_DEVICE_CUDA; }
+
+  void info(sieve_backend_info* out) const override {
+    out->abi_version = SIEVE_ABI_VERSION;
+    out->name = "cuda";
+    out->blas = description_.c_str();
+    out->default_threads = 1;  // host threads do not matter to a GPU model
+  }
+
+  std::unique_ptr<ModelBackend> create_model(const sieve_model& model) const override {
+    return std::make_unique<CudaModel>(model);
+  }
+
+ private:
+  std::string description_;
+};
+
+}  // namespace
+
+const Backend& backend() {
+  static const CudaBackend instance;  // the first use finds the GPU (or throws, naming why)
+  return instance;
+}
+
+}  // namespace sieve::cuda
+
+// The loader's entry point: the backend, or null with the reason in `why` (a missing driver
+// or no GPU is an answer, not a crash).
+extern "C" __attribute__((visibility("default"))) const sieve::Backend* sieve_cuda_backend(char* why, size_t size) {
+  try {
+    return &sieve::cuda::backend();
+  } catch (const sieve::Error& e) {
+    std::snprintf(why, size, "%s", e.message.c_str());
+    return nullptr;
+  }
+}

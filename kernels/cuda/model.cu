@@ -1,0 +1,826 @@
+// model.cu — the GPU model: its buffers and copies, the seams' setup, the training forward +
+// backward, the optimizer step, inference, the 2:4 members and PQI. It follows cpu/model.cc
+// pass for pass (read block_forward / block_backward there and here side by side); what
+// differs is where the numbers live and that every GEMM multiplies bf16 copies.
+//
+// Promises: the same parameters and inputs give the same bits run after run (no float
+// atomics anywhere: every sum over tokens runs in an order fixed by the sizes); gradients
+// accumulate (+=) until zero_grad; every CUDA call is checked (common.cuh).
+#include "model.cuh"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/rng.h"
+#include "core/rope.h"
+#include "core/seams.h"
+#include "reduce.cuh"
+#include "sparsity.cuh"
+#include "update_rule.cuh"
+
+namespace sieve::cuda {
+
+namespace {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+__global__ void fill_kernel(float* x, float value, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    x[i] = value;
+}
+
+void fill(float* x, float value, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  fill_kernel<<<grid_for(n, 256), 256, 0, stream>>>(x, value, n);
+  SIEVE_LAUNCHED();
+}
+
+// out (N, OC) += bias, broadcast over rows (a linear layer's bias after its GEMM).
+__global__ void add_bias_kernel(float* out, const float* bias, int64_t N, int64_t OC) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < N * OC; i += (int64_t)gridDim.x * blockDim.x)
+    out[i] += bias[i % OC];
+}
+
+// g *= s: the gradient clip, as the CPU rounds it.
+__global__ void scale_kernel(float* g, float s, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    g[i] = __fmul_rn(g[i], s);
+}
+
+// p = w0 + s d (PQI's interpolation point), each operation rounded on its own as on the CPU.
+__global__ void axpy_point_kernel(float* p, const float* w0, const float* d, float s, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    p[i] = __fadd_rn(w0[i], __fmul_rn(s, d[i]));
+}
+
+// pqi += wk d g, in double.
+__global__ void pqi_accumulate_kernel(double* pqi, const float* d, const float* g, double wk, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    pqi[i] += wk * (double)d[i] * (double)g[i];
+}
+
+// Sums of |w| where the mask is 0 and of |w| over one block's share, in double; the block
+// sums then add up in block order on the host (mask_stats).
+constexpr int kStatsThreads = 256, kStatsBlocks = 256;
+__global__ void abs_sums_kernel(double* partial /* (2, blocks) */, const float* w, const float* mask, int64_t n) {
+  double pruned = 0.0, total = 0.0;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    const double a = fabs((double)w[i]);
+    total += a;
+    if (mask && mask[i] == 0.0f) pruned += a;
+  }
+  pruned = block_sum(pruned);
+  total = block_sum(total);
+  if (threadIdx.x == 0) {
+    partial[blockIdx.x] = pruned;
+    partial[gridDim.x + blockIdx.x] = total;
+  }
+}
+
+void check_cancel(const CudaModel& m) {
+  if (m.model.cancel.load(std::memory_order_relaxed)) fail(SIEVE_E_CANCELLED, "cancelled");
+}
+
+float* param(CudaModel& m, int64_t idx) { return idx < 0 ? nullptr : m.params.get() + m.net.tensors[idx].offset; }
+float* grad(CudaModel& m, int64_t idx) { return idx < 0 ? nullptr : m.grads.get() + m.net.tensors[idx].offset; }
+const __nv_bfloat16* weight_bf(const CudaModel& m, int64_t idx) {
+  return m.weights_bf.get() + m.net.tensors[idx].offset;
+}
+
+using LinearMember = Linear LayerLinears::*;
+constexpr LinearMember kLinears[] = {&LayerLinears::qkv, &LayerLinears::out, &LayerLinears::up, &LayerLinears::down};
+
+// What every GEMM multiplies, in bf16: W, or W~ = M (.) W (MASK) or beta S(W) (SSTE), written
+// straight from the fp32 parameters by the fused kernels (no fp32 W~ is kept).
+void prepare_weights(CudaModel& m) {
+  to_bf16(m.weights_bf.get(), m.params.get(), m.net.num_params, m.stream);
+  for (const LayerLinears& ll : m.net.layers)
+    for (auto member : kLinears) {
+      const Linear& lin = ll.*member;
+      for (int64_t i = 0; i < lin.count; i++) {
+        const TensorEntry& t = m.net.tensors[lin.first + i];
+        __nv_bfloat16* out = m.weights_bf.get() + t.offset;
+        const float* w = m.params.get() + t.offset;
+        if (t.transform.kind == SIEVE_TRANSFORM_MASK)
+          masked_weight(nullptr, out, w, m.masks.get() + t.offset, t.size, m.stream);
+        else if (t.transform.kind == SIEVE_TRANSFORM_SSTE)
+          sste_threshold(nullptr, out, nullptr, w, t.transform.params[0], t.size, m.stream);
+      }
+    }
+}
+
+// out (N, OC) (=, or += when accumulate) inp W~^T + bias.
+void linear_forward(CudaModel& m, const Linear& lin, float* out, const __nv_bfloat16* inp, int64_t N, bool accumulate) {
+  m.blas.gemm(false, true, N, lin.OC, lin.IC, 1.0f, inp, lin.IC, weight_bf(m, lin.first), lin.IC,
+              accumulate ? 1.0f : 0.0f, out, lin.OC, m.stream);
+  if (lin.bias >= 0 && !accumulate) {
+    add_bias_kernel<<<grid_for(N * lin.OC, 256), 256, 0, m.stream>>>(out, param(m, lin.bias), N, lin.OC);
+    SIEVE_LAUNCHED();
+  }
+  m.timing.gemm_flops += 2.0 * (double)N * (double)lin.OC * (double)lin.IC;
+}
+
+// dout with the columns of MVUE weights sparsified 2:4 along the N tokens (the weight-gradient
+// GEMM's dZ), or dout itself when no weight of the layer has MVUE on.
+const float* mvue_dout(CudaModel& m, const Linear& lin, const float* dout, int64_t N) {
+  bool any = false;
+  for (int64_t i = 0; i < lin.count; i++) any = any || m.net.tensors[lin.first + i].mvue;
+  if (!any) return dout;
+  float* out = m.acts.mvue_dout;
+  for (int64_t i = 0; i < lin.count; i++) {
+    const int64_t idx = lin.first + i;
+    const TensorEntry& t = m.net.tensors[idx];
+    const int64_t OCt = t.shape[0], c0 = i * OCt;
+    if (t.mvue)
+      mvue24(out + c0, dout + c0, N, OCt, lin.OC, lin.OC, mvue_key(t.mvue_seed, m.model.step, m.model.micro, idx),
+             m.stream);
+    else
+      SIEVE_CUDA(cudaMemcpy2DAsync(out + c0, lin.OC * sizeof(float), dout + c0, lin.OC * sizeof(float),
+                                   OCt * sizeof(float), N, cudaMemcpyDeviceToDevice, m.stream));
+  }
+  return out;
+}
+
+// dinp = dout W~ (overwritten), dW += dout^T inp (straight through every supported transform),
+// dbias += the column sums of dout.
+void linear_backward(CudaModel& m, const Linear& lin, float* dinp, const float* dout, const __nv_bfloat16* inp,
+                     int64_t N) {
+  Activations& a = m.acts;
+  __nv_bfloat16* dout_bf = a.grad_bf;
+  to_bf16(dout_bf, dout, N * lin.OC, m.stream);
+  m.blas.gemm(false, false, N, lin.IC, lin.OC, 1.0f, dout_bf, lin.OC, weight_bf(m, lin.first), lin.IC, 0.0f, dinp,
+              lin.IC, m.stream);
+  if (lin.bias >= 0) bias_backward(grad(m, lin.bias), dout, a.reduce_scratch, N, lin.OC, m.stream);
+  const float* dout_w = mvue_dout(m, lin, dout, N);
+  if (dout_w != dout) to_bf16(dout_bf, dout_w, N * lin.OC, m.stream);
+  m.blas.gemm(true, false, lin.OC, lin.IC, N, 1.0f, dout_bf, lin.OC, inp, lin.IC, 1.0f, grad(m, lin.first), lin.IC,
+              m.stream);
+  m.timing.gemm_flops += 4.0 * (double)N * (double)lin.OC * (double)lin.IC;
+}
+
+// Rows of logits formed at once by the LM head: about 1 GiB of fp32 logits at most.
+int64_t head_chunk(int64_t N, int64_t V) { return std::min(N, std::max<int64_t>(256, (int64_t(1) << 28) / V)); }
+
+int64_t max_mvue_width(const CudaModel& m) {
+  int64_t n = 0;
+  for (const LayerLinears& ll : m.net.layers)
+    for (auto member : kLinears)
+      for (int64_t i = 0; i < (ll.*member).count; i++)
+        if (m.net.tensors[(ll.*member).first + i].mvue) n = std::max(n, (ll.*member).OC);
+  return n;
+}
+
+int64_t max_linear_width(const CudaModel& m) {
+  int64_t n = m.net.C;
+  for (const LayerLinears& ll : m.net.layers)
+    for (auto member : kLinears) n = std::max({n, (ll.*member).OC, (ll.*member).IC});
+  return n;
+}
+
+// Carves an arena into named arrays; called once with base = null to measure.
+template <class T>
+struct Carver {
+  T* base;
+  int64_t used = 0;
+  T* take(int64_t n) {
+    T* p = base ? base + used : nullptr;
+    used += (n + 63) / 64 * 64;  // keep every array 128-byte aligned (cuBLASLt prefers it)
+    return p;
+  }
+};
+
+void carve_activations(Activations& a, Carver<float>& f, Carver<__nv_bfloat16>& h, Carver<int32_t>& ints,
+                       const CudaModel& m, int64_t B, int64_t T) {
+  const int64_t N = B * T, L = m.net.L, C = m.net.C, NH = m.net.NH, FC = m.net.FC, H = m.net.H, V = m.net.V;
+  a.B = B;
+  a.T = T;
+  a.head_rows = head_chunk(N, V);
+  a.x = f.take((L + 1) * N * C);
+  a.xmid = f.take(L * N * C);
+  a.ln1 = f.take(L * N * C);
+  a.ln1_mean = f.take(L * N);
+  a.ln1_rstd = f.take(L * N);
+  a.qkv = f.take(L * N * 3 * C);
+  a.lse = f.take(L * B * NH * T);
+  a.atty = f.take(L * N * C);
+  a.ln2 = f.take(L * N * C);
+  a.ln2_mean = f.take(L * N);
+  a.ln2_rstd = f.take(L * N);
+  a.fc = f.take(L * N * FC);
+  a.act = f.take(L * N * H);
+  a.lnf = f.take(N * C);
+  a.lnf_mean = f.take(N);
+  a.lnf_rstd = f.take(N);
+  a.dx = f.take(N * C);
+  a.dln = f.take(N * C);
+  a.datty = f.take(N * C);
+  a.dqkv = f.take(N * 3 * C);
+  a.dfc = f.take(N * FC);
+  a.dact = f.take(N * H);
+  a.mvue_dout = f.take(N * max_mvue_width(m));
+  a.logits = f.take(a.head_rows * V);
+  a.teacher = f.take(a.head_rows * V);
+  a.ce = f.take(N);
+  a.kl = f.take(N);
+  a.att_scratch = f.take((int64_t)attention_backward_scratch_floats(B, T, C, NH));
+  const int64_t widest = std::max({max_linear_width(m), FC, 3 * C});
+  a.reduce_scratch = f.take((int64_t)std::max(norm_backward_scratch_floats(N, C), bias_backward_scratch_floats(N, widest)));
+  a.ln1_bf = h.take(L * N * C);
+  a.atty_bf = h.take(L * N * C);
+  a.ln2_bf = h.take(L * N * C);
+  a.act_bf = h.take(L * N * H);
+  a.lnf_bf = h.take(N * C);
+  a.grad_bf = h.take(std::max(N * widest, a.head_rows * V));
+  a.targets = ints.take(N);
+}
+
+void ensure_activations(CudaModel& m, int64_t B, int64_t T) {
+  Carver<float> f{nullptr};
+  Carver<__nv_bfloat16> h{nullptr};
+  Carver<int32_t> ints{nullptr};
+  Activations probe{};
+  carve_activations(probe, f, h, ints, m, B, T);
+  if (m.train_mem.size() < f.used || m.train_bf.size() < h.used || m.train_ints.size() < ints.used) {
+    // free the old arenas first: both at once may not fit
+    m.train_mem = DeviceBuffer<float>();
+    m.train_bf = DeviceBuffer<__nv_bfloat16>();
+    m.train_ints = DeviceBuffer<int32_t>();
+    m.train_mem = DeviceBuffer<float>(f.used);
+    m.train_bf = DeviceBuffer<__nv_bfloat16>(h.used);
+    m.train_ints = DeviceBuffer<int32_t>(ints.used);
+  }
+  Carver<float> fc{m.train_mem.get()};
+  Carver<__nv_bfloat16> hc{m.train_bf.get()};
+  Carver<int32_t> ic{m.train_ints.get()};
+  carve_activations(m.acts, fc, hc, ic, m, B, T);
+}
+
+// One block's slices of the activations (train_io in cpu/model.cc).
+struct BlockIO {
+  float *x_in, *x_mid, *x_out, *ln1, *ln1_mean, *ln1_rstd, *qkv, *lse, *atty, *ln2, *ln2_mean, *ln2_rstd, *fc, *act;
+  __nv_bfloat16 *ln1_bf, *atty_bf, *ln2_bf, *act_bf;
+};
+
+BlockIO block_io(CudaModel& m, int64_t l) {
+  Activations& a = m.acts;
+  const int64_t N = a.B * a.T, C = m.net.C;
+  BlockIO io;
+  io.x_in = a.x + l * N * C;
+  io.x_out = a.x + (l + 1) * N * C;
+  io.x_mid = a.xmid + l * N * C;
+  io.ln1 = a.ln1 + l * N * C;
+  io.ln1_mean = a.ln1_mean + l * N;
+  io.ln1_rstd = a.ln1_rstd + l * N;
+  io.qkv = a.qkv + l * N * 3 * C;
+  io.lse = a.lse + l * a.B * m.net.NH * a.T;
+  io.atty = a.atty + l * N * C;
+  io.ln2 = a.ln2 + l * N * C;
+  io.ln2_mean = a.ln2_mean + l * N;
+  io.ln2_rstd = a.ln2_rstd + l * N;
+  io.fc = a.fc + l * N * m.net.FC;
+  io.act = a.act + l * N * m.net.H;
+  io.ln1_bf = a.ln1_bf + l * N * C;
+  io.atty_bf = a.atty_bf + l * N * C;
+  io.ln2_bf = a.ln2_bf + l * N * C;
+  io.act_bf = a.act_bf + l * N * m.net.H;
+  return io;
+}
+
+void norm_forward(CudaModel& m, float* out, __nv_bfloat16* out_bf, float* mean, float* rstd, const float* x,
+                  int64_t w, int64_t b, int64_t N) {
+  if (m.net.gpt2())
+    layernorm_forward(out, out_bf, mean, rstd, x, param(m, w), param(m, b), m.net.cfg.norm_eps, N, m.net.C, m.stream);
+  else
+    rmsnorm_forward(out, out_bf, rstd, x, param(m, w), m.net.cfg.norm_eps, N, m.net.C, m.stream);
+}
+
+void norm_backward(CudaModel& m, float* dx, const float* dout, const float* x, const float* mean, const float* rstd,
+                   int64_t w, int64_t b, int64_t N) {
+  if (m.net.gpt2())
+    layernorm_backward(dx, grad(m, w), grad(m, b), dout, x, mean, rstd, param(m, w), m.acts.reduce_scratch, N, m.net.C,
+                       m.stream);
+  else
+    rmsnorm_backward(dx, grad(m, w), dout, x, rstd, param(m, w), m.acts.reduce_scratch, N, m.net.C, m.stream);
+}
+
+void block_forward(CudaModel& m, const BlockIO& io, int64_t l, int64_t B, int64_t T) {
+  const LayerLinears& ll = m.net.layers[l];
+  const int64_t N = B * T, C = m.net.C;
+  // attention: x_mid = x_in + out(attention(qkv(norm1(x_in))))
+  norm_forward(m, io.ln1, io.ln1_bf, io.ln1_mean, io.ln1_rstd, io.x_in, ll.norm1_w, ll.norm1_b, N);
+  linear_forward(m, ll.qkv, io.qkv, io.ln1_bf, N, false);
+  if (!m.net.gpt2()) rope_forward(io.qkv, m.rope_cos.get(), m.rope_sin.get(), B, T, C, m.net.NH, m.stream);
+  attention_forward(io.atty, io.atty_bf, io.lse, io.qkv, B, T, C, m.net.NH, m.stream);
+  residual_bias_forward(io.x_mid, io.x_in, param(m, ll.out.bias), N, C, m.stream);
+  linear_forward(m, ll.out, io.x_mid, io.atty_bf, N, true);
+  // MLP: x_out = x_mid + down(act(up(norm2(x_mid))))
+  norm_forward(m, io.ln2, io.ln2_bf, io.ln2_mean, io.ln2_rstd, io.x_mid, ll.norm2_w, ll.norm2_b, N);
+  linear_forward(m, ll.up, io.fc, io.ln2_bf, N, false);
+  if (m.net.gpt2())
+    gelu_forward(io.act, io.act_bf, io.fc, N * m.net.H, m.stream);
+  else
+    swiglu_forward(io.act, io.act_bf, io.fc, N, m.net.H, m.stream);
+  residual_bias_forward(io.x_out, io.x_mid, param(m, ll.down.bias), N, C, m.stream);
+  linear_forward(m, ll.down, io.x_out, io.act_bf, N, true);
+}
+
+// On entry acts.dx is d loss / d x_out of block l; on exit it is d loss / d x_in.
+void block_backward(CudaModel& m, const BlockIO& io, int64_t l, int64_t B, int64_t T) {
+  Activations& a = m.acts;
+  const LayerLinears& ll = m.net.layers[l];
+  const int64_t N = B * T, C = m.net.C;
+  // MLP
+  linear_backward(m, ll.down, a.dact, a.dx, io.act_bf, N);
+  if (m.net.gpt2())
+    gelu_backward(a.dfc, a.dact, io.fc, N * m.net.H, m.stream);
+  else
+    swiglu_backward(a.dfc, a.dact, io.fc, N, m.net.H, m.stream);
+  linear_backward(m, ll.up, a.dln, a.dfc, io.ln2_bf, N);
+  norm_backward(m, a.dx, a.dln, io.x_mid, io.ln2_mean, io.ln2_rstd, ll.norm2_w, ll.norm2_b, N);
+  // attention
+  linear_backward(m, ll.out, a.datty, a.dx, io.atty_bf, N);
+  attention_backward(a.dqkv, a.datty, io.qkv, io.atty, io.lse, a.att_scratch, B, T, C, m.net.NH, m.stream);
+  if (!m.net.gpt2()) rope_backward(a.dqkv, m.rope_cos.get(), m.rope_sin.get(), B, T, C, m.net.NH, m.stream);
+  linear_backward(m, ll.qkv, a.dln, a.dqkv, io.ln1_bf, N);
+  norm_backward(m, a.dx, a.dln, io.x_in, io.ln1_mean, io.ln1_rstd, ll.norm1_w, ll.norm1_b, N);
+}
+
+// The forward of the blocks and the final norm over acts (B, T) windows whose tokens the
+// embedding plan holds; leaves lnf (and lnf_bf) for the head.
+void forward_blocks(CudaModel& m, int64_t B, int64_t T) {
+  Activations& a = m.acts;
+  const int64_t N = B * T;
+  embedding_forward(a.x, m.embedding.tokens(), param(m, m.net.tok_emb), param(m, m.net.pos_emb), B, T, m.net.C,
+                    m.stream);
+  for (int64_t l = 0; l < m.net.L; l++) {
+    block_forward(m, block_io(m, l), l, B, T);
+    check_cancel(m);
+  }
+  norm_forward(m, a.lnf, a.lnf_bf, a.lnf_mean, a.lnf_rstd, a.x + m.net.L * N * m.net.C, m.net.norm_f_w,
+               m.net.norm_f_b, N);
+}
+
+// ---------------------------------------------------------------- training
+
+sieve_loss train_step(CudaModel& m, const int32_t* inputs, const int32_t* targets, const float* teacher,
+                      const sieve_loss_opts& opts, int64_t B, int64_t T) {
+  const double t_start = now_seconds();
+  m.flat(SIEVE_BUFFER_GRADS);
+  ensure_activations(m, B, T);
+  prepare_weights(m);
+  Activations& a = m.acts;
+  const int64_t N = B * T, C = m.net.C, V = m.net.V;
+  check_cancel(m);
+  m.embedding.build(inputs, B, T, m.stream);
+  SIEVE_CUDA(cudaMemcpyAsync(a.targets, targets, N * sizeof(int32_t), cudaMemcpyHostToDevice, m.stream));
+
+  forward_blocks(m, B, T);
+
+  // LM head, loss and the head's backward, chunk by chunk so (rows, V) logits stay bounded
+  int64_t n_valid = 0;
+  for (int64_t i = 0; i < N; i++) n_valid += targets[i] >= 0;
+  const float dscale = opts.loss_scale / (float)n_valid;
+  const float alpha = teacher ? opts.kd_alpha : 0.0f;
+  const float tau = teacher ? opts.kd_tau : 1.0f;
+  const __nv_bfloat16* Wh = weight_bf(m, m.net.head);
+  float* dWh = grad(m, m.net.head);
+  for (int64_t r0 = 0; r0 < N; r0 += a.head_rows) {
+    const int64_t rows = std::min(a.head_rows, N - r0);
+    m.blas.gemm(false, true, rows, V, C, 1.0f, a.lnf_bf + r0 * C, C, Wh, C, 0.0f, a.logits, V, m.stream);
+    if (teacher)
+      SIEVE_CUDA(cudaMemcpyAsync(a.teacher, teacher + r0 * V, rows * V * sizeof(float), cudaMemcpyHostToDevice,
+                                 m.stream));
+    loss_rows(a.logits, a.ce + r0, a.kl + r0, a.logits, a.targets + r0, teacher ? a.teacher : nullptr, alpha, tau,
+              dscale, rows, V, m.stream);
+    to_bf16(a.grad_bf, a.logits, rows * V, m.stream);
+    m.blas.gemm(false, false, rows, C, V, 1.0f, a.grad_bf, V, Wh, C, 0.0f, a.dln + r0 * C, C, m.stream);
+    m.blas.gemm(true, false, V, C, rows, 1.0f, a.grad_bf, V, a.lnf_bf + r0 * C, C, 1.0f, dWh, C, m.stream);
+    m.timing.gemm_flops += 6.0 * (double)rows * (double)V * (double)C;
+  }
+
+  // backward
+  SIEVE_CUDA(cudaMemsetAsync(a.dx, 0, N * C * sizeof(float), m.stream));
+  norm_backward(m, a.dx, a.dln, a.x + m.net.L * N * C, a.lnf_mean, a.lnf_rstd, m.net.norm_f_w, m.net.norm_f_b, N);
+  for (int64_t l = m.net.L - 1; l >= 0; l--) {
+    block_backward(m, block_io(m, l), l, B, T);
+    check_cancel(m);
+  }
+  m.embedding.backward(grad(m, m.net.tok_emb), grad(m, m.net.pos_emb), a.dx, C, m.stream);
+
+  // the loss, summed on the host in the CPU's order
+  std::vector<float> ce(N), kl(N);
+  SIEVE_CUDA(cudaMemcpyAsync(ce.data(), a.ce, N * sizeof(float), cudaMemcpyDeviceToHost, m.stream));
+  SIEVE_CUDA(cudaMemcpyAsync(kl.data(), a.kl, N * sizeof(float), cudaMemcpyDeviceToHost, m.stream));
+  SIEVE_CUDA(cudaStreamSynchronize(m.stream));
+  double ce_sum = 0.0, kl_sum = 0.0;
+  for (int64_t i = 0; i < N; i++) {
+    ce_sum += ce[i];
+    kl_sum += kl[i];
+  }
+  sieve_loss out{};
+  out.tokens = n_valid;
+  out.ce = ce_sum / (double)n_valid;
+  out.kl = kl_sum / (double)n_valid;
+  out.loss = teacher ? (1.0 - alpha) * out.ce + (double)alpha * tau * tau * out.kl : out.ce;
+  m.timing.total_seconds += now_seconds() - t_start;
+  m.timing.tokens += N;
+  return out;
+}
+
+// Consecutive tensors the optimizer updates with one launch: the same rule, parameters, decay
+// and hook (a whole model is usually a handful of runs).
+struct Run {
+  int64_t first, last;  // tensor indices, inclusive
+};
+
+bool same_update(const TensorEntry& a, const TensorEntry& b) {
+  return a.rule.kind == b.rule.kind && a.rule.params == b.rule.params && a.decay == b.decay &&
+         a.hook.kind == b.hook.kind && a.hook.params == b.hook.params;
+}
+
+float optimize(CudaModel& m, const sieve_optim_opts& o, int64_t t_step) {
+  const double t_start = now_seconds();
+  float* g = m.flat(SIEVE_BUFFER_GRADS);
+  const int64_t P = m.net.num_params;
+  const int64_t scratch = global_norm_scratch(P) + 1;
+  if (m.doubles.size() < scratch) m.doubles = DeviceBuffer<double>(scratch);
+  global_norm(m.doubles.get(), g, P, m.doubles.get() + 1, m.stream);
+  double norm = 0.0;
+  SIEVE_CUDA(cudaMemcpyAsync(&norm, m.doubles.get(), sizeof(double), cudaMemcpyDeviceToHost, m.stream));
+  SIEVE_CUDA(cudaStreamSynchronize(m.stream));
+  // Judged as the float the caller receives, as on the CPU.
+  if (o.skip_nonfinite && !std::isfinite((float)norm)) {
+    m.timing.optimizer_seconds += now_seconds() - t_start;
+    return (float)norm;
+  }
+  bool moments = false;
+  for (const TensorEntry& t : m.net.tensors) moments = moments || update_rule_uses_moments(t.rule.kind);
+  float* mom = moments ? m.flat(SIEVE_BUFFER_ADAM_M) : nullptr;
+  float* var = moments ? m.flat(SIEVE_BUFFER_ADAM_V) : nullptr;
+  if (o.grad_clip > 0.0f) {
+    const double coef = (double)o.grad_clip / (norm + 1e-6);
+    if (coef < 1.0) {
+      scale_kernel<<<grid_for(P, 256), 256, 0, m.stream>>>(g, (float)coef, P);
+      SIEVE_LAUNCHED();
+    }
+  }
+  const auto& ts = m.net.tensors;
+  for (int64_t i = 0; i < (int64_t)ts.size();) {
+    Run run{i, i};
+    while (run.last + 1 < (int64_t)ts.size() && same_update(ts[run.first], ts[run.last + 1])) run.last++;
+    i = run.last + 1;
+    const TensorEntry& t = ts[run.first];
+    const int64_t off = t.offset, n = ts[run.last].offset + ts[run.last].size - off;
+    float* w = m.params.get() + off;
+    const float* mask = m.masks.get() ? m.masks.get() + off : nullptr;
+    if (t.hook.kind == SIEVE_HOOK_MASKED_DECAY) masked_decay(g + off, w, mask, t.hook.params[0], n, m.stream);
+    const float wd = t.decay ? o.weight_decay : 0.0f;
+    switch (t.rule.kind) {
+      case SIEVE_RULE_ADAMW:
+        adamw_update(w, mom + off, var + off, g + off, o.lr, o.beta1, o.beta2, o.eps, wd, t_step, n, m.stream);
+        break;
+      case SIEVE_RULE_FROZEN: break;
+      case SIEVE_RULE_AST:
+        ast_update(w, mom + off, var + off, g + off, mask, o.lr, o.beta1, o.beta2, o.eps, wd, t.rule.params[0], t_step,
+                   n, m.stream);
+        break;
+      case SIEVE_RULE_ADAMS:
+        adams_update(w, mom + off, var + off, g + off, mask, o.lr, o.beta1, o.beta2, o.eps, t.rule.params[0],
+                     t.rule.params[1], t_step, n, m.stream);
+        break;
+      default: fail(SIEVE_E_INVALID_ARGUMENT, "tensor %s: unknown update rule %d", t.name.c_str(), (int)t.rule.kind);
+    }
+  }
+  SIEVE_CUDA(cudaStreamSynchronize(m.stream));
+  m.timing.optimizer_seconds += now_seconds() - t_start;
+  return (float)norm;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- memory
+
+CudaModel::CudaModel(const sieve_model& m) : model(m), net(m.layout) {
+  if (net.cfg.adapter_scope != 0)
+    fail(SIEVE_E_UNAVAILABLE,
+         "the cuda backend does not run SLoRB or weight-scale adapters yet (adapter_scope is set); use device cpu");
+  SIEVE_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  params = DeviceBuffer<float>(net.num_params);
+  fill(params.get(), 0.0f, net.num_params, stream);
+  weights_bf = DeviceBuffer<__nv_bfloat16>(net.num_params);
+  if (!net.gpt2()) {
+    const int64_t context = net.cfg.context, half = net.HS / 2;
+    std::vector<float> c(context * half), s(context * half);
+    rope_tables(c.data(), s.data(), net.cfg.rope_theta, context, net.HS);
+    rope_cos = to_device(c);
+    rope_sin = to_device(s);
+  }
+  counts = DeviceBuffer<int64_t>(1);
+  SIEVE_CUDA(cudaStreamSynchronize(stream));
+}
+
+CudaModel::~CudaModel() {
+  if (stream) cudaStreamDestroy(stream);
+}
+
+namespace {
+// What a flat buffer holds before it is first written: masks keep everything.
+float initial_value(int32_t which) { return which == SIEVE_BUFFER_MASKS ? 1.0f : 0.0f; }
+}  // namespace
+
+DeviceBuffer<float>& CudaModel::buffer(int32_t which) {
+  DeviceBuffer<float>* const all[] = {&params, &grads, &masks, &adam_m, &adam_v};  // indexed by SIEVE_BUFFER_*
+  return *all[which];
+}
+
+float* CudaModel::flat(int32_t which) {
+  DeviceBuffer<float>& b = buffer(which);
+  if (!b.get()) {
+    b = DeviceBuffer<float>(net.num_params);
+    fill(b.get(), initial_value(which), net.num_params, stream);
+  }
+  return b.get();
+}
+
+void CudaModel::read(int32_t which, int64_t offset, int64_t count, float* dst) {
+  const DeviceBuffer<float>& b = buffer(which);
+  if (!b.get()) {
+    std::fill(dst, dst + count, initial_value(which));
+    return;
+  }
+  SIEVE_CUDA(cudaMemcpyAsync(dst, b.get() + offset, count * sizeof(float), cudaMemcpyDeviceToHost, stream));
+  SIEVE_CUDA(cudaStreamSynchronize(stream));
+}
+
+void CudaModel::write(int32_t which, int64_t offset, int64_t count, const float* src) {
+  float* b = flat(which);
+  SIEVE_CUDA(cudaMemcpyAsync(b + offset, src, count * sizeof(float), cudaMemcpyHostToDevice, stream));
+  SIEVE_CUDA(cudaStreamSynchronize(stream));
+}
+
+void CudaModel::seam_changed(int64_t idx, Seam seam) {
+  const TensorEntry& t = net.tensors[idx];
+  switch (seam) {
+    case Seam::transform:
+      if (t.transform.kind == SIEVE_TRANSFORM_SCALE)
+        fail(SIEVE_E_UNAVAILABLE, "tensor %s: the cuda backend does not run the %s transform yet; use device cpu",
+             t.name.c_str(), transform_name(t.transform.kind));
+      if (transform_uses_mask(t.transform.kind)) flat(SIEVE_BUFFER_MASKS);
+      return;
+    case Seam::hook:
+      if (grad_hook_uses_mask(t.hook.kind)) flat(SIEVE_BUFFER_MASKS);
+      return;
+    case Seam::rule:
+      if (update_rule_uses_mask(t.rule.kind)) flat(SIEVE_BUFFER_MASKS);
+      return;
+  }
+}
+
+void CudaModel::zero_grad() {
+  SIEVE_CUDA(cudaMemsetAsync(flat(SIEVE_BUFFER_GRADS), 0, net.num_params * sizeof(float), stream));
+  SIEVE_CUDA(cudaStreamSynchronize(stream));
+}
+
+sieve_timers CudaModel::timers() const { return timing; }
+void CudaModel::reset_timers() { timing = sieve_timers{}; }
+
+// ---------------------------------------------------------------- the passes
+
+sieve_loss CudaModel::forward_backward(const int32_t* inputs, const int32_t* targets, const float* teacher,
+                                       const sieve_loss_opts& opts, int64_t B, int64_t T) {
+  return train_step(*this, inputs, targets, teacher, opts, B, T);
+}
+
+float CudaModel::optimizer_step(const sieve_optim_opts& opts, int64_t t) { return optimize(*this, opts, t); }
+
+void CudaModel::infer(float* nll, float* logits, const int32_t* tokens, int64_t B, int64_t T,
+                      sieve_progress_fn progress, void* user) {
+  prepare_weights(*this);
+  const int64_t C = net.C, V = net.V;
+  // windows per chunk: about 16k tokens, enough rows to keep the GEMMs busy
+  const int64_t Bc = std::max<int64_t>(1, std::min<int64_t>(B, 16384 / T));
+  ensure_activations(*this, Bc, T);
+  Activations& a = acts;
+  std::vector<int32_t> next;
+  std::vector<float> ce;
+  for (int64_t b0 = 0; b0 < B; b0 += Bc) {
+    check_cancel(*this);
+    const int64_t bc = std::min(Bc, B - b0), N = bc * T;
+    const int32_t* tok = tokens + b0 * T;
+    embedding.build(tok, bc, T, stream);
+    forward_blocks(*this, bc, T);
+    for (int64_t r0 = 0; r0 < N; r0 += a.head_rows) {
+      const int64_t rows = std::min(a.head_rows, N - r0);
+      blas.gemm(false, true, rows, V, C, 1.0f, a.lnf_bf + r0 * C, C, weight_bf(*this, net.head), C, 0.0f, a.logits, V,
+                stream);
+      if (logits) {
+        SIEVE_CUDA(cudaMemcpyAsync(logits + (b0 * T + r0) * V, a.logits, rows * V * sizeof(float),
+                                   cudaMemcpyDeviceToHost, stream));
+        continue;
+      }
+      // the next token of each position (none for the last of a window), then its NLL
+      next.resize(rows);
+      for (int64_t r = 0; r < rows; r++) {
+        const int64_t b = (r0 + r) / T, t = (r0 + r) % T;
+        next[r] = t == T - 1 ? -1 : tok[b * T + t + 1];
+      }
+      SIEVE_CUDA(cudaMemcpyAsync(a.targets, next.data(), rows * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
+      loss_rows(nullptr, a.ce + r0, nullptr, a.logits, a.targets, nullptr, 0.0f, 1.0f, 0.0f, rows, V, stream);
+      SIEVE_CUDA(cudaStreamSynchronize(stream));  // `next` is reused by the next chunk
+    }
+    if (nll) {
+      ce.resize(N);
+      SIEVE_CUDA(cudaMemcpyAsync(ce.data(), a.ce, N * sizeof(float), cudaMemcpyDeviceToHost, stream));
+      SIEVE_CUDA(cudaStreamSynchronize(stream));
+      for (int64_t b = 0; b < bc; b++)
+        std::copy(ce.begin() + b * T, ce.begin() + b * T + T - 1, nll + (b0 + b) * (T - 1));
+    }
+    SIEVE_CUDA(cudaStreamSynchronize(stream));
+    if (progress) progress(user, b0 + bc, B);
+  }
+}
+
+// ---------------------------------------------------------------- 2:4 sparsity
+
+void CudaModel::update_masks(int32_t method, const int64_t* tensors, int64_t n, int64_t* flips) {
+  float* all = flat(SIEVE_BUFFER_MASKS);
+  int64_t widest = 0;
+  for (int64_t i = 0; i < n; i++) widest = std::max(widest, net.tensors[tensors[i]].size);
+  DeviceBuffer<float> fresh(widest);
+  for (int64_t i = 0; i < n; i++) {
+    check_cancel(*this);
+    const TensorEntry& t = net.tensors[tensors[i]];
+    const int64_t R = t.shape[0], K = t.shape[1];
+    if (method == SIEVE_MASK_TRANSPOSABLE)
+      mask24_transposable(fresh.get(), params.get() + t.offset, R, K, stream);
+    else
+      mask24_magnitude(fresh.get(), params.get() + t.offset, R, K, stream);
+    float* mask = all + t.offset;
+    mask_flips(counts.get(), mask, fresh.get(), t.size, stream);
+    SIEVE_CUDA(cudaMemcpyAsync(mask, fresh.get(), t.size * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+    SIEVE_CUDA(cudaMemcpyAsync(&flips[i], counts.get(), sizeof(int64_t), cudaMemcpyDeviceToHost, stream));
+    SIEVE_CUDA(cudaStreamSynchronize(stream));
+  }
+}
+
+void CudaModel::mask_stats(const int64_t* tensors, int64_t n, double* pruned_abs, double* total_abs) {
+  if (doubles.size() < 2 * kStatsBlocks) doubles = DeviceBuffer<double>(2 * kStatsBlocks);
+  std::vector<double> partial(2 * kStatsBlocks);
+  for (int64_t i = 0; i < n; i++) {
+    const TensorEntry& t = net.tensors[tensors[i]];
+    abs_sums_kernel<<<kStatsBlocks, kStatsThreads, 0, stream>>>(doubles.get(), params.get() + t.offset,
+                                                                masks.get() ? masks.get() + t.offset : nullptr, t.size);
+    SIEVE_LAUNCHED();
+    SIEVE_CUDA(cudaMemcpyAsync(partial.data(), doubles.get(), partial.size() * sizeof(double), cudaMemcpyDeviceToHost,
+                               stream));
+    SIEVE_CUDA(cudaStreamSynchronize(stream));
+    pruned_abs[i] = total_abs[i] = 0.0;
+    for (int k = 0; k < kStatsBlocks; k++) {
+      pruned_abs[i] += partial[k];
+      total_abs[i] += partial[kStatsBlocks + k];
+    }
+  }
+}
+
+void CudaModel::count24(const int64_t* tensors, int64_t n, bool both_ways, int64_t* violations) {
+  for (int64_t i = 0; i < n; i++) {
+    const TensorEntry& t = net.tensors[tensors[i]];
+    const float* w = params.get() + t.offset;
+    int64_t rows = 0, cols = 0;
+    count24_along_rows(counts.get(), w, t.shape[0], t.shape[1], stream);
+    SIEVE_CUDA(cudaMemcpyAsync(&rows, counts.get(), sizeof(int64_t), cudaMemcpyDeviceToHost, stream));
+    SIEVE_CUDA(cudaStreamSynchronize(stream));
+    if (both_ways) {
+      count24_along_cols(counts.get(), w, t.shape[0], t.shape[1], stream);
+      SIEVE_CUDA(cudaMemcpyAsync(&cols, counts.get(), sizeof(int64_t), cudaMemcpyDeviceToHost, stream));
+      SIEVE_CUDA(cudaStreamSynchronize(stream));
+    }
+    violations[i] = rows + cols;
+  }
+}
+
+void CudaModel::sste_dots(int64_t tensor, double* ws, double* ss) {
+  const TensorEntry& t = net.tensors[tensor];
+  const int64_t need = 2 + cuda::sste_dots_scratch(t.size);
+  if (doubles.size() < need) doubles = DeviceBuffer<double>(need);
+  cuda::sste_dots(doubles.get(), params.get() + t.offset, t.size, doubles.get() + 2, stream);
+  double dots[2];
+  SIEVE_CUDA(cudaMemcpyAsync(dots, doubles.get(), sizeof dots, cudaMemcpyDeviceToHost, stream));
+  SIEVE_CUDA(cudaStreamSynchronize(stream));
+  *ws = dots[0];
+  *ss = dots[1];
+}
+
+void CudaModel::slorb_init_mean(const int64_t*, int64_t) {
+  // Unreachable in practice: a model with SLoRB adapters is refused when it is created.
+  fail(SIEVE_E_UNAVAILABLE, "the cuda backend does not run SLoRB adapters yet; use device cpu");
+}
+
+void CudaModel::materialize(int64_t tensor) {
+  const TensorEntry& t = net.tensors[tensor];
+  float* w = params.get() + t.offset;
+  // The kernels read W and write W~ through restrict pointers: never in place.
+  DeviceBuffer<float> effective(t.size);
+  if (t.transform.kind == SIEVE_TRANSFORM_MASK)
+    masked_weight(effective.get(), nullptr, w, masks.get() + t.offset, t.size, stream);
+  else if (t.transform.kind == SIEVE_TRANSFORM_SSTE)
+    sste_threshold(effective.get(), nullptr, nullptr, w, t.transform.params[0], t.size, stream);
+  else
+    return;  // NONE: W~ = W already
+  SIEVE_CUDA(cudaMemcpyAsync(w, effective.get(), t.size * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+  SIEVE_CUDA(cudaStreamSynchronize(stream));
+}
+
+// ---------------------------------------------------------------- quantization
+
+void CudaModel::input_hessians(double*, const int64_t*, int64_t, const int32_t*, int64_t, int64_t, sieve_progress_fn,
+                               void*) {
+  fail(SIEVE_E_UNAVAILABLE,
+       "the cuda backend does not compute input Hessians (GPTQ's calibration) yet; run the quantize stage with device cpu");
+}
+
+void CudaModel::post_quant_integral(double* pqi, double* losses, const int64_t* tensors, int64_t n,
+                                    const float* deltas, const double* points, const double* weights, int64_t K,
+                                    const int32_t* inputs, const int32_t* targets, int64_t M, int64_t T,
+                                    int64_t micro, sieve_progress_fn progress, void* user) {
+  // the listed tensors' parameters, deltas and PQI side by side on the device
+  std::vector<int64_t> offsets(n + 1, 0);
+  for (int64_t i = 0; i < n; i++) offsets[i + 1] = offsets[i] + net.tensors[tensors[i]].size;
+  const int64_t D = offsets[n];
+  DeviceBuffer<float> saved(D), d_deltas(D);
+  DeviceBuffer<double> d_pqi(D);
+  for (int64_t i = 0; i < n; i++) {
+    const TensorEntry& t = net.tensors[tensors[i]];
+    SIEVE_CUDA(cudaMemcpyAsync(saved.get() + offsets[i], params.get() + t.offset, t.size * sizeof(float),
+                               cudaMemcpyDeviceToDevice, stream));
+  }
+  SIEVE_CUDA(cudaMemcpyAsync(d_deltas.get(), deltas, D * sizeof(float), cudaMemcpyHostToDevice, stream));
+  SIEVE_CUDA(cudaMemsetAsync(d_pqi.get(), 0, D * sizeof(double), stream));
+  // The parameters are back to w, bit for bit, however this ends.
+  struct Restore {
+    CudaModel& m;
+    const DeviceBuffer<float>& saved;
+    const std::vector<int64_t>& offsets;
+    const int64_t* tensors;
+    int64_t n;
+    ~Restore() {
+      for (int64_t i = 0; i < n; i++) {
+        const TensorEntry& t = m.net.tensors[tensors[i]];
+        cudaMemcpyAsync(m.params.get() + t.offset, saved.get() + offsets[i], t.size * sizeof(float),
+                        cudaMemcpyDeviceToDevice, m.stream);
+      }
+      cudaStreamSynchronize(m.stream);
+    }
+  } restore{*this, saved, offsets, tensors, n};
+
+  int64_t total_valid = 0;
+  for (int64_t i = 0; i < M * T; i++) total_valid += targets[i] >= 0;
+  int64_t done = 0;
+  const int64_t total = (K + 2) * M;
+  // F(w + s delta) (and, with gradient, its gradient in the grads buffer)
+  auto evaluate = [&](double s, bool gradient) -> double {
+    for (int64_t i = 0; i < n; i++) {
+      const TensorEntry& t = net.tensors[tensors[i]];
+      axpy_point_kernel<<<grid_for(t.size, 256), 256, 0, stream>>>(params.get() + t.offset, saved.get() + offsets[i],
+                                                                   d_deltas.get() + offsets[i], (float)s, t.size);
+      SIEVE_LAUNCHED();
+    }
+    zero_grad();
+    double loss = 0.0;
+    for (int64_t b0 = 0; b0 < M; b0 += micro) {
+      const int64_t bc = std::min(micro, M - b0);
+      int64_t valid = 0;
+      for (int64_t i = b0 * T; i < (b0 + bc) * T; i++) valid += targets[i] >= 0;
+      if (valid > 0) {
+        sieve_loss_opts opts{};
+        opts.loss_scale = gradient ? (float)((double)valid / (double)total_valid) : 0.0f;
+        opts.kd_alpha = 0.0f;
+        opts.kd_tau = 1.0f;
+        const sieve_loss l = train_step(*this, inputs + b0 * T, targets + b0 * T, nullptr, opts, bc, T);
+        loss += l.ce * (double)valid;
+      }
+      done += bc;
+      if (progress) progress(user, done, total);
+      check_cancel(*this);
+    }
+    return loss / (double)total_valid;
+  };
+  losses[0] = evaluate(0.0, false);
+  losses[1] = evaluate(1.0, false);
+  for (int64_t k = 0; k < K; k++) {
+    losses[2 + k] = evaluate(points[k], true);
+    for (int64_t i = 0; i < n; i++) {
+      const TensorEntry& t = net.tensors[tensors[i]];
+      pqi_accumulate_kernel<<<grid_for(t.size, 256), 256, 0, stream>>>(
+          d_pqi.get() + offsets[i], d_deltas.get() + offsets[i], grads.get() + t.offset, weights[k], t.size);
+      SIEVE_LAUNCHED();
+    }
+  }
+  SIEVE_CUDA(cudaMemcpyAsync(pqi, d_pqi.get(), D * sizeof(double), cudaMemcpyDeviceToHost, stream));
+  SIEVE_CUDA(cudaStreamSynchronize(stream));
+}
+
+}  // namespace sieve::cuda

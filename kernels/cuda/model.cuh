@@ -1,0 +1,103 @@
+// model.cuh — the decoder-only transformer (GPT-2 and LLaMA families) on one NVIDIA GPU,
+// behind the core's ModelBackend interface (core/backend.h): the CUDA twin of cpu/model.h.
+//
+// The layout, step counters and cancel flag are the core's; everything here is the GPU's own:
+// the flat fp32 buffers (params, grads, masks, moments) allocated on first use, a bf16 copy of
+// what every GEMM multiplies (W, or W~ = f(W) under a transform), the training activations
+// (fp32, sized for the largest B T seen, with bf16 copies of every GEMM input), and the
+// timers. Numbers cross to the host only through read() and the scalars a member returns.
+//
+// Precision: GEMMs take bf16 operands and accumulate in fp32 (cuBLASLt); everything else
+// (norms, activations, attention, the loss, the optimizer) is fp32 as on the CPU, with fp32
+// master weights and moments. Results agree with the CPU backend within bf16 tolerance
+// (docs/cuda.md); the optimizer, masks and S-STE are the CPU's bit for bit.
+//
+// Not on the GPU yet (SIEVE_E_UNAVAILABLE, naming what to use instead): SLoRB adapters,
+// CAST's weight scaling (SIEVE_TRANSFORM_SCALE) and input_hessians (GPTQ's calibration).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "attention.cuh"
+#include "core/model.h"
+#include "device_buffer.cuh"
+#include "gemm.cuh"
+#include "layers.cuh"
+
+namespace sieve::cuda {
+
+// Pointers into the training arenas for one (B, T), N = B T (carve_activations in model.cu).
+// The per-layer arrays keep one slice per block for the backward; the gradients of
+// activations are one block's worth, reused by every block. *_bf are the bf16 copies the
+// GEMMs read.
+struct Activations {
+  int64_t B = 0, T = 0, head_rows = 0;
+  float *x, *xmid, *ln1, *ln1_mean, *ln1_rstd, *qkv, *lse, *atty, *ln2, *ln2_mean, *ln2_rstd, *fc, *act;
+  float *lnf, *lnf_mean, *lnf_rstd;
+  float *dx, *dln, *datty, *dqkv, *dfc, *dact, *mvue_dout;
+  float *logits, *teacher, *ce, *kl;  // one LM-head chunk of (head_rows, V), the teacher's rows; per position
+  float *att_scratch, *reduce_scratch;
+  __nv_bfloat16 *ln1_bf, *atty_bf, *ln2_bf, *act_bf, *lnf_bf;
+  __nv_bfloat16* grad_bf;  // the bf16 copy of whichever output gradient a GEMM multiplies next
+  int32_t* targets;        // (N) on the device
+};
+
+class CudaModel final : public ModelBackend {
+ public:
+  explicit CudaModel(const sieve_model& model);  // allocates the parameters (zeros)
+  ~CudaModel() override;
+
+  void read(int32_t which, int64_t offset, int64_t count, float* dst) override;
+  void write(int32_t which, int64_t offset, int64_t count, const float* src) override;
+  void seam_changed(int64_t tensor, Seam seam) override;
+  void zero_grad() override;
+  sieve_loss forward_backward(const int32_t* inputs, const int32_t* targets, const float* teacher,
+                              const sieve_loss_opts& opts, int64_t B, int64_t T) override;
+  float optimizer_step(const sieve_optim_opts& opts, int64_t t) override;
+  void infer(float* nll, float* logits, const int32_t* tokens, int64_t B, int64_t T, sieve_progress_fn progress,
+             void* user) override;
+  void update_masks(int32_t method, const int64_t* tensors, int64_t n, int64_t* flips) override;
+  void mask_stats(const int64_t* tensors, int64_t n, double* pruned_abs, double* total_abs) override;
+  void count24(const int64_t* tensors, int64_t n, bool both_ways, int64_t* violations) override;
+  void sste_dots(int64_t tensor, double* ws, double* ss) override;
+  void slorb_init_mean(const int64_t* tensors, int64_t n) override;
+  void materialize(int64_t tensor) override;
+  void input_hessians(double* out, const int64_t* tensors, int64_t n, const int32_t* tokens, int64_t B, int64_t T,
+                      sieve_progress_fn progress, void* user) override;
+  void post_quant_integral(double* pqi, double* losses, const int64_t* tensors, int64_t n, const float* deltas,
+                           const double* points, const double* weights, int64_t K, const int32_t* inputs,
+                           const int32_t* targets, int64_t M, int64_t T, int64_t micro, sieve_progress_fn progress,
+                           void* user) override;
+  sieve_timers timers() const override;
+  void reset_timers() override;
+
+  // Read by the passes in model.cu.
+  const sieve_model& model;  // step counters, cancel flag
+  const Layout& net;         // the tensor table and seam settings
+  cudaStream_t stream = nullptr;
+  Blas blas;
+
+  DeviceBuffer<float> params, grads, masks, adam_m, adam_v;  // (P) each, one layout
+  DeviceBuffer<__nv_bfloat16> weights_bf;                    // (P) what the GEMMs multiply, refreshed per pass
+  DeviceBuffer<float> rope_cos, rope_sin;                    // (context, HS/2), llama
+  DeviceBuffer<double> doubles;                              // scratch of the double reductions
+  DeviceBuffer<int64_t> counts;                              // scratch of the integer counts
+
+  DeviceBuffer<float> train_mem;
+  DeviceBuffer<__nv_bfloat16> train_bf;
+  DeviceBuffer<int32_t> train_ints;
+  Activations acts{};
+  EmbeddingPlan embedding;  // the batch's tokens on the device and its embedding-gradient plan
+
+  sieve_timers timing{};
+
+  // The flat buffer `which` (SIEVE_BUFFER_*), allocated with its initial value if needed.
+  DeviceBuffer<float>& buffer(int32_t which);
+  float* flat(int32_t which);
+};
+
+// The CUDA backend object (exported as sieve_cuda_backend for the core's loader, core/backends.cc).
+const Backend& backend();
+
+}  // namespace sieve::cuda

@@ -1,0 +1,406 @@
+// layers_checks.cu — cuda/layers.cuh against cpu/ops.h: the norms, the activations, the
+// residual add, the bias gradient, the embeddings, RoPE, the loss and the bf16 copy, on fresh
+// random inputs with sizes that are not multiples of any block (rows 37, 1000; C 48, 50, 768).
+// "+=" outputs start from random values, so an overwrite shows.
+//
+// Tolerances:
+//   - bit for bit: GELU, SwiGLU, the residual add, RoPE, the embeddings and their gradients,
+//     the bias gradient (the device evaluates the CPU's expression operation by operation, and
+//     sums in the CPU's order), and every bf16 copy (the fp32 result rounded to nearest even).
+//   - kTolF32 (1e-5): the norms (outputs, statistics, gradients) and the loss (CE, KL, the
+//     logits' gradient). The norms follow the CPU's order too (its 16 lanes, its chunks of 64
+//     rows), so their error is expected to read 0; the loss reduces each row in a tree of its
+//     own, which moves its sums by rounding only.
+//   - Every op that sums runs twice on the same inputs and must give the same bits.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "check.h"
+#include "cpu/ops.h"
+#include "cuda/common.cuh"
+#include "cuda/device_buffer.cuh"
+#include "cuda/layers.cuh"
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+using sieve::cuda::DeviceBuffer;
+using sieve::cuda::to_device;
+using sieve::gpu_check::Check;
+using sieve::gpu_check::kTolF32;
+using sieve::gpu_check::normal;
+namespace cpu = sieve::cpu;
+namespace gpu = sieve::cuda;
+
+std::vector<float> to_float(const std::vector<bf16>& x) {
+  std::vector<float> y(x.size());
+  for (size_t i = 0; i < x.size(); i++) y[i] = __bfloat162float(x[i]);
+  return y;
+}
+// x rounded to bf16 on the host (round to nearest even), as floats
+std::vector<float> rounded(const std::vector<float>& x) {
+  std::vector<float> y(x.size());
+  for (size_t i = 0; i < x.size(); i++) y[i] = __bfloat162float(__float2bfloat16(x[i]));
+  return y;
+}
+
+// Expects two runs' outputs to be the same bits.
+void same_bits(Check& c, const std::string& what, const std::vector<float>& a, const std::vector<float>& b) {
+  c.expect(a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0,
+           what + ": a second run gave other bits");
+}
+
+std::string shape(const char* op, int64_t N, int64_t C) {
+  return std::string(op) + " " + std::to_string(N) + "x" + std::to_string(C);
+}
+
+// Rows with a mean and a scale of their own, as a residual stream has.
+std::vector<float> rows_input(int64_t N, int64_t C) {
+  auto x = normal(N * C);
+  const auto shift = normal(N, 2.0f), scale = normal(N, 1.0f);
+  for (int64_t r = 0; r < N; r++)
+    for (int64_t j = 0; j < C; j++) x[r * C + j] = shift[r] + (1.0f + std::fabs(scale[r])) * x[r * C + j];
+  return x;
+}
+
+// ---------------------------------------------------------------- norms
+
+const std::pair<int64_t, int64_t> kNormShapes[] = {{37, 48}, {5, 50}, {1000, 768}};
+
+void layernorm_case(Check& c, int64_t N, int64_t C) {
+  const float eps = 1e-5f;
+  const auto x = rows_input(N, C), w = normal(C), b = normal(C), dy = normal(N * C);
+  const auto dx0 = normal(N * C), dw0 = normal(C), db0 = normal(C);
+  std::vector<float> out(N * C), mean(N), rstd(N), dx = dx0, dw = dw0, db = db0;
+  cpu::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), eps, N, C);
+  cpu::layernorm_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), mean.data(), rstd.data(), w.data(), N,
+                          C);
+
+  auto dX = to_device(x), dW = to_device(w), dB = to_device(b), dDy = to_device(dy);
+  DeviceBuffer<float> gOut(N * C), gMean(N), gRstd(N), gDx(N * C), gDw(C), gDb(C);
+  DeviceBuffer<bf16> gOutBf(N * C);
+  DeviceBuffer<float> scratch((int64_t)gpu::norm_backward_scratch_floats(N, C));
+  gpu::layernorm_forward(gOut.get(), gOutBf.get(), gMean.get(), gRstd.get(), dX.get(), dW.get(), dB.get(), eps, N, C,
+                         0);
+  const std::string s = shape("layernorm", N, C);
+  const auto got = gOut.download();
+  c.close(s + " out", got, out, kTolF32);
+  c.close(s + " mean", gMean.download(), mean, kTolF32);
+  c.close(s + " rstd", gRstd.download(), rstd, kTolF32);
+  c.equal(s + " out bf16", to_float(gOutBf.download()), rounded(got));
+  const auto mean1 = gMean.download(), rstd1 = gRstd.download();
+  gpu::layernorm_forward(gOut.get(), nullptr, gMean.get(), gRstd.get(), dX.get(), dW.get(), dB.get(), eps, N, C, 0);
+  same_bits(c, s + " out", gOut.download(), got);
+  same_bits(c, s + " mean", gMean.download(), mean1);
+  same_bits(c, s + " rstd", gRstd.download(), rstd1);
+
+  // the backward from the CPU's statistics, twice from the same "+=" state
+  auto dMean = to_device(mean), dRstd = to_device(rstd);
+  std::vector<float> runs[2][3];
+  for (auto& run : runs) {
+    gDx.upload(dx0);
+    gDw.upload(dw0);
+    gDb.upload(db0);
+    gpu::layernorm_backward(gDx.get(), gDw.get(), gDb.get(), dDy.get(), dX.get(), dMean.get(), dRstd.get(), dW.get(),
+                            scratch.get(), N, C, 0);
+    run[0] = gDx.download(), run[1] = gDw.download(), run[2] = gDb.download();
+  }
+  c.close(s + " dinp", runs[0][0], dx, kTolF32);
+  c.close(s + " dweight", runs[0][1], dw, kTolF32);
+  c.close(s + " dbias", runs[0][2], db, kTolF32);
+  for (int k = 0; k < 3; k++) same_bits(c, s + " backward", runs[0][k], runs[1][k]);
+}
+
+void rmsnorm_case(Check& c, int64_t N, int64_t C) {
+  const float eps = 1e-6f;
+  const auto x = rows_input(N, C), w = normal(C), dy = normal(N * C);
+  const auto dx0 = normal(N * C), dw0 = normal(C);
+  std::vector<float> out(N * C), rstd(N), dx = dx0, dw = dw0;
+  cpu::rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), eps, N, C);
+  cpu::rmsnorm_backward(dx.data(), dw.data(), dy.data(), x.data(), rstd.data(), w.data(), N, C);
+
+  auto dX = to_device(x), dW = to_device(w), dDy = to_device(dy);
+  DeviceBuffer<float> gOut(N * C), gRstd(N), gDx(N * C), gDw(C);
+  DeviceBuffer<bf16> gOutBf(N * C);
+  DeviceBuffer<float> scratch((int64_t)gpu::norm_backward_scratch_floats(N, C));
+  gpu::rmsnorm_forward(gOut.get(), gOutBf.get(), gRstd.get(), dX.get(), dW.get(), eps, N, C, 0);
+  const std::string s = shape("rmsnorm", N, C);
+  const auto got = gOut.download();
+  c.close(s + " out", got, out, kTolF32);
+  c.close(s + " rstd", gRstd.download(), rstd, kTolF32);
+  c.equal(s + " out bf16", to_float(gOutBf.download()), rounded(got));
+  const auto rstd1 = gRstd.download();
+  gpu::rmsnorm_forward(gOut.get(), nullptr, gRstd.get(), dX.get(), dW.get(), eps, N, C, 0);
+  same_bits(c, s + " out", gOut.download(), got);
+  same_bits(c, s + " rstd", gRstd.download(), rstd1);
+
+  auto dRstd = to_device(rstd);
+  std::vector<float> runs[2][2];
+  for (auto& run : runs) {
+    gDx.upload(dx0);
+    gDw.upload(dw0);
+    gpu::rmsnorm_backward(gDx.get(), gDw.get(), dDy.get(), dX.get(), dRstd.get(), dW.get(), scratch.get(), N, C, 0);
+    run[0] = gDx.download(), run[1] = gDw.download();
+  }
+  c.close(s + " dinp", runs[0][0], dx, kTolF32);
+  c.close(s + " dweight", runs[0][1], dw, kTolF32);
+  for (int k = 0; k < 2; k++) same_bits(c, s + " backward", runs[0][k], runs[1][k]);
+}
+
+// ---------------------------------------------------------------- activations
+
+// Pre-activations reaching both clamps of exp_f32 (|x| > ~10 saturates GELU's tanh).
+std::vector<float> activation_input(int64_t n) {
+  auto x = normal(n, 2.0f);
+  for (int64_t i = 0; i < n; i += 97) x[i] *= 8.0f;
+  return x;
+}
+
+void gelu_case(Check& c, int64_t n) {
+  const auto x = activation_input(n), dy = normal(n);
+  std::vector<float> out(n), dx(n);
+  cpu::gelu_forward(out.data(), x.data(), n);
+  cpu::gelu_backward(dx.data(), dy.data(), x.data(), n);
+
+  auto dX = to_device(x), dDy = to_device(dy);
+  DeviceBuffer<float> gOut(n), gDx(n);
+  DeviceBuffer<bf16> gOutBf(n);
+  const std::string s = "gelu n=" + std::to_string(n);
+  gpu::gelu_forward(gOut.get(), gOutBf.get(), dX.get(), n, 0);
+  c.equal(s + " out", gOut.download(), out);
+  c.equal(s + " out bf16", to_float(gOutBf.download()), rounded(out));
+  gpu::gelu_forward(nullptr, gOutBf.get(), dX.get(), n, 0);  // the bf16 copy alone
+  c.equal(s + " bf16 only", to_float(gOutBf.download()), rounded(out));
+  gpu::gelu_backward(gDx.get(), dDy.get(), dX.get(), n, 0);
+  c.equal(s + " dinp", gDx.download(), dx);
+  gpu::gelu_backward(dDy.get(), dDy.get(), dX.get(), n, 0);  // in place: dinp = dout
+  c.equal(s + " dinp in place", dDy.download(), dx);
+}
+
+void swiglu_case(Check& c, int64_t N, int64_t H) {
+  const auto x = activation_input(N * 2 * H), dy = normal(N * H);
+  std::vector<float> out(N * H), dx(N * 2 * H);
+  cpu::swiglu_forward(out.data(), x.data(), N, H);
+  cpu::swiglu_backward(dx.data(), dy.data(), x.data(), N, H);
+
+  auto dX = to_device(x), dDy = to_device(dy);
+  DeviceBuffer<float> gOut(N * H), gDx(N * 2 * H);
+  DeviceBuffer<bf16> gOutBf(N * H);
+  const std::string s = shape("swiglu", N, H);
+  gpu::swiglu_forward(gOut.get(), gOutBf.get(), dX.get(), N, H, 0);
+  c.equal(s + " out", gOut.download(), out);
+  c.equal(s + " out bf16", to_float(gOutBf.download()), rounded(out));
+  gpu::swiglu_backward(gDx.get(), dDy.get(), dX.get(), N, H, 0);
+  c.equal(s + " dinp", gDx.download(), dx);
+}
+
+}  // namespace
+
+SIEVE_GPU_CHECK(layernorm_matches_cpu) {
+  for (auto [N, C] : kNormShapes) layernorm_case(c, N, C);
+}
+
+SIEVE_GPU_CHECK(rmsnorm_matches_cpu) {
+  for (auto [N, C] : kNormShapes) rmsnorm_case(c, N, C);
+}
+
+SIEVE_GPU_CHECK(gelu_matches_cpu_bitwise) {
+  for (int64_t n : {int64_t(1), int64_t(37 * 48), int64_t(1000 * 3072 + 5)}) gelu_case(c, n);
+}
+
+SIEVE_GPU_CHECK(swiglu_matches_cpu_bitwise) {
+  swiglu_case(c, 37, 48);
+  swiglu_case(c, 1000, 1375);
+}
+
+SIEVE_GPU_CHECK(residual_bias_matches_cpu_bitwise) {
+  for (auto [N, C] : kNormShapes) {
+    const auto res = normal(N * C), bias = normal(C);
+    auto dRes = to_device(res), dBias = to_device(bias);
+    DeviceBuffer<float> gOut(N * C);
+    for (bool with_bias : {true, false}) {
+      std::vector<float> out(N * C);
+      cpu::residual_bias_forward(out.data(), res.data(), with_bias ? bias.data() : nullptr, N, C);
+      gpu::residual_bias_forward(gOut.get(), dRes.get(), with_bias ? dBias.get() : nullptr, N, C, 0);
+      c.equal(shape(with_bias ? "residual+bias" : "residual", N, C), gOut.download(), out);
+    }
+    std::vector<float> in_place = res;  // out == res (inference)
+    cpu::residual_bias_forward(in_place.data(), in_place.data(), bias.data(), N, C);
+    gpu::residual_bias_forward(dRes.get(), dRes.get(), dBias.get(), N, C, 0);
+    c.equal(shape("residual+bias in place", N, C), dRes.download(), in_place);
+  }
+}
+
+SIEVE_GPU_CHECK(bias_backward_matches_cpu_bitwise) {
+  const std::pair<int64_t, int64_t> shapes[] = {{37, 48}, {64, 50}, {65, 50}, {1000, 2304}};
+  for (auto [N, OC] : shapes) {
+    const auto dout = normal(N * OC), db0 = normal(OC);
+    std::vector<float> db = db0;
+    cpu::matmul_backward(nullptr, nullptr, db.data(), dout.data(), nullptr, nullptr, N, 1, OC, nullptr);
+    auto dDout = to_device(dout);
+    DeviceBuffer<float> gDb(OC), scratch((int64_t)gpu::bias_backward_scratch_floats(N, OC));
+    std::vector<float> runs[2];
+    for (auto& run : runs) {
+      gDb.upload(db0);
+      gpu::bias_backward(gDb.get(), dDout.get(), scratch.get(), N, OC, 0);
+      run = gDb.download();
+    }
+    c.equal(shape("dbias", N, OC), runs[0], db);
+    same_bits(c, shape("dbias", N, OC), runs[0], runs[1]);
+  }
+}
+
+namespace {
+
+// Tokens in [0, V): a quarter from a handful of ids, so ids repeat many times (the collisions
+// of a real batch), the rest uniform.
+std::vector<int32_t> random_tokens(int64_t n, int64_t V) {
+  std::uniform_int_distribution<int32_t> any(0, (int32_t)V - 1), few(0, (int32_t)std::min<int64_t>(V, 5) - 1);
+  std::uniform_int_distribution<int> pick(0, 3);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = pick(sieve::gpu_check::rng()) == 0 ? few(sieve::gpu_check::rng()) : any(sieve::gpu_check::rng());
+  return t;
+}
+
+void embedding_case(Check& c, gpu::EmbeddingPlan& plan, int64_t B, int64_t T, int64_t C, int64_t V) {
+  const auto tokens = random_tokens(B * T, V);
+  const auto wte = normal(V * C), wpe = normal(T * C), dout = normal(B * T * C);
+  const auto dwte0 = normal(V * C), dwpe0 = normal(T * C);
+  plan.build(tokens.data(), B, T, 0);
+  auto dWte = to_device(wte), dWpe = to_device(wpe), dDout = to_device(dout);
+  DeviceBuffer<float> gOut(B * T * C), gDwte(V * C), gDwpe(T * C);
+  const std::string s = "embedding B=" + std::to_string(B) + " T=" + std::to_string(T) + " C=" + std::to_string(C) +
+                        " V=" + std::to_string(V);
+  for (bool with_wpe : {true, false}) {
+    std::vector<float> out(B * T * C);
+    cpu::embedding_forward(out.data(), tokens.data(), wte.data(), with_wpe ? wpe.data() : nullptr, B, T, C);
+    gpu::embedding_forward(gOut.get(), plan.tokens(), dWte.get(), with_wpe ? dWpe.get() : nullptr, B, T, C, 0);
+    c.equal(s + (with_wpe ? " out" : " out (no wpe)"), gOut.download(), out);
+
+    std::vector<float> dwte = dwte0, dwpe = dwpe0;
+    cpu::embedding_backward(dwte.data(), with_wpe ? dwpe.data() : nullptr, dout.data(), tokens.data(), B, T, C, V);
+    std::vector<float> runs[2][2];
+    for (auto& run : runs) {
+      gDwte.upload(dwte0);
+      gDwpe.upload(dwpe0);
+      plan.backward(gDwte.get(), with_wpe ? gDwpe.get() : nullptr, dDout.get(), C, 0);
+      run[0] = gDwte.download(), run[1] = gDwpe.download();
+    }
+    c.equal(s + (with_wpe ? " dwte" : " dwte (no wpe)"), runs[0][0], dwte);
+    c.equal(s + (with_wpe ? " dwpe" : " dwpe untouched"), runs[0][1], dwpe);
+    for (int k = 0; k < 2; k++) same_bits(c, s + " backward", runs[0][k], runs[1][k]);
+  }
+}
+
+}  // namespace
+
+SIEVE_GPU_CHECK(embedding_matches_cpu_bitwise) {
+  gpu::EmbeddingPlan plan;  // one plan, rebuilt: it grows, then serves a smaller batch
+  embedding_case(c, plan, 4, 37, 48, 50);
+  embedding_case(c, plan, 8, 1000, 64, 50257);
+  embedding_case(c, plan, 3, 37, 768, 256);
+}
+
+SIEVE_GPU_CHECK(rope_matches_cpu_bitwise) {
+  struct Shape {
+    int64_t B, T, C, NH;
+  };
+  for (const Shape& sh : {Shape{3, 37, 48, 4}, Shape{2, 1000, 768, 12}}) {
+    const int64_t HS = sh.C / sh.NH, n = sh.B * sh.T * 3 * sh.C;
+    std::vector<float> cos_t(sh.T * HS / 2), sin_t(sh.T * HS / 2);
+    cpu::rope_tables(cos_t.data(), sin_t.data(), 10000.0, sh.T, HS);
+    auto dCos = to_device(cos_t), dSin = to_device(sin_t);
+    const std::string s = "rope B=" + std::to_string(sh.B) + " T=" + std::to_string(sh.T) + " C=" +
+                          std::to_string(sh.C) + " NH=" + std::to_string(sh.NH);
+    std::vector<float> qkv = normal(n);
+    auto dQkv = to_device(qkv);
+    cpu::rope_forward(qkv.data(), cos_t.data(), sin_t.data(), sh.B, sh.T, sh.C, sh.NH);
+    gpu::rope_forward(dQkv.get(), dCos.get(), dSin.get(), sh.B, sh.T, sh.C, sh.NH, 0);
+    c.equal(s + " forward", dQkv.download(), qkv);
+    std::vector<float> dqkv = normal(n);
+    auto dDqkv = to_device(dqkv);
+    cpu::rope_backward(dqkv.data(), cos_t.data(), sin_t.data(), sh.B, sh.T, sh.C, sh.NH);
+    gpu::rope_backward(dDqkv.get(), dCos.get(), dSin.get(), sh.B, sh.T, sh.C, sh.NH, 0);
+    c.equal(s + " backward", dDqkv.download(), dqkv);
+  }
+}
+
+namespace {
+
+struct LossCase {
+  int64_t rows, V;
+  bool teacher, in_place;
+};
+
+void loss_case(Check& c, const LossCase& lc) {
+  const int64_t rows = lc.rows, V = lc.V;
+  const float alpha = lc.teacher ? 0.6f : 0.0f, tau = lc.teacher ? 2.0f : 1.0f, dscale = 1.0f / 37.0f;
+  const auto logits = normal(rows * V, 3.0f);
+  std::vector<float> teacher;
+  if (lc.teacher) {  // a teacher that mostly agrees with the student
+    teacher = normal(rows * V, 2.0f);
+    for (int64_t i = 0; i < rows * V; i++) teacher[i] += 0.5f * logits[i];
+  }
+  std::vector<int32_t> targets(rows);
+  std::uniform_int_distribution<int32_t> pick(0, (int32_t)V - 1);
+  for (int64_t r = 0; r < rows; r++) targets[r] = r % 7 == 3 ? -1 : pick(sieve::gpu_check::rng());  // -1: no target
+
+  std::vector<float> ce(rows), kl(rows), dlogits(rows * V);
+  for (int64_t r = 0; r < rows; r++) {
+    const cpu::RowLoss l = cpu::loss_row(dlogits.data() + r * V, logits.data() + r * V, targets[r],
+                                         lc.teacher ? teacher.data() + r * V : nullptr, alpha, tau, dscale, V);
+    ce[r] = l.ce, kl[r] = l.kl;
+  }
+
+  auto dLogits = to_device(logits);
+  auto dTargets = to_device(targets);
+  DeviceBuffer<float> dTeacher(lc.teacher ? rows * V : 0), gD(rows * V), gCe(rows), gKl(rows);
+  if (lc.teacher) dTeacher.upload(teacher);
+  std::vector<float> runs[2][3];
+  for (auto& run : runs) {
+    if (lc.in_place) dLogits.upload(logits);
+    float* d = lc.in_place ? dLogits.get() : gD.get();
+    gpu::loss_rows(d, gCe.get(), gKl.get(), dLogits.get(), dTargets.get(), lc.teacher ? dTeacher.get() : nullptr, alpha,
+                   tau, dscale, rows, V, 0);
+    run[0] = gCe.download(), run[1] = gKl.download(), run[2] = lc.in_place ? dLogits.download() : gD.download();
+  }
+  const std::string s = "loss rows=" + std::to_string(rows) + " V=" + std::to_string(V) +
+                        (lc.teacher ? " kd" : "") + (lc.in_place ? " in place" : "");
+  c.close(s + " ce", runs[0][0], ce, kTolF32);
+  if (lc.teacher)
+    c.close(s + " kl", runs[0][1], kl, kTolF32);
+  else
+    c.equal(s + " kl", runs[0][1], kl);  // zeros
+  c.close(s + " dlogits", runs[0][2], dlogits, kTolF32);
+  for (int64_t r = 0; r < rows; r++)  // no target: exact zeros
+    if (targets[r] < 0) {
+      const auto* g = runs[0][2].data() + r * V;
+      c.expect(runs[0][0][r] == 0.0f && runs[0][1][r] == 0.0f && std::all_of(g, g + V, [](float x) { return x == 0.0f; }),
+               s + ": row " + std::to_string(r) + " has no target but a nonzero loss or gradient");
+      break;
+    }
+  for (int k = 0; k < 3; k++) same_bits(c, s, runs[0][k], runs[1][k]);
+}
+
+}  // namespace
+
+SIEVE_GPU_CHECK(loss_rows_matches_cpu) {
+  for (const LossCase& lc : {LossCase{37, 50, false, false}, LossCase{37, 50, true, true}, LossCase{37, 256, true, false},
+                             LossCase{64, 32000, true, true}, LossCase{1000, 50257, false, true},
+                             LossCase{200, 50257, true, true}})
+    loss_case(c, lc);
+}
+
+SIEVE_GPU_CHECK(to_bf16_matches_host_rounding) {
+  for (int64_t n : {int64_t(1), int64_t(1000003)}) {
+    auto x = normal(n, 10.0f);
+    for (int64_t i = 0; i < n; i += 5) x[i] = std::ldexp(1.0f + (float)(2 * (i % 128) + 1) / 256.0f, (int)(i % 40) - 20);  // halfway between two bf16
+    auto dX = to_device(x);
+    DeviceBuffer<bf16> y(n);
+    gpu::to_bf16(y.get(), dX.get(), n, 0);
+    c.equal("to_bf16 n=" + std::to_string(n), to_float(y.download()), rounded(x));
+  }
+}

@@ -1,0 +1,275 @@
+// model_checks.cu — the whole GPU model (cuda/model.cu) against the CPU model through the C
+// API (sieve.h), as sieve's TypeScript calls them: the same tiny GPT-2 and LLaMA models with
+// the same parameters on both devices, device cuda reached through the core's loader.
+//
+// Tolerances: the GPU multiplies bf16 copies of weights and activations (fp32 accumulate),
+// the CPU multiplies fp32, so losses agree to the bf16 rounding of the logits (2e-3
+// relative) and gradients to kTolBf16 over the whole buffer (the tiny models' gradients are
+// dominated by a few products; a few small tensors may be off by more on their own: 5e-2 each).
+// The optimizer is compared bit for bit from the same gradients; masks, counts and flips
+// exactly; mask statistics to 1e-12. The GPU's own results are the same bits run after run.
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "check.h"
+#include "sieve.h"
+
+namespace {
+
+namespace gc = sieve::gpu_check;
+
+// A model the C API made, destroyed with its scope; every call's status is checked.
+struct Model {
+  sieve_model* m = nullptr;
+  Model(const sieve_config& cfg, int32_t device) { ok(sieve_model_create(&m, &cfg, device), "sieve_model_create"); }
+  ~Model() { sieve_model_destroy(m); }
+  static void ok(int status, const char* what) {
+    if (status != SIEVE_OK) throw std::runtime_error(std::string(what) + ": " + sieve_last_error());
+  }
+  int64_t params() const {
+    int64_t p = 0;
+    ok(sieve_model_num_params(m, &p), "num_params");
+    return p;
+  }
+  std::vector<float> read(int32_t which) {
+    std::vector<float> out(params());
+    ok(sieve_model_read(m, which, 0, (int64_t)out.size(), out.data()), "read");
+    return out;
+  }
+  void write(int32_t which, const std::vector<float>& v) {
+    ok(sieve_model_write(m, which, 0, (int64_t)v.size(), v.data()), "write");
+  }
+  int64_t tensor(const char* name) const {
+    int64_t i = -1;
+    ok(sieve_model_find_tensor(m, name, &i), name);
+    return i;
+  }
+  sieve_loss step(const std::vector<int32_t>& in, const std::vector<int32_t>& tg, const float* teacher, int64_t B,
+                  int64_t T) {
+    sieve_loss_opts o{};
+    o.loss_scale = 1.0f;
+    o.kd_alpha = 0.5f;
+    o.kd_tau = 2.0f;
+    sieve_loss l{};
+    ok(sieve_model_zero_grad(m), "zero_grad");
+    ok(sieve_model_forward_backward(m, &l, in.data(), tg.data(), teacher, &o, B, T), "forward_backward");
+    return l;
+  }
+};
+
+sieve_config gpt2() {
+  sieve_config c{};
+  c.family = SIEVE_FAMILY_GPT2;
+  c.layers = 2, c.dim = 64, c.heads = 4, c.context = 32, c.vocab = 97, c.mlp_hidden = 256;
+  c.norm_eps = 1e-5f;
+  return c;
+}
+
+sieve_config llama() {
+  sieve_config c{};
+  c.family = SIEVE_FAMILY_LLAMA;
+  c.layers = 2, c.dim = 64, c.heads = 4, c.context = 32, c.vocab = 97, c.mlp_hidden = 172;
+  c.norm_eps = 1e-5f;
+  c.rope_theta = 10000.0f;
+  return c;
+}
+
+// B windows of T random tokens; targets are the next tokens, a few ignored (-1).
+struct Batch {
+  int64_t B, T;
+  std::vector<int32_t> in, tg;
+  Batch(int64_t B_, int64_t T_, int64_t V) : B(B_), T(T_), in(B_ * T_), tg(B_ * T_) {
+    std::uniform_int_distribution<int32_t> tok(0, (int32_t)V - 1);
+    for (auto& t : in) t = tok(gc::rng());
+    for (int64_t i = 0; i < B * T; i++) tg[i] = i % 7 == 3 ? -1 : tok(gc::rng());
+  }
+};
+
+double rel(double a, double b) { return std::fabs(a - b) / std::max(std::fabs(b), 1e-30); }
+
+// Every tensor's slice of a flat buffer within tol of the CPU's.
+void close_per_tensor(gc::Check& c, Model& cpu, const std::string& what, const std::vector<float>& out,
+                      const std::vector<float>& ref, double tol) {
+  int64_t n = 0;
+  Model::ok(sieve_model_num_tensors(cpu.m, &n), "num_tensors");
+  for (int64_t i = 0; i < n; i++) {
+    sieve_tensor_info t{};
+    Model::ok(sieve_model_tensor(cpu.m, i, &t), "tensor");
+    double num = 0, den = 0;
+    for (int64_t j = t.offset; j < t.offset + t.size; j++) {
+      num += ((double)out[j] - ref[j]) * ((double)out[j] - ref[j]);
+      den += (double)ref[j] * ref[j];
+    }
+    const double err = std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
+    c.expect(err <= tol, what + " " + t.name + ": relative error " + std::to_string(err));
+  }
+}
+
+// One training step on both devices from the same parameters: loss, gradients, then the
+// optimizer from the CPU's gradients on both (bit for bit).
+void step_matches(gc::Check& c, const sieve_config& cfg, bool teacher) {
+  Model cpu(cfg, SIEVE_DEVICE_CPU), gpu(cfg, SIEVE_DEVICE_CUDA);
+  Model::ok(sieve_model_init(cpu.m, gc::rng()()), "init");
+  gpu.write(SIEVE_BUFFER_PARAMS, cpu.read(SIEVE_BUFFER_PARAMS));
+  const Batch b(3, 29, cfg.vocab);
+  const std::vector<float> t = teacher ? gc::normal(b.B * b.T * cfg.vocab, 2.0f) : std::vector<float>();
+  const sieve_loss lc = cpu.step(b.in, b.tg, teacher ? t.data() : nullptr, b.B, b.T);
+  const sieve_loss lg = gpu.step(b.in, b.tg, teacher ? t.data() : nullptr, b.B, b.T);
+  c.expect(lc.tokens == lg.tokens, "tokens");
+  c.expect(rel(lg.loss, lc.loss) <= 2e-3, "loss " + std::to_string(lg.loss) + " vs cpu " + std::to_string(lc.loss));
+  if (teacher) c.expect(rel(lg.kl, lc.kl) <= 1e-2, "kl " + std::to_string(lg.kl) + " vs " + std::to_string(lc.kl));
+  const std::vector<float> gc_ = cpu.read(SIEVE_BUFFER_GRADS), gg = gpu.read(SIEVE_BUFFER_GRADS);
+  c.close("grads", gg, gc_, gc::kTolBf16);
+  close_per_tensor(c, cpu, "grad", gg, gc_, 5e-2);
+
+  // the same bits on a second run
+  const sieve_loss again = gpu.step(b.in, b.tg, teacher ? t.data() : nullptr, b.B, b.T);
+  c.expect(std::memcmp(&again.loss, &lg.loss, sizeof(double)) == 0, "the loss repeats bit for bit");
+  c.equal("grads repeat", gpu.read(SIEVE_BUFFER_GRADS), gg);
+
+  // the optimizer: AdamW with decay and clipping, from the CPU's gradients, twice
+  sieve_optim_opts o{};
+  o.lr = 1e-3f, o.beta1 = 0.9f, o.beta2 = 0.95f, o.eps = 1e-8f, o.weight_decay = 0.1f, o.grad_clip = 0.5f;
+  for (int k = 0; k < 2; k++) {
+    gpu.write(SIEVE_BUFFER_GRADS, gc_);
+    Model::ok(sieve_model_write(cpu.m, SIEVE_BUFFER_GRADS, 0, (int64_t)gc_.size(), gc_.data()), "write");
+    float nc = 0, ng = 0;
+    Model::ok(sieve_model_optimizer_step(cpu.m, &nc, &o), "optimizer_step cpu");
+    Model::ok(sieve_model_optimizer_step(gpu.m, &ng, &o), "optimizer_step gpu");
+    c.expect(rel(ng, nc) <= 1e-6, "gradient norm");
+  }
+  c.equal("params after two AdamW steps", gpu.read(SIEVE_BUFFER_PARAMS), cpu.read(SIEVE_BUFFER_PARAMS));
+  c.equal("adam m", gpu.read(SIEVE_BUFFER_ADAM_M), cpu.read(SIEVE_BUFFER_ADAM_M));
+  c.equal("adam v", gpu.read(SIEVE_BUFFER_ADAM_V), cpu.read(SIEVE_BUFFER_ADAM_V));
+
+  // inference: the NLL of every position, and the logits
+  std::vector<float> nc((size_t)(b.B * (b.T - 1))), ng(nc.size());
+  Model::ok(sieve_model_eval_nll(cpu.m, nc.data(), b.in.data(), b.B, b.T, nullptr, nullptr), "eval_nll cpu");
+  Model::ok(sieve_model_eval_nll(gpu.m, ng.data(), b.in.data(), b.B, b.T, nullptr, nullptr), "eval_nll gpu");
+  c.close("eval nll", ng, nc, 2e-3);
+  std::vector<float> xc((size_t)(b.B * b.T * cfg.vocab)), xg(xc.size());
+  Model::ok(sieve_model_logits(cpu.m, xc.data(), b.in.data(), b.B, b.T, nullptr, nullptr), "logits cpu");
+  Model::ok(sieve_model_logits(gpu.m, xg.data(), b.in.data(), b.B, b.T, nullptr, nullptr), "logits gpu");
+  c.close("logits", xg, xc, gc::kTolBf16);
+}
+
+SIEVE_GPU_CHECK(model_step_gpt2_matches_cpu) { step_matches(c, gpt2(), false); }
+SIEVE_GPU_CHECK(model_step_llama_matches_cpu) { step_matches(c, llama(), false); }
+SIEVE_GPU_CHECK(model_step_with_distillation_matches_cpu) { step_matches(c, gpt2(), true); }
+
+// The 2:4 seams on the GPU: masks from the parameters (flips, counts, statistics), S-STE
+// and MASK transforms in the forward, SR-STE's masked decay and AST's rule in the step,
+// materialising the transforms, against the CPU doing the same.
+SIEVE_GPU_CHECK(model_sparse_training_matches_cpu) {
+  const sieve_config cfg = gpt2();
+  Model cpu(cfg, SIEVE_DEVICE_CPU), gpu(cfg, SIEVE_DEVICE_CUDA);
+  Model::ok(sieve_model_init(cpu.m, gc::rng()()), "init");
+  gpu.write(SIEVE_BUFFER_PARAMS, cpu.read(SIEVE_BUFFER_PARAMS));
+  const std::vector<int64_t> fc = {cpu.tensor("blocks.0.mlp.fc.weight"), cpu.tensor("blocks.1.mlp.fc.weight")};
+  const std::vector<int64_t> qkv = {cpu.tensor("blocks.0.attn.qkv.weight"), cpu.tensor("blocks.1.attn.qkv.weight")};
+  for (Model* m : {&cpu, &gpu}) {
+    std::vector<int64_t> flips(2);
+    Model::ok(sieve_model_update_masks(m->m, SIEVE_MASK_MAGNITUDE, qkv.data(), 2, flips.data()), "update_masks");
+    Model::ok(sieve_model_update_masks(m->m, SIEVE_MASK_TRANSPOSABLE, fc.data(), 2, flips.data()), "update_masks");
+    for (int64_t i : fc) {
+      double beta = 0;
+      Model::ok(sieve_model_sste_beta(m->m, i, &beta), "sste_beta");
+      const float p = (float)beta;
+      Model::ok(sieve_model_set_transform(m->m, i, SIEVE_TRANSFORM_SSTE, &p, 1), "set_transform");
+    }
+    const float lambda = 2e-4f;
+    for (int64_t i : qkv) {
+      Model::ok(sieve_model_set_transform(m->m, i, SIEVE_TRANSFORM_MASK, nullptr, 0), "set_transform");
+      Model::ok(sieve_model_set_grad_hook(m->m, i, SIEVE_HOOK_MASKED_DECAY, &lambda, 1), "set_grad_hook");
+    }
+    const float ast = 1e-3f;
+    for (int64_t i : fc) Model::ok(sieve_model_set_update_rule(m->m, i, SIEVE_RULE_AST, &ast, 1), "set_update_rule");
+  }
+  c.equal("masks", gpu.read(SIEVE_BUFFER_MASKS), cpu.read(SIEVE_BUFFER_MASKS));
+  std::vector<double> pc(2), tc(2), pg(2), tg(2);
+  Model::ok(sieve_model_mask_stats(cpu.m, qkv.data(), 2, pc.data(), tc.data()), "mask_stats");
+  Model::ok(sieve_model_mask_stats(gpu.m, qkv.data(), 2, pg.data(), tg.data()), "mask_stats");
+  for (int i = 0; i < 2; i++) c.expect(rel(pg[i], pc[i]) <= 1e-12 && rel(tg[i], tc[i]) <= 1e-12, "mask_stats");
+
+  const Batch b(2, 32, cfg.vocab);
+  const sieve_loss lc = cpu.step(b.in, b.tg, nullptr, b.B, b.T), lg = gpu.step(b.in, b.tg, nullptr, b.B, b.T);
+  c.expect(rel(lg.loss, lc.loss) <= 2e-3, "sparse loss " + std::to_string(lg.loss) + " vs " + std::to_string(lc.loss));
+  const std::vector<float> grads = cpu.read(SIEVE_BUFFER_GRADS);
+  c.close("sparse grads", gpu.read(SIEVE_BUFFER_GRADS), grads, gc::kTolBf16);
+
+  sieve_optim_opts o{};
+  o.lr = 1e-2f, o.beta1 = 0.9f, o.beta2 = 0.95f, o.eps = 1e-8f, o.weight_decay = 0.1f;
+  for (int k = 0; k < 3; k++) {
+    gpu.write(SIEVE_BUFFER_GRADS, grads);
+    Model::ok(sieve_model_write(cpu.m, SIEVE_BUFFER_GRADS, 0, (int64_t)grads.size(), grads.data()), "write");
+    float n1 = 0, n2 = 0;
+    Model::ok(sieve_model_optimizer_step(cpu.m, &n1, &o), "optimizer_step");
+    Model::ok(sieve_model_optimizer_step(gpu.m, &n2, &o), "optimizer_step");
+  }
+  c.equal("params after masked decay + AST", gpu.read(SIEVE_BUFFER_PARAMS), cpu.read(SIEVE_BUFFER_PARAMS));
+  c.equal("hooked grads", gpu.read(SIEVE_BUFFER_GRADS), cpu.read(SIEVE_BUFFER_GRADS));
+
+  std::vector<int64_t> fc_, fg(2), vc(2), vg(2);
+  fc_.resize(2);
+  Model::ok(sieve_model_update_masks(cpu.m, SIEVE_MASK_TRANSPOSABLE, fc.data(), 2, fc_.data()), "update_masks");
+  Model::ok(sieve_model_update_masks(gpu.m, SIEVE_MASK_TRANSPOSABLE, fc.data(), 2, fg.data()), "update_masks");
+  c.expect(fc_ == fg, "mask flips after the steps");
+  Model::ok(sieve_model_materialize(cpu.m), "materialize");
+  Model::ok(sieve_model_materialize(gpu.m), "materialize");
+  c.equal("materialized params", gpu.read(SIEVE_BUFFER_PARAMS), cpu.read(SIEVE_BUFFER_PARAMS));
+  Model::ok(sieve_model_count24(cpu.m, fc.data(), 2, 0, vc.data()), "count24");
+  Model::ok(sieve_model_count24(gpu.m, fc.data(), 2, 0, vg.data()), "count24");
+  c.expect(vc == vg && vg[0] == 0 && vg[1] == 0, "materialized S-STE weights are 2:4 along IC");
+}
+
+// PQI's losses and integral on both devices (the same interpolation points and micro-batches).
+SIEVE_GPU_CHECK(model_post_quant_integral_matches_cpu) {
+  const sieve_config cfg = llama();
+  Model cpu(cfg, SIEVE_DEVICE_CPU), gpu(cfg, SIEVE_DEVICE_CUDA);
+  Model::ok(sieve_model_init(cpu.m, gc::rng()()), "init");
+  const std::vector<float> params = cpu.read(SIEVE_BUFFER_PARAMS);
+  gpu.write(SIEVE_BUFFER_PARAMS, params);
+  const std::vector<int64_t> ts = {cpu.tensor("blocks.0.mlp.down.weight"), cpu.tensor("blocks.1.attn.out.weight")};
+  int64_t D = 0;
+  for (int64_t i : ts) {
+    sieve_tensor_info t{};
+    Model::ok(sieve_model_tensor(cpu.m, i, &t), "tensor");
+    D += t.size;
+  }
+  const std::vector<float> deltas = gc::normal(D, 0.02f);
+  const std::vector<double> points = {0.25, 0.75}, weights = {0.5, 0.5};
+  const Batch b(4, 24, cfg.vocab);
+  std::vector<double> qc(D), qg(D), lc(4), lg(4);
+  Model::ok(sieve_model_post_quant_integral(cpu.m, qc.data(), lc.data(), ts.data(), 2, deltas.data(), points.data(),
+                                            weights.data(), 2, b.in.data(), b.tg.data(), 4, 24, 3, nullptr, nullptr),
+            "post_quant_integral cpu");
+  Model::ok(sieve_model_post_quant_integral(gpu.m, qg.data(), lg.data(), ts.data(), 2, deltas.data(), points.data(),
+                                            weights.data(), 2, b.in.data(), b.tg.data(), 4, 24, 3, nullptr, nullptr),
+            "post_quant_integral gpu");
+  for (int k = 0; k < 4; k++) c.expect(rel(lg[k], lc[k]) <= 2e-3, "PQI loss " + std::to_string(k));
+  c.close("PQI", std::vector<float>(qg.begin(), qg.end()), std::vector<double>(qc.begin(), qc.end()), 5e-2);
+  c.equal("params restored", gpu.read(SIEVE_BUFFER_PARAMS), params);
+}
+
+// What the GPU does not run yet says so, naming what to use instead.
+SIEVE_GPU_CHECK(model_unsupported_features_are_refused) {
+  sieve_config cfg = gpt2();
+  cfg.adapter_scope = SIEVE_SCOPE_FFN;
+  cfg.slorb_k = 16;
+  sieve_model* m = nullptr;
+  c.expect(sieve_model_create(&m, &cfg, SIEVE_DEVICE_CUDA) == SIEVE_E_UNAVAILABLE, "adapters refused");
+  c.expect(std::strstr(sieve_last_error(), "use device cpu") != nullptr, std::string("says why: ") + sieve_last_error());
+  sieve_model_destroy(m);
+  Model gpu(gpt2(), SIEVE_DEVICE_CUDA);
+  const Batch b(1, 8, 97);
+  std::vector<double> h(64 * 64 * 1);
+  const int64_t t = gpu.tensor("blocks.0.attn.qkv.weight");
+  c.expect(sieve_model_input_hessians(gpu.m, h.data(), &t, 1, b.in.data(), 1, 8, nullptr, nullptr) ==
+               SIEVE_E_UNAVAILABLE,
+           "input Hessians refused");
+}
+
+}  // namespace
