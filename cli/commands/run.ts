@@ -9,7 +9,8 @@ import { openDb } from '../../activities/store/db';
 import { listRuns } from '../read-models';
 import { computeQueue, TASK_QUEUES, type PipelineInput, type TaskQueue } from '../../workflows/contract';
 import { pipeline } from '../../workflows/pipeline';
-import { openTemporal, type TemporalSession } from '../temporal/connect';
+import { livePollers, openTemporal, type TemporalSession } from '../temporal/connect';
+import { cudaUnavailable } from '../cuda';
 import { loadRecipeFile } from './_recipe';
 import { reconcileHome } from '../reconcile';
 import { printSummary } from './_summary';
@@ -53,7 +54,7 @@ export default defineCommand({
     const home = sieveHome();
     const temporal = (await openTemporal(home, { start: true, whileStarting: loadWorkerModule }))!;
     try {
-      checkDevice(recipe, temporal);
+      await checkDevice(recipe, temporal);
       await reconcileHome(home, temporal.client);
       const runId = await chooseRunId(home, temporal, recipe.name, hash);
       await submit(temporal, { runId, recipe, options, resume: null });
@@ -73,7 +74,7 @@ async function runSweep(file: string, grid: NonNullable<ReturnType<typeof parseG
   const home = sieveHome();
   const temporal = (await openTemporal(home, { start: true, whileStarting: loadWorkerModule }))!;
   try {
-    checkDevice(plan.base, temporal);
+    await checkDevice(plan.base, temporal);
     await reconcileHome(home, temporal.client);
     // a sweep id is taken once any run is named after it
     const sweepId = await firstFreeId(home, temporal, plan.base.name, `${plan.base.name}-sweep-${plan.hash.slice(0, 8)}`, (id, taken) => [...taken].some((run) => run.startsWith(`${id}-`)));
@@ -112,9 +113,22 @@ export function queuesFor(recipe: Recipe): TaskQueue[] {
   return [TASK_QUEUES.control, computeQueue(recipe.device)];
 }
 
-function checkDevice(recipe: Recipe, temporal: TemporalSession) {
-  if (recipe.device === 'cuda' && temporal.embedded)
-    throw new Error('the recipe asks for device: cuda, but this build of sieve has no CUDA backend and no GPU worker can join an embedded server; use device: cpu.');
+/**
+ * A cuda recipe needs a GPU worker. The embedded server's only worker is this process, so this
+ * machine must have a CUDA backend; on a shared server a GPU host serves the gpu queue, and when
+ * none does yet the run is submitted all the same (queued) with a sentence saying so.
+ */
+async function checkDevice(recipe: Recipe, temporal: TemporalSession) {
+  if (recipe.device !== 'cuda') return;
+  if (temporal.embedded) {
+    const why = cudaUnavailable();
+    if (why)
+      throw new Error(`the recipe asks for device: cuda, but this machine cannot run it (${why}), and an embedded server has no other workers: use device: cpu, or run it against a shared Temporal server (TEMPORAL_ADDRESS) that a GPU host serves with \`sieve worker --queue gpu\`.`);
+    return;
+  }
+  const gpuWorkers = await livePollers(temporal.client, TASK_QUEUES.gpu, 'activity');
+  if (gpuWorkers.length === 0)
+    console.error(`sieve: no worker serves the gpu queue on ${temporal.address} yet: the run is queued, and its stages start when a GPU host runs \`sieve worker --queue gpu\` against this server.`);
 }
 
 /**

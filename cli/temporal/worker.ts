@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createComputeActivities, createControlActivities } from '../../activities';
+import { cudaUnavailable } from '../cuda';
 import { TASK_QUEUES, type TaskQueue } from '../../workflows/contract';
 import { workerIdentity, type TemporalTarget } from './connect';
 import { installRuntime, quietLogger } from './runtime';
@@ -59,8 +60,11 @@ export interface WorkerSet {
 /** Workers for the given queues on one connection. */
 export async function createWorkers(opts: { target: TemporalTarget; home: string; queues: readonly TaskQueue[] }): Promise<WorkerSet> {
   installRuntime(path.join(opts.home, 'logs', 'worker.log'));
-  // The CUDA backend is a later issue: a host without one must not take GPU work it cannot do.
-  if (opts.queues.includes(TASK_QUEUES.gpu)) throw new Error('this build of sieve has no CUDA backend, so it cannot serve the gpu queue; use `device: cpu` in the recipe.');
+  // A host without a usable CUDA backend must not take GPU work it cannot do.
+  if (opts.queues.includes(TASK_QUEUES.gpu)) {
+    const why = cudaUnavailable();
+    if (why) throw new Error(`this machine cannot serve the gpu queue: ${why}.`);
+  }
   const connection = await NativeConnection.connect(opts.target.options);
   const workers: Worker[] = [];
   const common: Partial<WorkerOptions> = { connection, namespace: opts.target.namespace, identity: workerIdentity() };
