@@ -9,7 +9,7 @@ import { memoryShortfall, STAGE_KINDS, type StageKind } from '../schemas/stages'
 import { findStage, type ComputeDeps } from './compute';
 import { attachAttempt, classifyStageFailure, resourceExhausted } from './failures';
 import { controlActivities } from './record';
-import { currentStageContext } from './stage-context';
+import { currentStageContext, type StageContext } from './stage-context';
 import { STAGE_RUNS } from './stages';
 import { createArtifactStore } from './store/artifacts';
 import { explainDatabaseFailure, openDb, type SieveDatabase } from './store/db';
@@ -42,24 +42,31 @@ function guardDatabase<A extends Record<string, (...args: never[]) => Promise<un
 
 export type ComputeActivity = (task: StageTask) => Promise<ComputeResult>;
 
+/**
+ * One stage of `kind` with the context it sees of Temporal: what every compute activity runs, and
+ * what a driver without Temporal (bench/gpu/drive.ts, on a GPU machine with no server) runs with a
+ * local context.
+ */
+export async function computeStage<K extends StageKind>(deps: ComputeDeps, ctx: StageContext, task: StageTask, kind: K): Promise<ComputeResult> {
+  const stage = findStage(task, kind);
+  try {
+    // A stage that cannot fit is refused before anything is allocated (validate checks the same).
+    const threads = deps.threads ?? backendInfo(task.recipe.device).threads;
+    const shortfall = memoryShortfall(stage, task.recipe, { threads, memoryBytes: os.totalmem() });
+    if (shortfall) throw resourceExhausted(`${shortfall}; run it on a larger machine or shrink it`);
+    const output = await STAGE_RUNS[kind](deps, ctx, task, stage);
+    return { output, attempt: ctx.attempt, environment: environment({ blas: backendInfo(task.recipe.device).blas }) };
+  } catch (error) {
+    throw attachAttempt(classifyStageFailure(error, { home: deps.store.home }), ctx.attempt);
+  }
+}
+
 /** Compute activities: one per stage kind. */
 export function createComputeActivities(opts: { home: string; threads?: number | null }): Record<StageKind, ComputeActivity> {
   const deps: ComputeDeps = { store: createArtifactStore(opts.home), threads: opts.threads ?? null };
   const activity =
-    <K extends StageKind>(kind: K): ComputeActivity =>
-    async (task) => {
-      const ctx = currentStageContext();
-      const stage = findStage(task, kind);
-      try {
-        // A stage that cannot fit is refused before anything is allocated (validate checks the same).
-        const threads = deps.threads ?? backendInfo(task.recipe.device).threads;
-        const shortfall = memoryShortfall(stage, task.recipe, { threads, memoryBytes: os.totalmem() });
-        if (shortfall) throw resourceExhausted(`${shortfall}; run it on a larger machine or shrink it`);
-        const output = await STAGE_RUNS[kind](deps, ctx, task, stage);
-        return { output, attempt: ctx.attempt, environment: environment({ blas: backendInfo(task.recipe.device).blas }) };
-      } catch (error) {
-        throw attachAttempt(classifyStageFailure(error, { home: deps.store.home }), ctx.attempt);
-      }
-    };
+    (kind: StageKind): ComputeActivity =>
+    (task) =>
+      computeStage(deps, currentStageContext(), task, kind);
   return Object.fromEntries(STAGE_KINDS.map((kind) => [kind, activity(kind)])) as Record<StageKind, ComputeActivity>;
 }

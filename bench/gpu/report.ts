@@ -1,9 +1,10 @@
 // bench/gpu/report.ts — turns what bench/gpu/run.sh brought back from the GPU machine into a dated
-// entry of bench/RESULTS.md ("## GPU kernels (CUDA)"): the machine, the checks' verdict, and one
-// table per benchmark with every figure it printed (ours and PyTorch's rows side by side).
+// entry of bench/RESULTS.md ("## GPU kernels (CUDA)"): the machine, the checks' verdict, one
+// table per benchmark with every figure it printed (ours and PyTorch's rows side by side), and,
+// when run.sh ran with E2E=1, the recipe's stages on each device side by side.
 //
 //   node --import tsx bench/gpu/report.ts DIR "<command that ran there>"   (DIR: run.sh's OUT, fetched)
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { appendResults } from '../results';
@@ -50,6 +51,27 @@ function gpu(): string {
   return header.map((h, i) => `${h} ${values[i] ?? ''}`).join(', ');
 }
 
+/** The e2e recipe's stages as drive.ts printed them on each device (E2E=1), one row per stage and device. */
+function e2e(): string[] {
+  const devices = ['cuda', 'cpu'].filter((d) => existsSync(join(dir, `e2e-${d}.jsonl`)));
+  if (devices.length === 0) return [];
+  type Stage = { stage: string; kind: string; device: string; computeMs: number; metrics: Record<string, number> };
+  const stages = devices.flatMap((d) =>
+    readFileSync(join(dir, `e2e-${d}.jsonl`), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as Stage),
+  );
+  const figure = (s: Stage) => {
+    const m = s.metrics;
+    if (s.kind === 'evaluate') return Object.keys(m).filter((k) => k.endsWith('/ppl')).map((k) => `${k} ${fmt(m[k])}`).join(', ');
+    return `loss (last 10) ${fmt(m['train/loss_last10'])}, ${fmt(m['train/tokens_per_sec'])} tokens/s`;
+  };
+  const lines = ['**e2e** (bench/gpu/e2e.yaml, stages run by sieve\'s activity code through bench/gpu/drive.ts)', '', '| stage | device | seconds | figures |', '| --- | --- | ---: | --- |'];
+  for (const s of stages) lines.push(`| ${s.stage} (${s.kind}) | ${s.device} | ${fmt(s.computeMs / 1000)} | ${figure(s)} |`);
+  return [lines.join('\n'), ''];
+}
+
 const byBench = new Map<string, Row[]>();
 for (const r of rows) byBench.set(r.bench, [...(byBench.get(r.bench) ?? []), r]);
 
@@ -65,6 +87,7 @@ appendResults(
     `- checks: ${verdict}${failures.length ? ` (failed: ${failures.map((f) => f.split(/\s+/)[1]).join(', ')})` : ''}`,
     '',
     ...[...byBench].flatMap(([bench, list]) => [table(bench, list), '']),
+    ...e2e(),
   ].join('\n').trimEnd(),
 );
 console.log(`bench/RESULTS.md: appended ${rows.length} rows from ${dir}`);

@@ -12,6 +12,8 @@
 #
 # To spend device time on part of it: BENCHES="attention train" (sieve_gpu_bench's filters),
 # TORCH="train" (torch_reference.py's sections; "none" skips PyTorch), C6=0 (no CPU comparison).
+# E2E=1 also runs bench/gpu/e2e.yaml's stages through sieve's activity code (bench/gpu/drive.ts),
+# on device cuda and then device cpu, from what bench/gpu/bundle.sh packed (OUT/e2e-*.jsonl, .log).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 OUT="${1:?usage: bench/gpu/run.sh OUT}"
@@ -50,5 +52,21 @@ if [[ "$TORCH" != none ]]; then
 fi
 if [[ "${C6:-1}" != 0 && -x "$BIN/sieve_cpu_train" ]]; then bash bench/cpu/run.sh "$OUT/bench.jsonl" 2>&1 | tee -a "$OUT/bench.txt"; fi
 
-echo "checks exit status: $checks"
+e2e=0
+if [[ "${E2E:-0}" != 0 ]]; then
+  DEV="$ROOT/build/device" TMP="$(mktemp -d)"
+  mkdir -p "$TMP/lib"
+  xz -dc "$DEV/node.xz" > "$TMP/node" && chmod +x "$TMP/node"
+  tar -xJf "$DEV/libs.tar.xz" -C "$TMP/lib"
+  for device in cuda cpu; do
+    sed "s/^device: cuda$/device: $device/" "$DEV/e2e.yaml" > "$DEV/e2e-$device.yaml"
+    # sieve picks the OpenBLAS kernels for this CPU itself (the image's setting names older ones)
+    env -u OPENBLAS_CORETYPE LD_LIBRARY_PATH="$TMP/lib:$LD_LIBRARY_PATH" "$TMP/node" build/sieve-drive.js \
+      "$DEV/e2e-$device.yaml" "$TMP/home-$device" > "$OUT/e2e-$device.jsonl" 2> "$OUT/e2e-$device.log" || e2e=1
+    grep -E "^drive" "$OUT/e2e-$device.log"; cat "$OUT/e2e-$device.jsonl"
+  done
+fi
+
+echo "checks exit status: $checks, e2e: $e2e"
+[[ "$e2e" == 0 ]] || exit 1
 exit "$checks"

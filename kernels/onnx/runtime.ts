@@ -10,12 +10,17 @@
 import { readFile } from 'node:fs/promises';
 
 import { onnx } from 'onnx-proto';
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
+
 import { z } from 'zod';
 
 import { CheckpointConfig } from '../checkpoint';
 import { InvalidArgumentError, StateError } from '../index';
 import { INPUT_NAME, OUTPUT_NAME } from './export';
+
+// Loaded on first use: most processes (the CLI, a worker whose stages never touch ONNX) never
+// need onnxruntime's native library.
+const ort = () => require('onnxruntime-node') as typeof Ort;
 
 /** Logits formed per evalNll chunk: 2^22 floats (16 MiB), the engine's own head-chunk bound. */
 const LOGIT_BUDGET = 2 ** 22;
@@ -59,9 +64,9 @@ function sieveConfig(bytes: Uint8Array, source: string): CheckpointConfig {
 export class OnnxModel {
   readonly vocab: number;
   readonly context: number;
-  #session: ort.InferenceSession | null;
+  #session: Ort.InferenceSession | null;
 
-  private constructor(session: ort.InferenceSession, config: CheckpointConfig) {
+  private constructor(session: Ort.InferenceSession, config: CheckpointConfig) {
     this.#session = session;
     this.vocab = config.vocab;
     this.context = config.context;
@@ -73,7 +78,7 @@ export class OnnxModel {
     const bytes = typeof model === 'string' ? await readFile(model) : model;
     const source = typeof model === 'string' ? model : `the ONNX model given as ${bytes.byteLength} bytes`;
     const config = sieveConfig(bytes, source);
-    const session = await ort.InferenceSession.create(bytes, {
+    const session = await ort().InferenceSession.create(bytes, {
       executionProviders: ['cpu'],
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
@@ -83,7 +88,7 @@ export class OnnxModel {
     return new OnnxModel(session, config);
   }
 
-  #live(): ort.InferenceSession {
+  #live(): Ort.InferenceSession {
     if (!this.#session) throw new StateError('model has been disposed');
     return this.#session;
   }
@@ -102,7 +107,7 @@ export class OnnxModel {
   }
 
   async #run(tokens: Int32Array, B: number, T: number): Promise<Float32Array> {
-    const ids = new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [B, T]);
+    const ids = new (ort().Tensor)('int64', BigInt64Array.from(tokens, BigInt), [B, T]);
     const out = await this.#live().run({ [INPUT_NAME]: ids });
     return out[OUTPUT_NAME].data as Float32Array;
   }
