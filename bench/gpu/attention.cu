@@ -1,6 +1,7 @@
 // attention.cu — the fused causal attention (cuda/attention.cuh), forward and backward, at the
 // attention shapes of GPT-2 small (C = 768, 12 heads) and medium (C = 1024, 16 heads), B = 16,
-// T = 1024.
+// T = 1024, in both kinds of math: fp32 on CUDA cores and bf16 on tensor cores (AttentionMath,
+// named explicitly; the default at these head sizes is bf16).
 //
 // TFLOP/s counts the causal work only (half of the T x T scores): the forward's two products
 // are 2 B NH T^2 HS, the backward 2.5 times that (its five products; the dQ / dK,dV split's
@@ -58,15 +59,21 @@ SIEVE_GPU_BENCH(attention) {
     const std::string shape = "B=16 T=1024 C=" + std::to_string(s.C) + " NH=" + std::to_string(s.NH) + " (" +
                               s.model + ")";
 
-    const double fwd = gb::median_ms([&](int) {
-      sieve::cuda::attention_forward(out.get(), nullptr, lse.get(), qkv.get(), kB, kT, s.C, s.NH, 0);
-    });
-    b.row({"", "attention forward fp32, " + shape, {{"ms", fwd}, {"TFLOP/s", flops / (fwd * 1e-3) / 1e12}}});
+    using sieve::cuda::AttentionMath;
+    for (AttentionMath math : {AttentionMath::fp32, AttentionMath::bf16}) {
+      const std::string m = math == AttentionMath::fp32 ? "fp32" : "bf16";
+      const double fwd = gb::median_ms([&](int) {
+        sieve::cuda::attention_forward(out.get(), nullptr, lse.get(), qkv.get(), kB, kT, s.C, s.NH, 0, math);
+      });
+      b.row({"", "attention forward " + m + ", " + shape, {{"ms", fwd}, {"TFLOP/s", flops / (fwd * 1e-3) / 1e12}}});
 
-    const double bwd = gb::median_ms([&](int) {
-      sieve::cuda::attention_backward(dqkv.get(), dout.get(), qkv.get(), out.get(), lse.get(), scratch.get(), kB, kT,
-                                      s.C, s.NH, 0);
-    });
-    b.row({"", "attention backward fp32, " + shape, {{"ms", bwd}, {"TFLOP/s", 2.5 * flops / (bwd * 1e-3) / 1e12}}});
+      // out and lse of this math's forward (the last timed run)
+      const double bwd = gb::median_ms([&](int) {
+        sieve::cuda::attention_backward(dqkv.get(), dout.get(), qkv.get(), out.get(), lse.get(), scratch.get(), kB,
+                                        kT, s.C, s.NH, 0, math);
+      });
+      b.row({"", "attention backward " + m + ", " + shape,
+             {{"ms", bwd}, {"TFLOP/s", 2.5 * flops / (bwd * 1e-3) / 1e12}}});
+    }
   }
 }

@@ -13,10 +13,22 @@
 //     padded with zeros to 16, 32, 64 or 128 columns); anything else throws sieve::Error
 //     (SIEVE_E_INVALID_ARGUMENT). Pointers need no alignment: 16-byte aligned ones with
 //     HS % 4 == 0 take vectorised loads.
-//   - fp32 throughout on CUDA cores (fp32 products and sums, expf/logf): within float rounding
-//     of the CPU, which sums in another order (test/gpu/attention_checks.cu: 1e-5 relative).
+//   - Two kinds of math (AttentionMath), picked per head size by attention_math() unless the
+//     caller names one:
+//       fp32: fp32 throughout on CUDA cores (fp32 products and sums, expf/logf): within float
+//             rounding of the CPU, which sums in another order (test/gpu/attention_checks.cu:
+//             1e-5 relative). Any HS.
+//       bf16: the four products (Q K^T, P V in the forward; S, dP, dS K, P^T dO, dS^T Q in the
+//             backward) on tensor cores with bf16 operands and fp32 accumulation: the fp32
+//             inputs are rounded to bf16 (nearest even) as they are staged in shared memory, and
+//             P and dS are rounded to bf16 before their products. Softmax statistics (row max,
+//             row sum), lse, D = rowsum(dO (.) O), the masking and the outputs stay fp32:
+//             within about 1e-2 relative of the CPU (lse within 1e-3). Head sizes 33..128
+//             (padded to 64 or 128); the default for HS = 64 and 128.
+//     Either backward takes either forward's out and lse (lse means the same in both).
 //   - Deterministic: the same inputs give the same bits on every run and every stream. There
-//     are no atomics; every output element is written by one thread that sums in a fixed order.
+//     are no atomics; every output element is summed in a fixed order by one thread (fp32) or
+//     by one warp's fixed sequence of tensor-core products (bf16).
 //   - The backward recomputes P from the forward's lse, so it needs the very qkv, out and lse
 //     of the forward; dqkv is overwritten entirely (the q, k and v parts of every head).
 #pragma once
@@ -29,11 +41,20 @@
 
 namespace sieve::cuda {
 
+enum class AttentionMath { fp32, bf16 };
+
+// Which math attention_forward / attention_backward use at head size HS when not told: bf16
+// tensor cores for HS 64 and 128, else fp32.
+AttentionMath attention_math(int64_t HS);
+
 // out (B, T, C) fp32; out_bf16 (B, T, C) the same values rounded to nearest even, or null to
 // skip (it feeds a bf16 GEMM); lse (B, NH, T): the natural log of each row's sum of
 // exp(scaled score), kept for the backward, or null (inference).
 void attention_forward(float* out, __nv_bfloat16* out_bf16, float* lse, const float* qkv, int64_t B, int64_t T,
                        int64_t C, int64_t NH, cudaStream_t stream);
+// The same with the math named: AttentionMath::bf16 throws sieve::Error for HS < 33.
+void attention_forward(float* out, __nv_bfloat16* out_bf16, float* lse, const float* qkv, int64_t B, int64_t T,
+                       int64_t C, int64_t NH, cudaStream_t stream, AttentionMath math);
 
 // dqkv (B, T, 3C) overwritten with the gradient of the loss through out, given dout (B, T, C)
 // and the forward's qkv, out and lse. scratch holds attention_backward_scratch_floats(...)
@@ -41,6 +62,10 @@ void attention_forward(float* out, __nv_bfloat16* out_bf16, float* lse, const fl
 // NH=12); its contents on entry do not matter.
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
                         float* scratch, int64_t B, int64_t T, int64_t C, int64_t NH, cudaStream_t stream);
+// The same with the math named: AttentionMath::bf16 throws sieve::Error for HS < 33.
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                        float* scratch, int64_t B, int64_t T, int64_t C, int64_t NH, cudaStream_t stream,
+                        AttentionMath math);
 
 size_t attention_backward_scratch_floats(int64_t B, int64_t T, int64_t C, int64_t NH);
 

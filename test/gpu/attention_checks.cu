@@ -1,17 +1,24 @@
 // attention_checks.cu — cuda/attention.cuh against cpu/attention.cc (ops.h): the fused forward
-// (out, its bf16 copy, lse) and backward (dqkv), determinism, and the shapes it refuses.
+// (out, its bf16 copy, lse) and backward (dqkv), determinism, and the shapes it refuses, for
+// both kinds of math (AttentionMath::fp32 named explicitly, and the bf16 tensor-core path).
 //
-// Shapes: the tiny test models' HS = 8, HS = 32 with T = 130 (tiles of 64 and 32 end mid-tile),
-// GPT-2's HS = 64, HS = 128 (the 32-wide tiles), plus HS = 6 (not a multiple of 4: the scalar
-// loads) and HS = 100 (padded to 128); two cases run on pointers 4 bytes off alignment.
+// fp32 shapes: the tiny test models' HS = 8, HS = 32 with T = 130 (tiles of 64 and 32 end
+// mid-tile), GPT-2's HS = 64, HS = 128 (the 32-wide tiles), plus HS = 6 (not a multiple of 4:
+// the scalar loads) and HS = 100 (padded to 128); two cases run on pointers 4 bytes off
+// alignment. bf16 shapes: HS = 64 (T = 256, and T = 200 ending mid-tile), HS = 128 (T = 200),
+// HS = 100 (padded to 128) and HS = 64 on misaligned pointers (the scalar loads).
 //
 // Tolerances (relative error, check.h):
-//   - out and dqkv: kTolF32 (1e-5). Both sides compute in fp32 and differ only in the order of
-//     sums (online softmax and tiles here, whole rows on the CPU): each value is a sum of at most
-//     T <= 256 terms of similar size, about sqrt(T) u = 1e-6 relative, so 1e-5 leaves a margin
-//     while any bf16/tf32 rounding (>= 1e-3) or a wrong mask would fail.
+//   - fp32 out and dqkv: kTolF32 (1e-5). Both sides compute in fp32 and differ only in the order
+//     of sums (online softmax and tiles here, whole rows on the CPU): each value is a sum of at
+//     most T <= 256 terms of similar size, about sqrt(T) u = 1e-6 relative, so 1e-5 leaves a
+//     margin while any bf16/tf32 rounding (>= 1e-3) or a wrong mask would fail.
+//   - bf16 out and dqkv: kTolBf16 (1e-2) per q/k/v part. Q, K, V, dO, P and dS are rounded to
+//     bf16 (u = 2^-9, about 1e-3 relative each, accumulated in fp32): a few 1e-3 expected, while
+//     a wrong mask, tile index or missing term is O(1).
 //   - out_bf16: exactly out rounded to nearest even.
-//   - lse: kTolF32 against a float64 log-sum-exp of the same inputs.
+//   - lse: kTolF32 (fp32) or kTolLseBf16 (1e-3, bf16) against a float64 log-sum-exp of the same
+//     fp32 inputs: the bf16 scores are off by about 2e-3 absolute, lse is a few units.
 //   - determinism: the same bits from two runs.
 #include <omp.h>
 
@@ -28,8 +35,11 @@
 
 namespace {
 
+using sieve::cuda::AttentionMath;
 using sieve::cuda::DeviceBuffer;
 namespace gc = sieve::gpu_check;
+
+constexpr double kTolLseBf16 = 1e-3;
 
 struct Shape {
   int64_t B, T, C, NH;
@@ -44,6 +54,13 @@ const Shape kShapes[] = {
     {1, 70, 200, 2, 0},   // HS = 100
     {2, 37, 16, 2, 1},    // HS = 8, misaligned
     {1, 130, 96, 3, 1},   // HS = 32, misaligned
+};
+const Shape kBf16Shapes[] = {
+    {2, 256, 768, 12, 0},  // HS = 64
+    {1, 200, 128, 2, 0},   // HS = 64, T not a multiple of the 64-row tiles
+    {1, 200, 256, 2, 0},   // HS = 128
+    {1, 70, 200, 2, 0},    // HS = 100, padded to 128
+    {1, 200, 128, 2, 1},   // HS = 64, misaligned: the scalar loads
 };
 
 std::string name(const Shape& s) {
@@ -123,16 +140,17 @@ std::vector<float> part(const std::vector<float>& x, const Shape& s, int p) {
 }
 
 void close_dqkv(gc::Check& c, const std::string& what, const std::vector<float>& got, const std::vector<float>& ref,
-                const Shape& s) {
+                const Shape& s, double tol) {
   const char* parts[] = {"dq", "dk", "dv"};
-  for (int p = 0; p < 3; p++) c.close(what + " " + parts[p], part(got, s, p), part(ref, s, p), gc::kTolF32);
+  for (int p = 0; p < 3; p++) c.close(what + " " + parts[p], part(got, s, p), part(ref, s, p), tol);
 }
 
 // Device results of one forward + backward.
 struct GpuRun {
   std::vector<float> out, out_bf16, lse, dqkv;
 };
-GpuRun gpu_attention(const Shape& s, const std::vector<float>& qkv, const std::vector<float>& dout) {
+GpuRun gpu_attention(const Shape& s, const std::vector<float>& qkv, const std::vector<float>& dout,
+                     AttentionMath fwd_math, AttentionMath bwd_math) {
   const int64_t n = s.B * s.T * s.C;
   Dev<float> d_qkv(qkv, s.shift), d_dout(dout, s.shift), d_out(n, s.shift), d_lse(s.B * s.NH * s.T, s.shift),
       d_dqkv(3 * n, s.shift), scratch((int64_t)sieve::cuda::attention_backward_scratch_floats(s.B, s.T, s.C, s.NH), 0);
@@ -141,28 +159,52 @@ GpuRun gpu_attention(const Shape& s, const std::vector<float>& qkv, const std::v
   SIEVE_CUDA(cudaMemset(d_out.get(), 0xff, sizeof(float) * (size_t)n));
   SIEVE_CUDA(cudaMemset(d_dqkv.get(), 0xff, sizeof(float) * (size_t)(3 * n)));
   SIEVE_CUDA(cudaMemset(d_lse.get(), 0xff, sizeof(float) * (size_t)d_lse.n));
-  sieve::cuda::attention_forward(d_out.get(), d_bf.get(), d_lse.get(), d_qkv.get(), s.B, s.T, s.C, s.NH, 0);
+  sieve::cuda::attention_forward(d_out.get(), d_bf.get(), d_lse.get(), d_qkv.get(), s.B, s.T, s.C, s.NH, 0,
+                                 fwd_math);
   sieve::cuda::attention_backward(d_dqkv.get(), d_dout.get(), d_qkv.get(), d_out.get(), d_lse.get(), scratch.get(),
-                                  s.B, s.T, s.C, s.NH, 0);
+                                  s.B, s.T, s.C, s.NH, 0, bwd_math);
   SIEVE_CUDA(cudaDeviceSynchronize());
   GpuRun r{d_out.download(), {}, d_lse.download(), d_dqkv.download()};
   for (auto x : d_bf.download()) r.out_bf16.push_back(__bfloat162float(x));
   return r;
 }
+GpuRun gpu_attention(const Shape& s, const std::vector<float>& qkv, const std::vector<float>& dout, AttentionMath math) {
+  return gpu_attention(s, qkv, dout, math, math);
+}
+
+// The forward's checks at one shape and math: out against the CPU, out_bf16 = bf16(out), lse
+// against float64.
+void check_forward(gc::Check& c, const Shape& s, AttentionMath math, const std::string& tag) {
+  const double tol = math == AttentionMath::fp32 ? gc::kTolF32 : gc::kTolBf16;
+  const double tol_lse = math == AttentionMath::fp32 ? gc::kTolF32 : kTolLseBf16;
+  const auto qkv = gc::normal(s.B * s.T * 3 * s.C);
+  const CpuRef ref = cpu_attention(s, qkv, {});
+  const GpuRun got = gpu_attention(s, qkv, gc::normal(s.B * s.T * s.C), math);
+  c.close(tag + name(s) + " out", got.out, ref.out, tol);
+  std::vector<float> rounded(got.out.size());
+  for (size_t i = 0; i < rounded.size(); i++) rounded[i] = __bfloat162float(__float2bfloat16_rn(got.out[i]));
+  c.equal(tag + name(s) + " out_bf16 = bf16(out)", got.out_bf16, rounded);
+  c.close(tag + name(s) + " lse", got.lse, lse_ref(s, qkv), tol_lse);
+}
+
+// The backward alone, fed the CPU's out and the float64 lse rounded to float.
+std::vector<float> backward_from_reference(const Shape& s, const std::vector<float>& qkv,
+                                           const std::vector<float>& dout, const CpuRef& ref, AttentionMath math) {
+  std::vector<float> lse;
+  for (double x : lse_ref(s, qkv)) lse.push_back((float)x);
+  const int64_t n = s.B * s.T * s.C;
+  Dev<float> d_qkv(qkv, s.shift), d_dout(dout, s.shift), d_out(ref.out, s.shift), d_lse(lse, s.shift),
+      d_dqkv(3 * n, s.shift), scratch((int64_t)sieve::cuda::attention_backward_scratch_floats(s.B, s.T, s.C, s.NH), 0);
+  SIEVE_CUDA(cudaMemset(d_dqkv.get(), 0xff, sizeof(float) * (size_t)(3 * n)));
+  sieve::cuda::attention_backward(d_dqkv.get(), d_dout.get(), d_qkv.get(), d_out.get(), d_lse.get(), scratch.get(),
+                                  s.B, s.T, s.C, s.NH, 0, math);
+  return d_dqkv.download();
+}
 
 }  // namespace
 
 SIEVE_GPU_CHECK(attention_forward_matches_cpu) {
-  for (const Shape& s : kShapes) {
-    const auto qkv = gc::normal(s.B * s.T * 3 * s.C);
-    const CpuRef ref = cpu_attention(s, qkv, {});
-    const GpuRun got = gpu_attention(s, qkv, gc::normal(s.B * s.T * s.C));
-    c.close(name(s) + " out", got.out, ref.out, gc::kTolF32);
-    std::vector<float> rounded(got.out.size());
-    for (size_t i = 0; i < rounded.size(); i++) rounded[i] = __bfloat162float(__float2bfloat16_rn(got.out[i]));
-    c.equal(name(s) + " out_bf16 = bf16(out)", got.out_bf16, rounded);
-    c.close(name(s) + " lse", got.lse, lse_ref(s, qkv), gc::kTolF32);
-  }
+  for (const Shape& s : kShapes) check_forward(c, s, AttentionMath::fp32, "");
 }
 
 // The backward fed by the GPU forward's out and lse reproduces the CPU's dqkv (which the CPU
@@ -171,8 +213,8 @@ SIEVE_GPU_CHECK(attention_backward_matches_cpu) {
   for (const Shape& s : kShapes) {
     const auto qkv = gc::normal(s.B * s.T * 3 * s.C), dout = gc::normal(s.B * s.T * s.C);
     const CpuRef ref = cpu_attention(s, qkv, dout);
-    const GpuRun got = gpu_attention(s, qkv, dout);
-    close_dqkv(c, name(s), got.dqkv, ref.dqkv, s);
+    const GpuRun got = gpu_attention(s, qkv, dout, AttentionMath::fp32);
+    close_dqkv(c, name(s), got.dqkv, ref.dqkv, s, gc::kTolF32);
   }
 }
 
@@ -182,25 +224,83 @@ SIEVE_GPU_CHECK(attention_backward_from_reference_lse) {
   for (const Shape& s : {kShapes[0], kShapes[2], kShapes[3]}) {
     const auto qkv = gc::normal(s.B * s.T * 3 * s.C), dout = gc::normal(s.B * s.T * s.C);
     const CpuRef ref = cpu_attention(s, qkv, dout);
-    std::vector<float> lse;
-    for (double x : lse_ref(s, qkv)) lse.push_back((float)x);
-    const int64_t n = s.B * s.T * s.C;
-    Dev<float> d_qkv(qkv, 0), d_dout(dout, 0), d_out(ref.out, 0), d_lse(lse, 0), d_dqkv(3 * n, 0),
-        scratch((int64_t)sieve::cuda::attention_backward_scratch_floats(s.B, s.T, s.C, s.NH), 0);
-    SIEVE_CUDA(cudaMemset(d_dqkv.get(), 0xff, sizeof(float) * (size_t)(3 * n)));
-    sieve::cuda::attention_backward(d_dqkv.get(), d_dout.get(), d_qkv.get(), d_out.get(), d_lse.get(), scratch.get(),
-                                    s.B, s.T, s.C, s.NH, 0);
-    close_dqkv(c, name(s), d_dqkv.download(), ref.dqkv, s);
+    close_dqkv(c, name(s), backward_from_reference(s, qkv, dout, ref, AttentionMath::fp32), ref.dqkv, s,
+               gc::kTolF32);
   }
 }
 
 SIEVE_GPU_CHECK(attention_is_deterministic) {
   for (const Shape& s : {kShapes[1], kShapes[2], kShapes[3]}) {
     const auto qkv = gc::normal(s.B * s.T * 3 * s.C), dout = gc::normal(s.B * s.T * s.C);
-    const GpuRun a = gpu_attention(s, qkv, dout), b = gpu_attention(s, qkv, dout);
+    const GpuRun a = gpu_attention(s, qkv, dout, AttentionMath::fp32), b = gpu_attention(s, qkv, dout, AttentionMath::fp32);
     c.equal(name(s) + " out", a.out, b.out);
     c.equal(name(s) + " lse", a.lse, b.lse);
     c.equal(name(s) + " dqkv", a.dqkv, b.dqkv);
+  }
+}
+
+// ---- the bf16 tensor-core path
+
+SIEVE_GPU_CHECK(attention_bf16_forward_matches_cpu) {
+  for (const Shape& s : kBf16Shapes) check_forward(c, s, AttentionMath::bf16, "bf16 ");
+}
+
+SIEVE_GPU_CHECK(attention_bf16_backward_matches_cpu) {
+  for (const Shape& s : kBf16Shapes) {
+    const auto qkv = gc::normal(s.B * s.T * 3 * s.C), dout = gc::normal(s.B * s.T * s.C);
+    const CpuRef ref = cpu_attention(s, qkv, dout);
+    const GpuRun got = gpu_attention(s, qkv, dout, AttentionMath::bf16);
+    close_dqkv(c, "bf16 " + name(s), got.dqkv, ref.dqkv, s, gc::kTolBf16);
+  }
+}
+
+// The bf16 backward fed the CPU's out and the float64 lse; and each backward fed the other
+// math's forward: lse means the same in both, so they mix (within the bf16 tolerance).
+SIEVE_GPU_CHECK(attention_bf16_mixes_with_fp32) {
+  for (const Shape& s : {kBf16Shapes[1], kBf16Shapes[2]}) {
+    const auto qkv = gc::normal(s.B * s.T * 3 * s.C), dout = gc::normal(s.B * s.T * s.C);
+    const CpuRef ref = cpu_attention(s, qkv, dout);
+    close_dqkv(c, "bf16 from reference lse " + name(s),
+               backward_from_reference(s, qkv, dout, ref, AttentionMath::bf16), ref.dqkv, s, gc::kTolBf16);
+    const GpuRun a = gpu_attention(s, qkv, dout, AttentionMath::fp32, AttentionMath::bf16);
+    close_dqkv(c, "fp32 fwd, bf16 bwd " + name(s), a.dqkv, ref.dqkv, s, gc::kTolBf16);
+    const GpuRun b = gpu_attention(s, qkv, dout, AttentionMath::bf16, AttentionMath::fp32);
+    close_dqkv(c, "bf16 fwd, fp32 bwd " + name(s), b.dqkv, ref.dqkv, s, gc::kTolBf16);
+  }
+}
+
+SIEVE_GPU_CHECK(attention_bf16_is_deterministic) {
+  for (const Shape& s : {kBf16Shapes[0], kBf16Shapes[1], kBf16Shapes[2]}) {
+    const auto qkv = gc::normal(s.B * s.T * 3 * s.C), dout = gc::normal(s.B * s.T * s.C);
+    const GpuRun a = gpu_attention(s, qkv, dout, AttentionMath::bf16), b = gpu_attention(s, qkv, dout, AttentionMath::bf16);
+    c.equal("bf16 " + name(s) + " out", a.out, b.out);
+    c.equal("bf16 " + name(s) + " lse", a.lse, b.lse);
+    c.equal("bf16 " + name(s) + " dqkv", a.dqkv, b.dqkv);
+  }
+}
+
+// attention_math picks bf16 for HS 64 and 128 only, and the overloads without a math follow it:
+// the same bits as the math named.
+SIEVE_GPU_CHECK(attention_default_math) {
+  for (int64_t hs = 1; hs <= 128; hs++) {
+    const bool bf16 = sieve::cuda::attention_math(hs) == AttentionMath::bf16;
+    c.expect(bf16 == (hs == 64 || hs == 128), "attention_math(" + std::to_string(hs) + ")");
+  }
+  for (const Shape& s : {kShapes[1], kShapes[5], kBf16Shapes[1], kBf16Shapes[2]}) {
+    const AttentionMath math = sieve::cuda::attention_math(s.C / s.NH);
+    const auto qkv = gc::normal(s.B * s.T * 3 * s.C), dout = gc::normal(s.B * s.T * s.C);
+    const GpuRun named = gpu_attention(s, qkv, dout, math);
+    const int64_t n = s.B * s.T * s.C;
+    Dev<float> d_qkv(qkv, s.shift), d_dout(dout, s.shift), d_out(n, s.shift), d_lse(s.B * s.NH * s.T, s.shift),
+        d_dqkv(3 * n, s.shift),
+        scratch((int64_t)sieve::cuda::attention_backward_scratch_floats(s.B, s.T, s.C, s.NH), 0);
+    sieve::cuda::attention_forward(d_out.get(), nullptr, d_lse.get(), d_qkv.get(), s.B, s.T, s.C, s.NH, 0);
+    sieve::cuda::attention_backward(d_dqkv.get(), d_dout.get(), d_qkv.get(), d_out.get(), d_lse.get(), scratch.get(),
+                                    s.B, s.T, s.C, s.NH, 0);
+    const std::string what = std::string(math == AttentionMath::bf16 ? "bf16 " : "fp32 ") + name(s) + " default = named";
+    c.equal(what + " out", d_out.download(), named.out);
+    c.equal(what + " lse", d_lse.download(), named.lse);
+    c.equal(what + " dqkv", d_dqkv.download(), named.dqkv);
   }
 }
 
@@ -219,6 +319,23 @@ SIEVE_GPU_CHECK(attention_refuses_bad_shapes) {
           sieve::cuda::attention_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, x.B, x.T, x.C, x.NH, 0);
         else
           sieve::cuda::attention_forward(nullptr, nullptr, nullptr, nullptr, x.B, x.T, x.C, x.NH, 0);
+        c.expect(false, std::string(x.what) + ": accepted");
+      } catch (const sieve::Error& e) {
+        c.expect(e.status == SIEVE_E_INVALID_ARGUMENT, std::string(x.what) + ": " + e.message);
+      }
+    }
+  }
+  // the bf16 path takes head sizes 33..128 only
+  const Bad bad_bf16[] = {{1, 8, 16, 2, "bf16 HS = 8"}, {1, 8, 64, 2, "bf16 HS = 32"}, {1, 8, 258, 2, "bf16 HS = 129"}};
+  for (const Bad& x : bad_bf16) {
+    for (int backward = 0; backward < 2; backward++) {
+      try {
+        if (backward)
+          sieve::cuda::attention_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, x.B, x.T, x.C, x.NH, 0,
+                                          AttentionMath::bf16);
+        else
+          sieve::cuda::attention_forward(nullptr, nullptr, nullptr, nullptr, x.B, x.T, x.C, x.NH, 0,
+                                         AttentionMath::bf16);
         c.expect(false, std::string(x.what) + ": accepted");
       } catch (const sieve::Error& e) {
         c.expect(e.status == SIEVE_E_INVALID_ARGUMENT, std::string(x.what) + ": " + e.message);
