@@ -126,6 +126,7 @@ interface NativeTimers {
   totalSeconds: number;
   gemmSeconds: number;
   gemmFlops: number;
+  sparseGemmFlops: number;
   attentionSeconds: number;
   optimizerSeconds: number;
   tokens: number;
@@ -367,6 +368,8 @@ export interface EngineTimers {
   /** Linear-layer and LM-head GEMMs within it. */
   gemmSeconds: number;
   gemmFlops: number;
+  /** The part of gemmFlops multiplied by 2:4 weights (cuSPARSELt, device cuda; 0 on the CPU). */
+  sparseGemmFlops: number;
   /** Attention forward + backward (their GEMMs included). */
   attentionSeconds: number;
   optimizerSeconds: number;

@@ -1,9 +1,10 @@
-// train.cu — G5: GPT-2 small training on the GPU model (cuda/model.cu) through the C API, as
+// train.cu — G5 and G6: GPT-2 training on the GPU model (cuda/model.cu) through the C API, as
 // sieve's stages drive it: forward + backward of a (B, T) batch, then one AdamW step with
 // clipping, tokens per second over whole steps (host clock; both calls end synchronised).
-// The same model S-STE-sparse (every block linear weight under the fused soft threshold, 2:4
-// GEMMs not used yet) shows what the transform costs. bench/gpu/torch_reference.py's `train`
-// section measures PyTorch on the same configuration in the same call.
+// G5: GPT-2 small dense (bench/gpu/torch_reference.py's `train` section measures PyTorch on the
+// same configuration in the same call). G6: GPT-2 medium with every block linear weight 2:4 —
+// S-STE (fused soft threshold; cuSPARSELt forward GEMMs) and SR-STE with transposable masks
+// (cuSPARSELt forward and input-gradient GEMMs) — against the same model dense, in the same run.
 #include <algorithm>
 #include <chrono>
 #include <random>
@@ -22,13 +23,16 @@ void ok(int status, const char* what) {
   if (status != SIEVE_OK) throw std::runtime_error(std::string(what) + ": " + sieve_last_error());
 }
 
-sieve_config gpt2_small() {
+sieve_config gpt2(int64_t layers, int64_t dim, int64_t heads) {
   sieve_config c{};
   c.family = SIEVE_FAMILY_GPT2;
-  c.layers = 12, c.dim = 768, c.heads = 12, c.context = 1024, c.vocab = 50257, c.mlp_hidden = 3072;
+  c.layers = layers, c.dim = dim, c.heads = heads, c.context = 1024, c.vocab = 50257, c.mlp_hidden = 4 * dim;
   c.norm_eps = 1e-5f;
   return c;
 }
+
+// How the block linear weights are trained.
+enum class Sparsity { dense, sste, srste_transposable };
 
 // Median seconds of one training step over `steps` after `warmup`.
 double step_seconds(sieve_model* m, int64_t B, int64_t T, int64_t V, int warmup, int steps) {
@@ -56,42 +60,78 @@ double step_seconds(sieve_model* m, int64_t B, int64_t T, int64_t V, int warmup,
   return times[times.size() / 2];
 }
 
-void train_row(gb::Bench& b, const char* target, const std::string& what, bool sste) {
-  const sieve_config cfg = gpt2_small();
+// Puts every block linear weight under `sparsity`, as the sparse-train stage does.
+void sparsify(sieve_model* m, Sparsity sparsity) {
+  if (sparsity == Sparsity::dense) return;
+  int64_t n = 0;
+  ok(sieve_model_num_tensors(m, &n), "num_tensors");
+  std::vector<int64_t> linears;
+  for (int64_t i = 0; i < n; i++) {
+    sieve_tensor_info t{};
+    ok(sieve_model_tensor(m, i, &t), "tensor");
+    if (t.kind == SIEVE_KIND_LINEAR) linears.push_back(i);
+  }
+  if (sparsity == Sparsity::sste) {
+    for (int64_t i : linears) {
+      double beta = 0;
+      ok(sieve_model_sste_beta(m, i, &beta), "sste_beta");
+      const float p = (float)beta;
+      ok(sieve_model_set_transform(m, i, SIEVE_TRANSFORM_SSTE, &p, 1), "set_transform");
+    }
+    return;
+  }
+  std::vector<int64_t> flips(linears.size());
+  ok(sieve_model_update_masks(m, SIEVE_MASK_TRANSPOSABLE, linears.data(), (int64_t)linears.size(), flips.data()),
+     "update_masks");
+  const float lambda = 2e-4f;
+  for (int64_t i : linears) {
+    ok(sieve_model_set_transform(m, i, SIEVE_TRANSFORM_MASK, nullptr, 0), "set_transform");
+    ok(sieve_model_set_grad_hook(m, i, SIEVE_HOOK_MASKED_DECAY, &lambda, 1), "set_grad_hook");
+  }
+}
+
+// One row: tokens/s of (cfg, sparsity) at B=16, T=1024, and its ratio to `dense_seconds` when given.
+double train_row(gb::Bench& b, const char* target, const std::string& what, const sieve_config& cfg,
+                 Sparsity sparsity, double dense_seconds = 0) {
   const int64_t B = 16, T = 1024;
   sieve_model* m = nullptr;
   ok(sieve_model_create(&m, &cfg, SIEVE_DEVICE_CUDA), "create");
+  double s = 0;
   try {
     ok(sieve_model_init(m, 1), "init");
-    if (sste) {
-      int64_t n = 0;
-      ok(sieve_model_num_tensors(m, &n), "num_tensors");
-      for (int64_t i = 0; i < n; i++) {
-        sieve_tensor_info t{};
-        ok(sieve_model_tensor(m, i, &t), "tensor");
-        if (t.kind != SIEVE_KIND_LINEAR) continue;
-        double beta = 0;
-        ok(sieve_model_sste_beta(m, i, &beta), "sste_beta");
-        const float p = (float)beta;
-        ok(sieve_model_set_transform(m, i, SIEVE_TRANSFORM_SSTE, &p, 1), "set_transform");
-      }
-    }
+    sparsify(m, sparsity);
     ok(sieve_model_reset_timers(m), "reset_timers");
-    const double s = step_seconds(m, B, T, cfg.vocab, 3, 10);
+    s = step_seconds(m, B, T, cfg.vocab, 3, 10);
     sieve_timers tm{};
     ok(sieve_model_timers(m, &tm), "timers");
-    b.row({target, what, {{"ms/step", s * 1e3}, {"tokens/s", (double)(B * T) / s},
-                          {"GEMM TFLOP/s in step", tm.gemm_flops / 13.0 / s / 1e12}}});
+    const double steps = 13.0;
+    gb::Row row{target, what, {{"ms/step", s * 1e3}, {"tokens/s", (double)(B * T) / s},
+                               {"GEMM TFLOP/s in step", tm.gemm_flops / steps / s / 1e12},
+                               {"2:4 share of GEMM flops", tm.sparse_gemm_flops / tm.gemm_flops}}};
+    if (dense_seconds > 0) row.values["vs dense"] = dense_seconds / s;
+    b.row(row);
   } catch (...) {
     sieve_model_destroy(m);
     throw;
   }
   sieve_model_destroy(m);
+  return s;
 }
 
 SIEVE_GPU_BENCH(train_gpt2_small) {
-  train_row(b, "G5", "sieve GPT-2 small dense training B=16 T=1024 (bf16 GEMMs, fp32 rest)", false);
-  train_row(b, "", "sieve GPT-2 small S-STE training B=16 T=1024 (dense GEMMs of beta S(W))", true);
+  const sieve_config small = gpt2(12, 768, 12);
+  const double dense = train_row(b, "G5", "sieve GPT-2 small dense training B=16 T=1024 (bf16 GEMMs, fp32 rest)", small,
+                                 Sparsity::dense);
+  train_row(b, "", "sieve GPT-2 small S-STE training B=16 T=1024 (2:4 forward GEMMs)", small, Sparsity::sste, dense);
+}
+
+SIEVE_GPU_BENCH(train_gpt2_medium) {
+  const sieve_config medium = gpt2(24, 1024, 16);
+  const double dense = train_row(b, "", "sieve GPT-2 medium dense training B=16 T=1024", medium, Sparsity::dense);
+  train_row(b, "G6", "sieve GPT-2 medium S-STE training B=16 T=1024 (2:4 forward GEMMs)", medium, Sparsity::sste,
+            dense);
+  train_row(b, "G6", "sieve GPT-2 medium SR-STE transposable B=16 T=1024 (2:4 forward + input-gradient GEMMs)",
+            medium, Sparsity::srste_transposable, dense);
 }
 
 }  // namespace

@@ -110,17 +110,86 @@ void prepare_weights(CudaModel& m) {
           sste_threshold(nullptr, out, nullptr, w, t.transform.params[0], t.size, m.stream);
       }
     }
+  m.weights_version++;
 }
 
-// out (N, OC) (=, or += when accumulate) inp W~^T + bias.
-void linear_forward(CudaModel& m, const Linear& lin, float* out, const __nv_bfloat16* inp, int64_t N, bool accumulate) {
-  m.blas.gemm(false, true, N, lin.OC, lin.IC, 1.0f, inp, lin.IC, weight_bf(m, lin.first), lin.IC,
+// What a linear layer's W~ is known to be (Mask24), and so which of its products may run on 2:4
+// weights: every tensor must be (the least of them decides), and the shapes and the weight's
+// address must be what cuSPARSELt takes (multiples of 16, 16-byte aligned).
+Mask24 layer_mask24(const CudaModel& m, const Linear& lin, int64_t N) {
+  if (N % 16 || lin.OC % 16 || lin.IC % 16 || m.net.tensors[lin.first].offset % 8) return kNot24;
+  Mask24 least = kTransposable;
+  for (int64_t i = 0; i < lin.count; i++) {
+    const int64_t idx = lin.first + i;
+    const int32_t kind = m.net.tensors[idx].transform.kind;
+    // S(W) is 2:4 along IC by construction (the two smallest of every 4 go to zero), not along OC
+    const Mask24 t = kind == SIEVE_TRANSFORM_SSTE   ? kAlongIC
+                     : kind == SIEVE_TRANSFORM_MASK ? (Mask24)m.mask24[idx]
+                                                    : kNot24;
+    least = std::min(least, t);
+  }
+  return least;
+}
+
+// Whether any linear weight is under a transform that can make it 2:4 (sizes sparse_bf).
+bool any_sparse_transform(const CudaModel& m) {
+  for (const LayerLinears& ll : m.net.layers)
+    for (auto member : kLinears)
+      for (int64_t i = 0; i < (ll.*member).count; i++) {
+        const int32_t kind = m.net.tensors[(ll.*member).first + i].transform.kind;
+        if (kind == SIEVE_TRANSFORM_SSTE || kind == SIEVE_TRANSFORM_MASK) return true;
+      }
+  return false;
+}
+
+// The layer's cuSPARSELt GEMMs, made on first use (and again if its masks became, or stopped
+// being, transposable: a transposable layer keeps a second compressed copy).
+SparseLinear& sparse_layer(CudaModel& m, const Linear& lin, bool transposable) {
+  if (!m.sparse_lt) m.sparse_lt = std::make_unique<SparseLt>();
+  std::unique_ptr<SparseLinear>& layer = m.sparse_layers[lin.first];
+  if (!layer || layer->transposable() != transposable)
+    layer = std::make_unique<SparseLinear>(*m.sparse_lt, lin.OC, lin.IC, transposable);
+  return *layer;
+}
+
+// out (N, cols) = y, or out += y when accumulate, plus bias (when given): a 2:4 GEMM's bf16
+// result into the fp32 activations.
+__global__ void widen_kernel(float* out, const __nv_bfloat16* y, const float* bias, int64_t N, int64_t cols,
+                             bool accumulate) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < N * cols; i += (int64_t)gridDim.x * blockDim.x) {
+    float v = __bfloat162float(y[i]);
+    if (bias) v += bias[i % cols];
+    out[i] = accumulate ? out[i] + v : v;
+  }
+}
+
+void widen(float* out, const __nv_bfloat16* y, const float* bias, int64_t N, int64_t cols, bool accumulate,
+           cudaStream_t stream) {
+  widen_kernel<<<grid_for(N * cols, 256), 256, 0, stream>>>(out, y, bias, N, cols, accumulate);
+  SIEVE_LAUNCHED();
+}
+
+// out (N, OC) (=, or += when accumulate) inp W~^T + bias, from inp's bf16 copy; through
+// cuSPARSELt when W~ is known 2:4 (layer_mask24).
+void linear_forward(CudaModel& m, const Linear& lin, float* out, const float* inp, const __nv_bfloat16* inp_bf,
+                    int64_t N, bool accumulate) {
+  if (m.linear_tap) m.linear_tap(lin, inp, N);
+  const double flops = 2.0 * (double)N * (double)lin.OC * (double)lin.IC;
+  m.timing.gemm_flops += flops;
+  const Mask24 sparse = layer_mask24(m, lin, N);
+  if (sparse != kNot24) {
+    sparse_layer(m, lin, sparse == kTransposable)
+        .forward(m.acts.sparse_bf, inp_bf, weight_bf(m, lin.first), m.weights_version, N, false, m.stream);
+    widen(out, m.acts.sparse_bf, accumulate ? nullptr : param(m, lin.bias), N, lin.OC, accumulate, m.stream);
+    m.timing.sparse_gemm_flops += flops;
+    return;
+  }
+  m.blas.gemm(false, true, N, lin.OC, lin.IC, 1.0f, inp_bf, lin.IC, weight_bf(m, lin.first), lin.IC,
               accumulate ? 1.0f : 0.0f, out, lin.OC, m.stream);
   if (lin.bias >= 0 && !accumulate) {
     add_bias_kernel<<<grid_for(N * lin.OC, 256), 256, 0, m.stream>>>(out, param(m, lin.bias), N, lin.OC);
     SIEVE_LAUNCHED();
   }
-  m.timing.gemm_flops += 2.0 * (double)N * (double)lin.OC * (double)lin.IC;
 }
 
 // dout with the columns of MVUE weights sparsified 2:4 along the N tokens (the weight-gradient
@@ -144,21 +213,29 @@ const float* mvue_dout(CudaModel& m, const Linear& lin, const float* dout, int64
   return out;
 }
 
-// dinp = dout W~ (overwritten), dW += dout^T inp (straight through every supported transform),
-// dbias += the column sums of dout.
+// dinp = dout W~ (overwritten; through cuSPARSELt when W~ is transposable 2:4), dW += dout^T inp
+// (straight through every supported transform), dbias += the column sums of dout.
 void linear_backward(CudaModel& m, const Linear& lin, float* dinp, const float* dout, const __nv_bfloat16* inp,
                      int64_t N) {
   Activations& a = m.acts;
   __nv_bfloat16* dout_bf = a.grad_bf;
   to_bf16(dout_bf, dout, N * lin.OC, m.stream);
-  m.blas.gemm(false, false, N, lin.IC, lin.OC, 1.0f, dout_bf, lin.OC, weight_bf(m, lin.first), lin.IC, 0.0f, dinp,
-              lin.IC, m.stream);
+  const double flops = 2.0 * (double)N * (double)lin.OC * (double)lin.IC;
+  if (layer_mask24(m, lin, N) == kTransposable) {
+    sparse_layer(m, lin, true)
+        .backward_input(a.sparse_bf, dout_bf, weight_bf(m, lin.first), m.weights_version, N, false, m.stream);
+    widen(dinp, a.sparse_bf, nullptr, N, lin.IC, false, m.stream);
+    m.timing.sparse_gemm_flops += flops;
+  } else {
+    m.blas.gemm(false, false, N, lin.IC, lin.OC, 1.0f, dout_bf, lin.OC, weight_bf(m, lin.first), lin.IC, 0.0f, dinp,
+                lin.IC, m.stream);
+  }
   if (lin.bias >= 0) bias_backward(grad(m, lin.bias), dout, a.reduce_scratch, N, lin.OC, m.stream);
   const float* dout_w = mvue_dout(m, lin, dout, N);
   if (dout_w != dout) to_bf16(dout_bf, dout_w, N * lin.OC, m.stream);
   m.blas.gemm(true, false, lin.OC, lin.IC, N, 1.0f, dout_bf, lin.OC, inp, lin.IC, 1.0f, grad(m, lin.first), lin.IC,
               m.stream);
-  m.timing.gemm_flops += 4.0 * (double)N * (double)lin.OC * (double)lin.IC;
+  m.timing.gemm_flops += 2.0 * flops;
 }
 
 // Rows of logits formed at once by the LM head: about 1 GiB of fp32 logits at most.
@@ -234,6 +311,7 @@ void carve_activations(Activations& a, Carver<float>& f, Carver<__nv_bfloat16>& 
   a.act_bf = h.take(L * N * H);
   a.lnf_bf = h.take(N * C);
   a.grad_bf = h.take(std::max(N * widest, a.head_rows * V));
+  a.sparse_bf = any_sparse_transform(m) ? h.take(N * widest) : nullptr;
   a.targets = ints.take(N);
 }
 
@@ -311,20 +389,20 @@ void block_forward(CudaModel& m, const BlockIO& io, int64_t l, int64_t B, int64_
   const int64_t N = B * T, C = m.net.C;
   // attention: x_mid = x_in + out(attention(qkv(norm1(x_in))))
   norm_forward(m, io.ln1, io.ln1_bf, io.ln1_mean, io.ln1_rstd, io.x_in, ll.norm1_w, ll.norm1_b, N);
-  linear_forward(m, ll.qkv, io.qkv, io.ln1_bf, N, false);
+  linear_forward(m, ll.qkv, io.qkv, io.ln1, io.ln1_bf, N, false);
   if (!m.net.gpt2()) rope_forward(io.qkv, m.rope_cos.get(), m.rope_sin.get(), B, T, C, m.net.NH, m.stream);
   attention_forward(io.atty, io.atty_bf, io.lse, io.qkv, B, T, C, m.net.NH, m.stream);
   residual_bias_forward(io.x_mid, io.x_in, param(m, ll.out.bias), N, C, m.stream);
-  linear_forward(m, ll.out, io.x_mid, io.atty_bf, N, true);
+  linear_forward(m, ll.out, io.x_mid, io.atty, io.atty_bf, N, true);
   // MLP: x_out = x_mid + down(act(up(norm2(x_mid))))
   norm_forward(m, io.ln2, io.ln2_bf, io.ln2_mean, io.ln2_rstd, io.x_mid, ll.norm2_w, ll.norm2_b, N);
-  linear_forward(m, ll.up, io.fc, io.ln2_bf, N, false);
+  linear_forward(m, ll.up, io.fc, io.ln2, io.ln2_bf, N, false);
   if (m.net.gpt2())
     gelu_forward(io.act, io.act_bf, io.fc, N * m.net.H, m.stream);
   else
     swiglu_forward(io.act, io.act_bf, io.fc, N, m.net.H, m.stream);
   residual_bias_forward(io.x_out, io.x_mid, param(m, ll.down.bias), N, C, m.stream);
-  linear_forward(m, ll.down, io.x_out, io.act_bf, N, true);
+  linear_forward(m, ll.down, io.x_out, io.act, io.act_bf, N, true);
 }
 
 // On entry acts.dx is d loss / d x_out of block l; on exit it is d loss / d x_in.
@@ -511,6 +589,7 @@ CudaModel::CudaModel(const sieve_model& m) : model(m), net(m.layout) {
   params = DeviceBuffer<float>(net.num_params);
   fill(params.get(), 0.0f, net.num_params, stream);
   weights_bf = DeviceBuffer<__nv_bfloat16>(net.num_params);
+  mask24.assign(net.tensors.size(), kNot24);
   if (!net.gpt2()) {
     const int64_t context = net.cfg.context, half = net.HS / 2;
     std::vector<float> c(context * half), s(context * half);
@@ -559,6 +638,26 @@ void CudaModel::write(int32_t which, int64_t offset, int64_t count, const float*
   float* b = flat(which);
   SIEVE_CUDA(cudaMemcpyAsync(b + offset, src, count * sizeof(float), cudaMemcpyHostToDevice, stream));
   SIEVE_CUDA(cudaStreamSynchronize(stream));
+  if (which != SIEVE_BUFFER_MASKS) return;
+  // A mask from the host (a pruned model's, a checkpoint's) may be anything: the layers it touches
+  // multiply through cuSPARSELt only if it is 2:4, counted here once rather than every pass.
+  for (size_t i = 0; i < net.tensors.size(); i++) {
+    const TensorEntry& t = net.tensors[i];
+    if (t.offset >= offset + count || offset >= t.offset + t.size) continue;
+    mask24[i] = kNot24;
+    if (t.ndim != 2 || t.shape[1] % 4) continue;
+    int64_t rows = 0, cols = 0;
+    count24_along_rows(counts.get(), b + t.offset, t.shape[0], t.shape[1], stream);
+    SIEVE_CUDA(cudaMemcpyAsync(&rows, counts.get(), sizeof(int64_t), cudaMemcpyDeviceToHost, stream));
+    SIEVE_CUDA(cudaStreamSynchronize(stream));
+    if (rows > 0) continue;
+    mask24[i] = kAlongIC;
+    if (t.shape[0] % 4) continue;
+    count24_along_cols(counts.get(), b + t.offset, t.shape[0], t.shape[1], stream);
+    SIEVE_CUDA(cudaMemcpyAsync(&cols, counts.get(), sizeof(int64_t), cudaMemcpyDeviceToHost, stream));
+    SIEVE_CUDA(cudaStreamSynchronize(stream));
+    if (cols == 0) mask24[i] = kTransposable;
+  }
 }
 
 void CudaModel::seam_changed(int64_t idx, Seam seam) {
@@ -596,29 +695,33 @@ sieve_loss CudaModel::forward_backward(const int32_t* inputs, const int32_t* tar
 
 float CudaModel::optimizer_step(const sieve_optim_opts& opts, int64_t t) { return optimize(*this, opts, t); }
 
-void CudaModel::infer(float* nll, float* logits, const int32_t* tokens, int64_t B, int64_t T,
-                      sieve_progress_fn progress, void* user) {
-  prepare_weights(*this);
-  const int64_t C = net.C, V = net.V;
+namespace {
+
+// The memory-light forward over B windows in chunks: the NLL of every predicted position, or the
+// logits, or (both null: input_hessians' tap) the blocks only.
+void infer_chunks(CudaModel& m, float* nll, float* logits, const int32_t* tokens, int64_t B, int64_t T,
+                  sieve_progress_fn progress, void* user) {
+  prepare_weights(m);
+  const int64_t C = m.net.C, V = m.net.V;
   // windows per chunk: about 16k tokens, enough rows to keep the GEMMs busy
   const int64_t Bc = std::max<int64_t>(1, std::min<int64_t>(B, 16384 / T));
-  ensure_activations(*this, Bc, T);
-  Activations& a = acts;
+  ensure_activations(m, Bc, T);
+  Activations& a = m.acts;
   std::vector<int32_t> next;
   std::vector<float> ce;
   for (int64_t b0 = 0; b0 < B; b0 += Bc) {
-    check_cancel(*this);
+    check_cancel(m);
     const int64_t bc = std::min(Bc, B - b0), N = bc * T;
     const int32_t* tok = tokens + b0 * T;
-    embedding.build(tok, bc, T, stream);
-    forward_blocks(*this, bc, T);
-    for (int64_t r0 = 0; r0 < N; r0 += a.head_rows) {
+    m.embedding.build(tok, bc, T, m.stream);
+    forward_blocks(m, bc, T);
+    for (int64_t r0 = 0; (nll || logits) && r0 < N; r0 += a.head_rows) {
       const int64_t rows = std::min(a.head_rows, N - r0);
-      blas.gemm(false, true, rows, V, C, 1.0f, a.lnf_bf + r0 * C, C, weight_bf(*this, net.head), C, 0.0f, a.logits, V,
-                stream);
+      m.blas.gemm(false, true, rows, V, C, 1.0f, a.lnf_bf + r0 * C, C, weight_bf(m, m.net.head), C, 0.0f, a.logits, V,
+                  m.stream);
       if (logits) {
         SIEVE_CUDA(cudaMemcpyAsync(logits + (b0 * T + r0) * V, a.logits, rows * V * sizeof(float),
-                                   cudaMemcpyDeviceToHost, stream));
+                                   cudaMemcpyDeviceToHost, m.stream));
         continue;
       }
       // the next token of each position (none for the last of a window), then its NLL
@@ -627,20 +730,27 @@ void CudaModel::infer(float* nll, float* logits, const int32_t* tokens, int64_t 
         const int64_t b = (r0 + r) / T, t = (r0 + r) % T;
         next[r] = t == T - 1 ? -1 : tok[b * T + t + 1];
       }
-      SIEVE_CUDA(cudaMemcpyAsync(a.targets, next.data(), rows * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
-      loss_rows(nullptr, a.ce + r0, nullptr, a.logits, a.targets, nullptr, 0.0f, 1.0f, 0.0f, rows, V, stream);
-      SIEVE_CUDA(cudaStreamSynchronize(stream));  // `next` is reused by the next chunk
+      SIEVE_CUDA(cudaMemcpyAsync(a.targets, next.data(), rows * sizeof(int32_t), cudaMemcpyHostToDevice, m.stream));
+      loss_rows(nullptr, a.ce + r0, nullptr, a.logits, a.targets, nullptr, 0.0f, 1.0f, 0.0f, rows, V, m.stream);
+      SIEVE_CUDA(cudaStreamSynchronize(m.stream));  // `next` is reused by the next chunk
     }
     if (nll) {
       ce.resize(N);
-      SIEVE_CUDA(cudaMemcpyAsync(ce.data(), a.ce, N * sizeof(float), cudaMemcpyDeviceToHost, stream));
-      SIEVE_CUDA(cudaStreamSynchronize(stream));
+      SIEVE_CUDA(cudaMemcpyAsync(ce.data(), a.ce, N * sizeof(float), cudaMemcpyDeviceToHost, m.stream));
+      SIEVE_CUDA(cudaStreamSynchronize(m.stream));
       for (int64_t b = 0; b < bc; b++)
         std::copy(ce.begin() + b * T, ce.begin() + b * T + T - 1, nll + (b0 + b) * (T - 1));
     }
-    SIEVE_CUDA(cudaStreamSynchronize(stream));
+    SIEVE_CUDA(cudaStreamSynchronize(m.stream));
     if (progress) progress(user, b0 + bc, B);
   }
+}
+
+}  // namespace
+
+void CudaModel::infer(float* nll, float* logits, const int32_t* tokens, int64_t B, int64_t T,
+                      sieve_progress_fn progress, void* user) {
+  infer_chunks(*this, nll, logits, tokens, B, T, progress, user);
 }
 
 // ---------------------------------------------------------------- 2:4 sparsity
@@ -663,6 +773,7 @@ void CudaModel::update_masks(int32_t method, const int64_t* tensors, int64_t n, 
     SIEVE_CUDA(cudaMemcpyAsync(mask, fresh.get(), t.size * sizeof(float), cudaMemcpyDeviceToDevice, stream));
     SIEVE_CUDA(cudaMemcpyAsync(&flips[i], counts.get(), sizeof(int64_t), cudaMemcpyDeviceToHost, stream));
     SIEVE_CUDA(cudaStreamSynchronize(stream));
+    mask24[tensors[i]] = method == SIEVE_MASK_TRANSPOSABLE ? kTransposable : kAlongIC;
   }
 }
 
@@ -736,10 +847,77 @@ void CudaModel::materialize(int64_t tensor) {
 
 // ---------------------------------------------------------------- quantization
 
-void CudaModel::input_hessians(double*, const int64_t*, int64_t, const int32_t*, int64_t, int64_t, sieve_progress_fn,
-                               void*) {
-  fail(SIEVE_E_UNAVAILABLE,
-       "the cuda backend does not compute input Hessians (GPTQ's calibration) yet; run the quantize stage with device cpu");
+namespace {
+
+// acc (IC, IC) += x^T x over N rows, each product and sum in double, the upper triangle only (the
+// caller mirrors it): 16 x 16 tiles of acc, the rows staged through shared memory 32 at a time.
+constexpr int kGramTile = 16, kGramRows = 32;
+__global__ void gram_upper_kernel(double* acc, const float* x, int64_t N, int64_t IC) {
+  const int64_t a0 = (int64_t)blockIdx.y * kGramTile, b0 = (int64_t)blockIdx.x * kGramTile;
+  if (b0 + kGramTile <= a0) return;  // wholly below the diagonal
+  __shared__ float xa[kGramRows][kGramTile], xb[kGramRows][kGramTile];
+  const int ty = threadIdx.y, tx = threadIdx.x, lin = ty * kGramTile + tx;
+  double sum = 0.0;
+  for (int64_t r0 = 0; r0 < N; r0 += kGramRows) {
+    for (int k = lin; k < kGramRows * kGramTile; k += kGramTile * kGramTile) {
+      const int r = k / kGramTile, c = k % kGramTile;
+      const bool row = r0 + r < N;
+      xa[r][c] = row && a0 + c < IC ? x[(r0 + r) * IC + a0 + c] : 0.0f;
+      xb[r][c] = row && b0 + c < IC ? x[(r0 + r) * IC + b0 + c] : 0.0f;
+    }
+    __syncthreads();
+    for (int r = 0; r < kGramRows; r++) sum += (double)xa[r][ty] * (double)xb[r][tx];
+    __syncthreads();
+  }
+  const int64_t a = a0 + ty, b = b0 + tx;
+  if (a < IC && b < IC && b >= a) acc[a * IC + b] += sum;
+}
+
+}  // namespace
+
+void CudaModel::input_hessians(double* out, const int64_t* tensors, int64_t n, const int32_t* tokens, int64_t B,
+                               int64_t T, sieve_progress_fn progress, void* user) {
+  // one accumulator per distinct linear layer (LLaMA's q, k and v share theirs), as on the CPU
+  std::vector<const Linear*> lins;
+  std::vector<DeviceBuffer<double>> sums;
+  std::vector<int64_t> slot(n);
+  for (int64_t i = 0; i < n; i++) {
+    const Linear* lin = nullptr;
+    for (const LayerLinears& ll : net.layers)
+      for (auto member : kLinears)
+        if (tensors[i] >= (ll.*member).first && tensors[i] < (ll.*member).first + (ll.*member).count) lin = &(ll.*member);
+    auto it = std::find(lins.begin(), lins.end(), lin);
+    slot[i] = it - lins.begin();
+    if (it == lins.end()) {
+      lins.push_back(lin);
+      sums.emplace_back(lin->IC * lin->IC);
+      SIEVE_CUDA(cudaMemsetAsync(sums.back().get(), 0, lin->IC * lin->IC * sizeof(double), stream));
+    }
+  }
+  linear_tap = [&](const Linear& lin, const float* inp, int64_t N) {
+    auto it = std::find(lins.begin(), lins.end(), &lin);
+    if (it == lins.end()) return;
+    const int64_t IC = lin.IC, tiles = (IC + kGramTile - 1) / kGramTile;
+    gram_upper_kernel<<<dim3((unsigned)tiles, (unsigned)tiles), dim3(kGramTile, kGramTile), 0, stream>>>(
+        sums[it - lins.begin()].get(), inp, N, IC);
+    SIEVE_LAUNCHED();
+  };
+  try {
+    infer_chunks(*this, nullptr, nullptr, tokens, B, T, progress, user);
+  } catch (...) {
+    linear_tap = nullptr;
+    throw;
+  }
+  linear_tap = nullptr;
+  double* o = out;
+  for (int64_t i = 0; i < n; i++) {
+    const int64_t IC = lins[slot[i]]->IC;
+    SIEVE_CUDA(cudaMemcpyAsync(o, sums[slot[i]].get(), IC * IC * sizeof(double), cudaMemcpyDeviceToHost, stream));
+    SIEVE_CUDA(cudaStreamSynchronize(stream));
+    for (int64_t a = 0; a < IC; a++)  // the upper triangle, mirrored: exactly symmetric
+      for (int64_t b = a + 1; b < IC; b++) o[b * IC + a] = o[a * IC + b];
+    o += IC * IC;
+  }
 }
 
 void CudaModel::post_quant_integral(double* pqi, double* losses, const int64_t* tensors, int64_t n,

@@ -12,11 +12,21 @@
 // master weights and moments. Results agree with the CPU backend within bf16 tolerance
 // (docs/cuda.md); the optimizer, masks and S-STE are the CPU's bit for bit.
 //
-// Not on the GPU yet (SIEVE_E_UNAVAILABLE, naming what to use instead): SLoRB adapters,
-// CAST's weight scaling (SIEVE_TRANSFORM_SCALE) and input_hessians (GPTQ's calibration).
+// 2:4 GEMMs: a linear layer whose W~ is known to be 2:4 along IC (every tensor of it under the
+// SSTE transform, or under MASK with a mask update_masks made) multiplies its forward through
+// cuSPARSELt (sparse_gemm.cuh), and its input gradient too when the masks are transposable; the
+// compressed weight is remade once per pass, since W changes every step. Those products round
+// their output to bf16 (cuSPARSELt writes bf16 from bf16 operands). A mask written from the host
+// is counted when it arrives: a layer whose mask is not 2:4 keeps the dense GEMMs.
+//
+// Not on the GPU yet (SIEVE_E_UNAVAILABLE, naming what to use instead): SLoRB adapters and
+// CAST's weight scaling (SIEVE_TRANSFORM_SCALE).
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "attention.cuh"
@@ -24,6 +34,7 @@
 #include "device_buffer.cuh"
 #include "gemm.cuh"
 #include "layers.cuh"
+#include "sparse_gemm.cuh"
 
 namespace sieve::cuda {
 
@@ -40,8 +51,13 @@ struct Activations {
   float *att_scratch, *reduce_scratch;
   __nv_bfloat16 *ln1_bf, *atty_bf, *ln2_bf, *act_bf, *lnf_bf;
   __nv_bfloat16* grad_bf;  // the bf16 copy of whichever output gradient a GEMM multiplies next
+  __nv_bfloat16* sparse_bf;  // the bf16 result of a 2:4 GEMM (null while no layer can have one)
   int32_t* targets;        // (N) on the device
 };
+
+// What a tensor's W~ is known to be: 2:4 along IC (forward products), or along OC as well
+// (transposable: the input gradient's product too). Ordered: a layer is the least of its tensors.
+enum Mask24 : uint8_t { kNot24 = 0, kAlongIC = 1, kTransposable = 2 };
 
 class CudaModel final : public ModelBackend {
  public:
@@ -89,6 +105,18 @@ class CudaModel final : public ModelBackend {
   DeviceBuffer<int32_t> train_ints;
   Activations acts{};
   EmbeddingPlan embedding;  // the batch's tokens on the device and its embedding-gradient plan
+
+  // The 2:4 GEMMs: the cuSPARSELt handle and one layer per linear (keyed by its first tensor),
+  // made on first use; declared in this order so the layers go first. weights_version counts
+  // the passes that remade weights_bf: the compressed copies are remade when it moves.
+  std::unique_ptr<SparseLt> sparse_lt;
+  std::unordered_map<int64_t, std::unique_ptr<SparseLinear>> sparse_layers;
+  uint64_t weights_version = 0;
+  // Per tensor, what its mask is known to be (Mask24): set by update_masks and by a write.
+  std::vector<uint8_t> mask24;
+
+  // Called by every linear layer's forward with its fp32 input rows while set (input_hessians).
+  std::function<void(const Linear&, const float* inp, int64_t N)> linear_tap;
 
   sieve_timers timing{};
 

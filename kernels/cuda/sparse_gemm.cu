@@ -218,6 +218,7 @@ SparseLinear::~SparseLinear() = default;
 
 int64_t SparseLinear::OC() const { return st_->OC; }
 int64_t SparseLinear::IC() const { return st_->IC; }
+bool SparseLinear::transposable() const { return st_->transposable; }
 int64_t SparseLinear::compressions() const { return st_->compressions; }
 
 bool SparseLinear::prepare(const __nv_bfloat16* w, uint64_t w_version, cudaStream_t stream) {

@@ -88,6 +88,7 @@ class SparseLinear {
 
   int64_t OC() const;
   int64_t IC() const;
+  bool transposable() const;
 
  private:
   struct State;

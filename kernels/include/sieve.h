@@ -375,6 +375,7 @@ typedef struct sieve_timers {
   double total_seconds;     /* inside sieve_model_forward_backward */
   double gemm_seconds;      /* linear-layer and LM-head GEMMs within it */
   double gemm_flops;        /* their floating-point operations (2 M N K each) */
+  double sparse_gemm_flops; /* the part of gemm_flops multiplied by 2:4 weights (cuSPARSELt; 0 on the CPU) */
   double attention_seconds; /* attention forward + backward (their GEMMs included) */
   double optimizer_seconds; /* inside sieve_model_optimizer_step */
   int64_t tokens;           /* tokens processed by forward_backward */

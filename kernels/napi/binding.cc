@@ -416,6 +416,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     o.Set("totalSeconds", t.total_seconds);
     o.Set("gemmSeconds", t.gemm_seconds);
     o.Set("gemmFlops", t.gemm_flops);
+    o.Set("sparseGemmFlops", t.sparse_gemm_flops);
     o.Set("attentionSeconds", t.attention_seconds);
     o.Set("optimizerSeconds", t.optimizer_seconds);
     o.Set("tokens", (double)t.tokens);
