@@ -12,6 +12,9 @@
 #
 # To spend device time on part of it: BENCHES="attention train" (sieve_gpu_bench's filters),
 # TORCH="train" (torch_reference.py's sections; "none" skips PyTorch), C6=0 (no CPU comparison).
+# PROFILE=<a sieve_gpu_bench filter> (e.g. train_gpt2_small) also times every kernel of a few of that
+# bench's steps with Nsight Compute (kernels serialised, clocks left as they are) and sums the times by
+# kernel (bench/gpu/kernel_times.py): OUT/profile.txt, where a step's time goes.
 # E2E=1 also runs bench/gpu/e2e.yaml's stages through sieve's activity code (bench/gpu/drive.ts),
 # on device cuda and then device cpu, from what bench/gpu/bundle.sh packed (OUT/e2e-*.jsonl, .log).
 set -uo pipefail
@@ -51,6 +54,18 @@ if [[ "$TORCH" != none ]]; then
   PYTHONUNBUFFERED=1 python3 bench/gpu/torch_reference.py --json "$OUT/bench.jsonl" $TORCH 2>&1 | tee -a "$OUT/bench.txt"
 fi
 if [[ "${C6:-1}" != 0 && -x "$BIN/sieve_cpu_train" ]]; then bash bench/cpu/run.sh "$OUT/bench.jsonl" 2>&1 | tee -a "$OUT/bench.txt"; fi
+
+if [[ -n "${PROFILE:-}" ]]; then
+  NCU="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
+  if [[ -z "$NCU" ]]; then echo "bench/gpu/run.sh: no ncu on this machine: no profile" >&2
+  else
+    # past the first rows' warm-up steps; 1500 launches are a few GPT-2 steps
+    "$NCU" --clock-control none --metrics gpu__time_duration.sum --print-units base --print-kernel-base function \
+      --launch-skip "${PROFILE_SKIP:-3000}" --launch-count 1500 --csv --log-file "$OUT/ncu.csv" \
+      "$BIN/sieve_gpu_bench" "$PROFILE" > /dev/null 2>&1
+    python3 bench/gpu/kernel_times.py "$OUT/ncu.csv" | tee "$OUT/profile.txt"
+  fi
+fi
 
 e2e=0
 if [[ "${E2E:-0}" != 0 ]]; then
