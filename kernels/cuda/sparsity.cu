@@ -396,6 +396,37 @@ void check_rk(const char* op, int64_t R, int64_t K, bool rows_by_4) {
               rows_by_4 ? " and R % 4 == 0" : "");
 }
 
+// A segment's scale is A[i / seg] for flat index i: row r's segments are consecutive in A.
+__global__ void __launch_bounds__(kThreads)
+    weight_scale_kernel(float* __restrict__ out, __nv_bfloat16* __restrict__ out_bf16, const float* __restrict__ w,
+                        const float* __restrict__ scale, int64_t n, int64_t seg) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    const float y = __fmul_rn(scale[i / seg], w[i]);
+    if (out) out[i] = y;
+    if (out_bf16) out_bf16[i] = __float2bfloat16_rn(y);
+  }
+}
+
+// One warp per segment: its lanes stride the segment (coalesced), each sums in double, then the
+// warp adds the 32 partial sums in a fixed tree.
+__global__ void __launch_bounds__(kThreads)
+    weight_scale_backward_kernel(float* __restrict__ dw, float* __restrict__ dscale, const float* __restrict__ dwt,
+                                 const float* __restrict__ w, const float* __restrict__ scale, int64_t segments,
+                                 int64_t seg) {
+  const int lane = threadIdx.x % 32;
+  const int64_t warps = (int64_t)gridDim.x * blockDim.x / 32;
+  for (int64_t g = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) / 32; g < segments; g += warps) {
+    const float a = scale[g];
+    double acc = 0.0;
+    for (int64_t c = g * seg + lane; c < (g + 1) * seg; c += 32) {
+      dw[c] = __fadd_rn(dw[c], __fmul_rn(a, dwt[c]));
+      acc = __dadd_rn(acc, __dmul_rn((double)dwt[c], (double)w[c]));
+    }
+    acc = warp_sum(acc);
+    if (lane == 0) dscale[g] = __fadd_rn(dscale[g], (float)acc);
+  }
+}
+
 }  // namespace
 
 uint16_t transposable_pattern_bits(int k) {
@@ -484,6 +515,26 @@ void masked_decay(float* grad, const float* w, const float* mask, float lambda, 
     masked_decay_kernel<true><<<grid, kThreads, 0, stream>>>(grad, w, mask, lambda, n);
   else
     masked_decay_kernel<false><<<grid, kThreads, 0, stream>>>(grad, w, mask, lambda, n);
+  SIEVE_LAUNCHED();
+}
+
+void weight_scale(float* out, __nv_bfloat16* out_bf16, const float* w, const float* scale, int64_t R, int64_t K,
+                  int64_t SG, cudaStream_t stream) {
+  SIEVE_CHECK(R >= 0 && K >= 0 && SG > 0 && K % SG == 0, "weight_scale: the shape (%lld, %lld) needs K %% SG == 0 (SG = %lld)",
+              (long long)R, (long long)K, (long long)SG);
+  if (R * K == 0 || (!out && !out_bf16)) return;
+  weight_scale_kernel<<<grid_for(R * K, kThreads), kThreads, 0, stream>>>(out, out_bf16, w, scale, R * K, K / SG);
+  SIEVE_LAUNCHED();
+}
+
+void weight_scale_backward(float* dw, float* dscale, const float* dwt, const float* w, const float* scale, int64_t R,
+                           int64_t K, int64_t SG, cudaStream_t stream) {
+  SIEVE_CHECK(R >= 0 && K >= 0 && SG > 0 && K % SG == 0,
+              "weight_scale_backward: the shape (%lld, %lld) needs K %% SG == 0 (SG = %lld)", (long long)R, (long long)K,
+              (long long)SG);
+  if (R * K == 0) return;
+  weight_scale_backward_kernel<<<grid_for(R * SG * 32, kThreads), kThreads, 0, stream>>>(dw, dscale, dwt, w, scale,
+                                                                                          R * SG, K / SG);
   SIEVE_LAUNCHED();
 }
 

@@ -63,6 +63,20 @@ void sste_dots(double* dots /* (2) */, const float* w /* (n) */, int64_t n, doub
 void masked_weight(float* out /* (n) or null */, __nv_bfloat16* out_bf16 /* (n) or null */, const float* w /* (n) */,
                    const float* mask /* (n) */, int64_t n, cudaStream_t stream);
 
+// ---- CAST's weight scales (SIEVE_TRANSFORM_SCALE, METHODS 5.4): A (R, SG), K % SG == 0
+
+// W~[r, c] = A[r, c / (K / SG)] w[r, c] in fp32 and/or bf16 (either may be null), bit for bit
+// cpu/sparsity.h's weight_scale_forward (and its bf16 rounding).
+void weight_scale(float* out /* (R, K) or null */, __nv_bfloat16* out_bf16 /* (R, K) or null */,
+                  const float* w /* (R, K) */, const float* scale /* (R, SG) */, int64_t R, int64_t K, int64_t SG,
+                  cudaStream_t stream);
+// dw += A (.) dwt, bit for bit the CPU's; dscale[r, s] += the sum over row r's segment s of
+// dwt (.) w, in double, one warp per segment in a fixed order (deterministic; within double
+// rounding of the CPU's sequential sum before the one rounding to float).
+void weight_scale_backward(float* dw /* (R, K) += */, float* dscale /* (R, SG) += */, const float* dwt /* (R, K) */,
+                           const float* w /* (R, K) */, const float* scale /* (R, SG) */, int64_t R, int64_t K,
+                           int64_t SG, cudaStream_t stream);
+
 // ---- SR-STE (METHODS 2.2): the masked decay on the gradient, after clipping, before the rule
 
 // grad += lambda (1 - mask) (.) w where mask != 1; entries with mask == 1 keep their bits (-0 too).

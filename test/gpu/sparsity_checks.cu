@@ -4,7 +4,7 @@
 // the GPU's own outputs.
 //
 // Tolerances: none, except sste_dots (double sums in another order than the CPU's: 1e-12
-// relative, with every term >= 0). Masks, S-STE (fp32, its bf16 rounding), the masked decay,
+// relative, with every term >= 0) and the weight scales' dA (1e-7: the same, rounded to float). Masks, S-STE (fp32, its bf16 rounding), the masked decay,
 // MVUE and the counts are compared bit for bit; NaNs compare equal whatever their payload
 // (the CPU's x86 NaN and the GPU's canonical NaN differ in bits, not in meaning).
 #include <cmath>
@@ -282,6 +282,39 @@ SIEVE_GPU_CHECK(masked_weight_matches_cpu) {
       for (int64_t i = 0; i < n; i++) out[i] = __bfloat162float(raw[i]);
       cases.same(name + " bf16", out, ref_bf16);
     }
+  cases.summary();
+}
+
+// CAST's weight scales: W~ = A (.) W (fp32 and bf16) and the backward's dW bit for bit; dA within
+// 1e-7 (double sums in another order can move its one rounding to float by an ulp).
+SIEVE_GPU_CHECK(weight_scale_matches_cpu) {
+  Cases cases{c};
+  struct S {
+    int64_t R, K, SG;
+  };
+  for (S s : {S{1, 2, 1}, S{3, 10, 2}, S{64, 172, 2}, S{768, 3072, 2}, S{17, 96, 4}}) {
+    const int64_t n = s.R * s.K;
+    const auto w = gc::normal(n), dwt = gc::normal(n), scale = gc::normal(s.R * s.SG), dw0 = gc::normal(n),
+               ds0 = gc::normal(s.R * s.SG);
+    std::vector<float> ref(n), dw = dw0, ds = ds0;
+    sieve::cpu::weight_scale_forward(ref.data(), w.data(), scale.data(), s.R, s.K, s.SG);
+    sieve::cpu::weight_scale_backward(dw.data(), ds.data(), dwt.data(), w.data(), scale.data(), s.R, s.K, s.SG);
+    std::vector<float> ref_bf16(n);
+    for (int64_t i = 0; i < n; i++) ref_bf16[i] = __bfloat162float(__float2bfloat16_rn(ref[i]));
+    Dev<float> d_w(w), d_scale(scale), d_out(n), d_dwt(dwt), d_dw(dw0), d_ds(ds0);
+    Dev<__nv_bfloat16> d_bf(n);
+    sieve::cuda::weight_scale(d_out.get(), d_bf.get(), d_w.get(), d_scale.get(), s.R, s.K, s.SG, 0);
+    sieve::cuda::weight_scale_backward(d_dw.get(), d_ds.get(), d_dwt.get(), d_w.get(), d_scale.get(), s.R, s.K, s.SG,
+                                       0);
+    const std::string name = shape_name(s.R, s.K, 0) + " SG=" + std::to_string(s.SG);
+    cases.same(name + " W~", d_out.download(), ref);
+    const auto raw = d_bf.download();
+    std::vector<float> out(n);
+    for (int64_t i = 0; i < n; i++) out[i] = __bfloat162float(raw[i]);
+    cases.same(name + " W~ bf16", out, ref_bf16);
+    cases.same(name + " dW", d_dw.download(), dw);
+    c.close(name + " dA", d_ds.download(), ds, 1e-7);
+  }
   cases.summary();
 }
 
