@@ -211,18 +211,29 @@ __global__ void __launch_bounds__(kThreads) column_partials(float* __restrict__ 
   }
 }
 
+// a + p[0] + p[C] + ... + p[(chunks - 1) C], added in that order. Only C threads run this (one
+// per column), so each loads kBatch partial sums before adding them: the loads overlap while
+// the additions keep the CPU's order (one dependent load at a time made it latency-bound, ~100 µs).
+__device__ __forceinline__ float add_in_order(float a, const float* __restrict__ p, int64_t chunks, int64_t C) {
+  constexpr int kBatch = 16;
+  int64_t k = 0;
+  for (; k + kBatch <= chunks; k += kBatch) {
+    float v[kBatch];
+#pragma unroll
+    for (int j = 0; j < kBatch; j++) v[j] = p[(k + j) * C];
+#pragma unroll
+    for (int j = 0; j < kBatch; j++) a += v[j];
+  }
+  for (; k < chunks; k++) a += p[k * C];
+  return a;
+}
+
 // out_o[c] += partial[o][k][c] for k in order (out1 null: one sum)
 __global__ void __launch_bounds__(kThreads) column_finish(float* __restrict__ out0, float* __restrict__ out1,
                                                           const float* __restrict__ partial, int64_t chunks, int64_t C) {
   for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < C; c += (int64_t)gridDim.x * blockDim.x) {
-    float a = out0[c];
-    for (int64_t k = 0; k < chunks; k++) a += partial[k * C + c];
-    out0[c] = a;
-    if (out1) {
-      float b = out1[c];
-      for (int64_t k = 0; k < chunks; k++) b += partial[(chunks + k) * C + c];
-      out1[c] = b;
-    }
+    out0[c] = add_in_order(out0[c], partial + c, chunks, C);
+    if (out1) out1[c] = add_in_order(out1[c], partial + chunks * C + c, chunks, C);
   }
 }
 
@@ -393,17 +404,23 @@ __device__ __forceinline__ float block_total(float x) {
 __device__ __forceinline__ float lse_of(float shift, float sum) { return (float)((double)shift + log((double)sum)); }
 
 __global__ void __launch_bounds__(kLossThreads)
-    loss_rows_kernel(float* dlogits, float* __restrict__ ce, float* __restrict__ kl, const float* logits,
-                     const int32_t* __restrict__ targets, const float* __restrict__ teacher, float alpha, float tau,
-                     float inv_tau, float dscale, int64_t V) {
+    loss_rows_kernel(float* dlogits, __nv_bfloat16* __restrict__ dlogits_bf16, float* __restrict__ ce,
+                     float* __restrict__ kl, const float* logits, const int32_t* __restrict__ targets,
+                     const float* __restrict__ teacher, float alpha, float tau, float inv_tau, float dscale, int64_t V,
+                     int64_t ld) {
   const int64_t row = blockIdx.x;
   const int32_t target = targets[row];
-  const float* s = logits + row * V;  // s and d may be one buffer: no __restrict__
-  float* d = dlogits ? dlogits + row * V : nullptr;
-  const float* t = teacher ? teacher + row * V : nullptr;
+  const float* s = logits + row * ld;  // s and d may be one buffer: no __restrict__
+  float* d = dlogits ? dlogits + row * ld : nullptr;
+  __nv_bfloat16* dbf = dlogits_bf16 ? dlogits_bf16 + row * ld : nullptr;
+  const float* t = teacher ? teacher + row * ld : nullptr;
+  if (dbf)
+    for (int64_t j = V + threadIdx.x; j < ld; j += blockDim.x) dbf[j] = __float2bfloat16_rn(0.0f);
   if (target < 0) {
     if (d)
       for (int64_t j = threadIdx.x; j < V; j += blockDim.x) d[j] = 0.0f;
+    if (dbf)
+      for (int64_t j = threadIdx.x; j < V; j += blockDim.x) dbf[j] = __float2bfloat16_rn(0.0f);
     if (threadIdx.x == 0) {
       if (ce) ce[row] = 0.0f;
       if (kl) kl[row] = 0.0f;
@@ -445,7 +462,7 @@ __global__ void __launch_bounds__(kLossThreads)
     if (kl) kl[row] = kl_row;
   }
 
-  if (d) {  // every read of s above is behind a barrier every thread has passed
+  if (d || dbf) {  // every read of s above is behind a barrier every thread has passed
     const float ce_w = __fmul_rn(dscale, t ? __fsub_rn(1.0f, alpha) : 1.0f);
     const float kd_w = __fmul_rn(__fmul_rn(dscale, alpha), tau);
     for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {
@@ -454,7 +471,9 @@ __global__ void __launch_bounds__(kLossThreads)
       if (t)
         g = __fadd_rn(g, __fmul_rn(kd_w, __fsub_rn(exp_f32(__fsub_rn(__fmul_rn(sj, inv_tau), lse_q)),
                                                    exp_f32(__fsub_rn(__fmul_rn(t[j], inv_tau), lse_p)))));
-      d[j] = j == target ? __fsub_rn(g, ce_w) : g;
+      g = j == target ? __fsub_rn(g, ce_w) : g;
+      if (d) d[j] = g;
+      if (dbf) dbf[j] = __float2bfloat16_rn(g);
     }
   }
 }
@@ -614,13 +633,15 @@ void rope_backward(float* dqkv, const float* cos_t, const float* sin_t, int64_t 
 
 // ---------------------------------------------------------------- loss, bf16
 
-void loss_rows(float* dlogits, float* ce, float* kl, const float* logits, const int32_t* targets, const float* teacher,
-               float alpha, float tau, float dscale, int64_t rows, int64_t V, cudaStream_t stream) {
+void loss_rows(float* dlogits, __nv_bfloat16* dlogits_bf16, float* ce, float* kl, const float* logits,
+               const int32_t* targets, const float* teacher, float alpha, float tau, float dscale, int64_t rows,
+               int64_t V, int64_t ld, cudaStream_t stream) {
+  SIEVE_CHECK(ld >= V, "loss_rows: ld %lld < V %lld", (long long)ld, (long long)V);
   if (rows == 0) return;
   // a fixed block size per V: the reduction tree, and so the bits, depend on V alone
   const int threads = V >= 8192 ? kLossThreads : 256;
-  loss_rows_kernel<<<(unsigned)rows, threads, 0, stream>>>(dlogits, ce, kl, logits, targets, teacher, alpha, tau,
-                                                           1.0f / tau, dscale, V);
+  loss_rows_kernel<<<(unsigned)rows, threads, 0, stream>>>(dlogits, dlogits_bf16, ce, kl, logits, targets, teacher,
+                                                           alpha, tau, 1.0f / tau, dscale, V, ld);
   SIEVE_LAUNCHED();
 }
 

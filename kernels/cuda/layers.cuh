@@ -114,11 +114,15 @@ void rope_backward(float* dqkv /* (B, T, 3C) */, const float* cos_t /* (T, HS/2)
 
 // ce, kl (rows) receive each row's RowLoss (either may be null); dlogits, when not null,
 // dscale d[(1 - alpha) CE + alpha tau^2 KL] / d logits, and may alias logits. A target < 0
-// gives zeros and a zero gradient; teacher null: no distillation (kl = 0).
-void loss_rows(float* dlogits /* (rows, V) or null */, float* ce /* (rows) */, float* kl /* (rows) */,
-               const float* logits /* (rows, V) */, const int32_t* targets /* (rows) */,
-               const float* teacher /* (rows, V) or null */, float alpha, float tau, float dscale, int64_t rows,
-               int64_t V, cudaStream_t stream);
+// gives zeros and a zero gradient; teacher null: no distillation (kl = 0). Rows of logits,
+// dlogits and teacher are ld >= V floats apart (the model pads them for aligned GEMMs); their
+// columns past V are neither read nor written. dlogits_bf16 (or null) gets the gradient rounded
+// to bf16, what the head's backward GEMMs read, and zeros in the columns past V, which they
+// multiply too: written here, the fp32 gradient need not be (dlogits may then be null).
+void loss_rows(float* dlogits /* (rows, ld) or null */, __nv_bfloat16* dlogits_bf16 /* (rows, ld) or null */,
+               float* ce /* (rows) */, float* kl /* (rows) */, const float* logits /* (rows, ld) */,
+               const int32_t* targets /* (rows) */, const float* teacher /* (rows, ld) or null */, float alpha,
+               float tau, float dscale, int64_t rows, int64_t V, int64_t ld, cudaStream_t stream);
 
 // ---- dst = round-to-nearest-even(src)
 

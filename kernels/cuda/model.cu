@@ -38,10 +38,21 @@ void fill(float* x, float value, int64_t n, cudaStream_t stream) {
   SIEVE_LAUNCHED();
 }
 
-// out (N, OC) += bias, broadcast over rows (a linear layer's bias after its GEMM).
+// out (N, OC) += bias, broadcast over rows (a linear layer's bias after its GEMM): x threads
+// cover the columns, each keeping its bias in a register, y blocks stride the rows (no
+// per-element index division, which made this kernel twice as slow as its memory traffic).
 __global__ void add_bias_kernel(float* out, const float* bias, int64_t N, int64_t OC) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < N * OC; i += (int64_t)gridDim.x * blockDim.x)
-    out[i] += bias[i % OC];
+  const int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (c >= OC) return;
+  const float b = bias[c];
+  for (int64_t r = blockIdx.y; r < N; r += gridDim.y) out[r * OC + c] = __fadd_rn(out[r * OC + c], b);
+}
+
+void add_bias(float* out, const float* bias, int64_t N, int64_t OC, cudaStream_t stream) {
+  if (N == 0 || OC == 0) return;
+  const dim3 grid((unsigned)((OC + 255) / 256), (unsigned)std::min<int64_t>(N, 2048));
+  add_bias_kernel<<<grid, 256, 0, stream>>>(out, bias, N, OC);
+  SIEVE_LAUNCHED();
 }
 
 // g *= s: the gradient clip, as the CPU rounds it.
@@ -93,8 +104,18 @@ const __nv_bfloat16* weight_bf(const CudaModel& m, int64_t idx) {
 using LinearMember = Linear LayerLinears::*;
 constexpr LinearMember kLinears[] = {&LayerLinears::qkv, &LayerLinears::out, &LayerLinears::up, &LayerLinears::down};
 
-// What every GEMM multiplies, in bf16: W, or W~ = M (.) W (MASK) or beta S(W) (SSTE), written
-// straight from the fp32 parameters by the fused kernels (no fp32 W~ is kept).
+// The LM head's padded vocabulary: V rounded up to 64. cuBLASLt runs the head's GEMMs with an odd
+// V (GPT-2's 50257) on a slow generic kernel even with aligned rows (measured on an H100: the
+// logits 4.3 ms and their input gradient 3.2 ms per 5341-row chunk, 100-130 TFLOP/s, a third
+// of a GPT-2 small step), so they multiply head_bf's zero-padded rows and logits rows this far
+// apart; the padding columns of the logits are exact zeros and never enter the loss.
+int64_t head_ld(int64_t V) { return (V + 63) / 64 * 64; }
+
+// A weight's scale-adapter segments SG (SCALE's A is (OC, SG)).
+int64_t scale_segments(const CudaModel& m, const TensorEntry& t) { return m.net.tensors[t.scale].shape[1]; }
+
+// What every GEMM multiplies, in bf16: W, or W~ = M (.) W (MASK), beta S(W) (SSTE) or A (.) W
+// (SCALE), written straight from the fp32 parameters by the fused kernels (no fp32 W~ is kept).
 void prepare_weights(CudaModel& m) {
   to_bf16(m.weights_bf.get(), m.params.get(), m.net.num_params, m.stream);
   for (const LayerLinears& ll : m.net.layers)
@@ -108,8 +129,13 @@ void prepare_weights(CudaModel& m) {
           masked_weight(nullptr, out, w, m.masks.get() + t.offset, t.size, m.stream);
         else if (t.transform.kind == SIEVE_TRANSFORM_SSTE)
           sste_threshold(nullptr, out, nullptr, w, t.transform.params[0], t.size, m.stream);
+        else if (t.transform.kind == SIEVE_TRANSFORM_SCALE)
+          weight_scale(nullptr, out, w, param(m, t.scale), t.shape[0], t.shape[1], scale_segments(m, t), m.stream);
       }
     }
+  const int64_t head = m.net.head;  // (V, C), then head_bf's zero rows stay as they were made
+  SIEVE_CUDA(cudaMemcpyAsync(m.head_bf.get(), weight_bf(m, head), m.net.tensors[head].size * sizeof(__nv_bfloat16),
+                             cudaMemcpyDeviceToDevice, m.stream));
   m.weights_version++;
 }
 
@@ -187,8 +213,7 @@ void linear_forward(CudaModel& m, const Linear& lin, float* out, const float* in
   m.blas.gemm(false, true, N, lin.OC, lin.IC, 1.0f, inp_bf, lin.IC, weight_bf(m, lin.first), lin.IC,
               accumulate ? 1.0f : 0.0f, out, lin.OC, m.stream);
   if (lin.bias >= 0 && !accumulate) {
-    add_bias_kernel<<<grid_for(N * lin.OC, 256), 256, 0, m.stream>>>(out, param(m, lin.bias), N, lin.OC);
-    SIEVE_LAUNCHED();
+    add_bias(out, param(m, lin.bias), N, lin.OC, m.stream);
   }
 }
 
@@ -213,8 +238,15 @@ const float* mvue_dout(CudaModel& m, const Linear& lin, const float* dout, int64
   return out;
 }
 
-// dinp = dout W~ (overwritten; through cuSPARSELt when W~ is transposable 2:4), dW += dout^T inp
-// (straight through every supported transform), dbias += the column sums of dout.
+bool has_scale(const CudaModel& m, const Linear& lin) {
+  for (int64_t i = 0; i < lin.count; i++)
+    if (m.net.tensors[lin.first + i].transform.kind == SIEVE_TRANSFORM_SCALE) return true;
+  return false;
+}
+
+// dinp = dout W~ (overwritten; through cuSPARSELt when W~ is transposable 2:4), dW~ = dout^T inp
+// straight into dW for the straight-through transforms, through SCALE's backward (dW += A (.) dW~,
+// dA += its segment sums of dW~ (.) W) for scaled weights; dbias += the column sums of dout.
 void linear_backward(CudaModel& m, const Linear& lin, float* dinp, const float* dout, const __nv_bfloat16* inp,
                      int64_t N) {
   Activations& a = m.acts;
@@ -233,13 +265,30 @@ void linear_backward(CudaModel& m, const Linear& lin, float* dinp, const float* 
   if (lin.bias >= 0) bias_backward(grad(m, lin.bias), dout, a.reduce_scratch, N, lin.OC, m.stream);
   const float* dout_w = mvue_dout(m, lin, dout, N);
   if (dout_w != dout) to_bf16(dout_bf, dout_w, N * lin.OC, m.stream);
-  m.blas.gemm(true, false, lin.OC, lin.IC, N, 1.0f, dout_bf, lin.OC, inp, lin.IC, 1.0f, grad(m, lin.first), lin.IC,
-              m.stream);
   m.timing.gemm_flops += 2.0 * flops;
+  if (!has_scale(m, lin)) {
+    m.blas.gemm(true, false, lin.OC, lin.IC, N, 1.0f, dout_bf, lin.OC, inp, lin.IC, 1.0f, grad(m, lin.first), lin.IC,
+                m.stream);
+    return;
+  }
+  for (int64_t i = 0; i < lin.count; i++) {  // one GEMM per weight: its rows of dout's columns
+    const int64_t idx = lin.first + i;
+    const TensorEntry& t = m.net.tensors[idx];
+    const int64_t OCt = t.shape[0];
+    const __nv_bfloat16* dz = dout_bf + i * OCt;
+    if (t.transform.kind != SIEVE_TRANSFORM_SCALE) {
+      m.blas.gemm(true, false, OCt, lin.IC, N, 1.0f, dz, lin.OC, inp, lin.IC, 1.0f, grad(m, idx), lin.IC, m.stream);
+      continue;
+    }
+    m.blas.gemm(true, false, OCt, lin.IC, N, 1.0f, dz, lin.OC, inp, lin.IC, 0.0f, a.scale_dwt, lin.IC, m.stream);
+    weight_scale_backward(grad(m, idx), grad(m, t.scale), a.scale_dwt, param(m, idx), param(m, t.scale), OCt, lin.IC,
+                          scale_segments(m, t), m.stream);
+  }
 }
 
 // Rows of logits formed at once by the LM head: about 1 GiB of fp32 logits at most.
 int64_t head_chunk(int64_t N, int64_t V) { return std::min(N, std::max<int64_t>(256, (int64_t(1) << 28) / V)); }
+
 
 int64_t max_mvue_width(const CudaModel& m) {
   int64_t n = 0;
@@ -247,6 +296,14 @@ int64_t max_mvue_width(const CudaModel& m) {
     for (auto member : kLinears)
       for (int64_t i = 0; i < (ll.*member).count; i++)
         if (m.net.tensors[(ll.*member).first + i].mvue) n = std::max(n, (ll.*member).OC);
+  return n;
+}
+
+// The largest weight under SCALE (sizes scale_dwt; 0 while there is none).
+int64_t max_scaled_size(const CudaModel& m) {
+  int64_t n = 0;
+  for (const TensorEntry& t : m.net.tensors)
+    if (t.transform.kind == SIEVE_TRANSFORM_SCALE) n = std::max(n, t.size);
   return n;
 }
 
@@ -298,8 +355,8 @@ void carve_activations(Activations& a, Carver<float>& f, Carver<__nv_bfloat16>& 
   a.dfc = f.take(N * FC);
   a.dact = f.take(N * H);
   a.mvue_dout = f.take(N * max_mvue_width(m));
-  a.logits = f.take(a.head_rows * V);
-  a.teacher = f.take(a.head_rows * V);
+  a.logits = f.take(a.head_rows * head_ld(V));
+  a.teacher = f.take(a.head_rows * head_ld(V));
   a.ce = f.take(N);
   a.kl = f.take(N);
   a.att_scratch = f.take((int64_t)attention_backward_scratch_floats(B, T, C, NH));
@@ -310,8 +367,9 @@ void carve_activations(Activations& a, Carver<float>& f, Carver<__nv_bfloat16>& 
   a.ln2_bf = h.take(L * N * C);
   a.act_bf = h.take(L * N * H);
   a.lnf_bf = h.take(N * C);
-  a.grad_bf = h.take(std::max(N * widest, a.head_rows * V));
+  a.grad_bf = h.take(std::max(N * widest, a.head_rows * head_ld(V)));
   a.sparse_bf = any_sparse_transform(m) ? h.take(N * widest) : nullptr;
+  a.scale_dwt = f.take(max_scaled_size(m));
   a.targets = ints.take(N);
 }
 
@@ -463,19 +521,20 @@ sieve_loss train_step(CudaModel& m, const int32_t* inputs, const int32_t* target
   const float dscale = opts.loss_scale / (float)n_valid;
   const float alpha = teacher ? opts.kd_alpha : 0.0f;
   const float tau = teacher ? opts.kd_tau : 1.0f;
-  const __nv_bfloat16* Wh = weight_bf(m, m.net.head);
+  const __nv_bfloat16* Wh = m.head_bf.get();
   float* dWh = grad(m, m.net.head);
+  const int64_t ld = head_ld(V);
   for (int64_t r0 = 0; r0 < N; r0 += a.head_rows) {
     const int64_t rows = std::min(a.head_rows, N - r0);
-    m.blas.gemm(false, true, rows, V, C, 1.0f, a.lnf_bf + r0 * C, C, Wh, C, 0.0f, a.logits, V, m.stream);
+    m.blas.gemm(false, true, rows, ld, C, 1.0f, a.lnf_bf + r0 * C, C, Wh, C, 0.0f, a.logits, ld, m.stream);
     if (teacher)
-      SIEVE_CUDA(cudaMemcpyAsync(a.teacher, teacher + r0 * V, rows * V * sizeof(float), cudaMemcpyHostToDevice,
-                                 m.stream));
-    loss_rows(a.logits, a.ce + r0, a.kl + r0, a.logits, a.targets + r0, teacher ? a.teacher : nullptr, alpha, tau,
-              dscale, rows, V, m.stream);
-    to_bf16(a.grad_bf, a.logits, rows * V, m.stream);
-    m.blas.gemm(false, false, rows, C, V, 1.0f, a.grad_bf, V, Wh, C, 0.0f, a.dln + r0 * C, C, m.stream);
-    m.blas.gemm(true, false, V, C, rows, 1.0f, a.grad_bf, V, a.lnf_bf + r0 * C, C, 1.0f, dWh, C, m.stream);
+      SIEVE_CUDA(cudaMemcpy2DAsync(a.teacher, ld * sizeof(float), teacher + r0 * V, V * sizeof(float),
+                                   V * sizeof(float), rows, cudaMemcpyHostToDevice, m.stream));
+    // dlogits in bf16 only (what the GEMMs read), zeros in the padding columns
+    loss_rows(nullptr, a.grad_bf, a.ce + r0, a.kl + r0, a.logits, a.targets + r0, teacher ? a.teacher : nullptr, alpha,
+              tau, dscale, rows, V, ld, m.stream);
+    m.blas.gemm(false, false, rows, C, ld, 1.0f, a.grad_bf, ld, Wh, C, 0.0f, a.dln + r0 * C, C, m.stream);
+    m.blas.gemm(true, false, V, C, rows, 1.0f, a.grad_bf, ld, a.lnf_bf + r0 * C, C, 1.0f, dWh, C, m.stream);
     m.timing.gemm_flops += 6.0 * (double)rows * (double)V * (double)C;
   }
 
@@ -582,13 +641,14 @@ float optimize(CudaModel& m, const sieve_optim_opts& o, int64_t t_step) {
 // ---------------------------------------------------------------- memory
 
 CudaModel::CudaModel(const sieve_model& m) : model(m), net(m.layout) {
-  if (net.cfg.adapter_scope != 0)
-    fail(SIEVE_E_UNAVAILABLE,
-         "the cuda backend does not run SLoRB or weight-scale adapters yet (adapter_scope is set); use device cpu");
+  if (net.cfg.slorb_k != 0)
+    fail(SIEVE_E_UNAVAILABLE, "the cuda backend does not run SLoRB adapters yet (slorb_k is set); use device cpu");
   SIEVE_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   params = DeviceBuffer<float>(net.num_params);
   fill(params.get(), 0.0f, net.num_params, stream);
   weights_bf = DeviceBuffer<__nv_bfloat16>(net.num_params);
+  head_bf = DeviceBuffer<__nv_bfloat16>(head_ld(net.V) * net.C);
+  SIEVE_CUDA(cudaMemsetAsync(head_bf.get(), 0, head_ld(net.V) * net.C * sizeof(__nv_bfloat16), stream));
   mask24.assign(net.tensors.size(), kNot24);
   if (!net.gpt2()) {
     const int64_t context = net.cfg.context, half = net.HS / 2;
@@ -664,9 +724,6 @@ void CudaModel::seam_changed(int64_t idx, Seam seam) {
   const TensorEntry& t = net.tensors[idx];
   switch (seam) {
     case Seam::transform:
-      if (t.transform.kind == SIEVE_TRANSFORM_SCALE)
-        fail(SIEVE_E_UNAVAILABLE, "tensor %s: the cuda backend does not run the %s transform yet; use device cpu",
-             t.name.c_str(), transform_name(t.transform.kind));
       if (transform_uses_mask(t.transform.kind)) flat(SIEVE_BUFFER_MASKS);
       return;
     case Seam::hook:
@@ -716,12 +773,12 @@ void infer_chunks(CudaModel& m, float* nll, float* logits, const int32_t* tokens
     m.embedding.build(tok, bc, T, m.stream);
     forward_blocks(m, bc, T);
     for (int64_t r0 = 0; (nll || logits) && r0 < N; r0 += a.head_rows) {
-      const int64_t rows = std::min(a.head_rows, N - r0);
-      m.blas.gemm(false, true, rows, V, C, 1.0f, a.lnf_bf + r0 * C, C, weight_bf(m, m.net.head), C, 0.0f, a.logits, V,
+      const int64_t rows = std::min(a.head_rows, N - r0), ld = head_ld(V);
+      m.blas.gemm(false, true, rows, ld, C, 1.0f, a.lnf_bf + r0 * C, C, m.head_bf.get(), C, 0.0f, a.logits, ld,
                   m.stream);
       if (logits) {
-        SIEVE_CUDA(cudaMemcpyAsync(logits + (b0 * T + r0) * V, a.logits, rows * V * sizeof(float),
-                                   cudaMemcpyDeviceToHost, m.stream));
+        SIEVE_CUDA(cudaMemcpy2DAsync(logits + (b0 * T + r0) * V, V * sizeof(float), a.logits, ld * sizeof(float),
+                                     V * sizeof(float), rows, cudaMemcpyDeviceToHost, m.stream));
         continue;
       }
       // the next token of each position (none for the last of a window), then its NLL
@@ -731,7 +788,8 @@ void infer_chunks(CudaModel& m, float* nll, float* logits, const int32_t* tokens
         next[r] = t == T - 1 ? -1 : tok[b * T + t + 1];
       }
       SIEVE_CUDA(cudaMemcpyAsync(a.targets, next.data(), rows * sizeof(int32_t), cudaMemcpyHostToDevice, m.stream));
-      loss_rows(nullptr, a.ce + r0, nullptr, a.logits, a.targets, nullptr, 0.0f, 1.0f, 0.0f, rows, V, m.stream);
+      loss_rows(nullptr, nullptr, a.ce + r0, nullptr, a.logits, a.targets, nullptr, 0.0f, 1.0f, 0.0f, rows, V, ld,
+                m.stream);
       SIEVE_CUDA(cudaStreamSynchronize(m.stream));  // `next` is reused by the next chunk
     }
     if (nll) {
@@ -839,9 +897,16 @@ void CudaModel::materialize(int64_t tensor) {
     masked_weight(effective.get(), nullptr, w, masks.get() + t.offset, t.size, stream);
   else if (t.transform.kind == SIEVE_TRANSFORM_SSTE)
     sste_threshold(effective.get(), nullptr, nullptr, w, t.transform.params[0], t.size, stream);
+  else if (t.transform.kind == SIEVE_TRANSFORM_SCALE)
+    weight_scale(effective.get(), nullptr, w, params.get() + net.tensors[t.scale].offset, t.shape[0], t.shape[1],
+                 scale_segments(*this, t), stream);
   else
     return;  // NONE: W~ = W already
   SIEVE_CUDA(cudaMemcpyAsync(w, effective.get(), t.size * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+  if (t.transform.kind == SIEVE_TRANSFORM_SCALE) {  // A is folded into W: back to ones
+    const TensorEntry& a = net.tensors[t.scale];
+    fill(params.get() + a.offset, 1.0f, a.size, stream);
+  }
   SIEVE_CUDA(cudaStreamSynchronize(stream));
 }
 

@@ -47,11 +47,14 @@ struct Activations {
   float *x, *xmid, *ln1, *ln1_mean, *ln1_rstd, *qkv, *lse, *atty, *ln2, *ln2_mean, *ln2_rstd, *fc, *act;
   float *lnf, *lnf_mean, *lnf_rstd;
   float *dx, *dln, *datty, *dqkv, *dfc, *dact, *mvue_dout;
-  float *logits, *teacher, *ce, *kl;  // one LM-head chunk of (head_rows, V), the teacher's rows; per position
+  // one LM-head chunk of (head_rows, V) logits with rows head_ld(V) apart, the teacher's rows
+  // alike; the per-position CE and KL
+  float *logits, *teacher, *ce, *kl;
   float *att_scratch, *reduce_scratch;
   __nv_bfloat16 *ln1_bf, *atty_bf, *ln2_bf, *act_bf, *lnf_bf;
   __nv_bfloat16* grad_bf;  // the bf16 copy of whichever output gradient a GEMM multiplies next
   __nv_bfloat16* sparse_bf;  // the bf16 result of a 2:4 GEMM (null while no layer can have one)
+  float* scale_dwt;          // one scaled weight's dW~ before SCALE's backward (empty while none is scaled)
   int32_t* targets;        // (N) on the device
 };
 
@@ -96,6 +99,7 @@ class CudaModel final : public ModelBackend {
 
   DeviceBuffer<float> params, grads, masks, adam_m, adam_v;  // (P) each, one layout
   DeviceBuffer<__nv_bfloat16> weights_bf;                    // (P) what the GEMMs multiply, refreshed per pass
+  DeviceBuffer<__nv_bfloat16> head_bf;  // (head_ld(V), C): the LM head's rows of weights_bf, then zero rows
   DeviceBuffer<float> rope_cos, rope_sin;                    // (context, HS/2), llama
   DeviceBuffer<double> doubles;                              // scratch of the double reductions
   DeviceBuffer<int64_t> counts;                              // scratch of the integer counts

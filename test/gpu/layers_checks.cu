@@ -333,6 +333,7 @@ namespace {
 struct LossCase {
   int64_t rows, V;
   bool teacher, in_place;
+  int64_t ld = 0;  // the rows' stride on the device (0: V); the padding holds NaN, which must stay unread
 };
 
 void loss_case(Check& c, const LossCase& lc) {
@@ -355,20 +356,48 @@ void loss_case(Check& c, const LossCase& lc) {
     ce[r] = l.ce, kl[r] = l.kl;
   }
 
-  auto dLogits = to_device(logits);
+  const int64_t ld = lc.ld ? lc.ld : V;
+  const auto pad = [&](const std::vector<float>& x) {
+    std::vector<float> y(rows * ld, NAN);
+    for (int64_t r = 0; r < rows; r++) std::copy(x.begin() + r * V, x.begin() + (r + 1) * V, y.begin() + r * ld);
+    return y;
+  };
+  const std::string s = "loss rows=" + std::to_string(rows) + " V=" + std::to_string(V) +
+                        (ld != V ? " ld=" + std::to_string(ld) : "") + (lc.teacher ? " kd" : "") +
+                        (lc.in_place ? " in place" : "");
+  const std::vector<float> padded = pad(logits);
+  auto dLogits = to_device(padded);
   auto dTargets = to_device(targets);
-  DeviceBuffer<float> dTeacher(lc.teacher ? rows * V : 0), gD(rows * V), gCe(rows), gKl(rows);
-  if (lc.teacher) dTeacher.upload(teacher);
+  DeviceBuffer<float> dTeacher(lc.teacher ? rows * ld : 0), gD(rows * ld), gCe(rows), gKl(rows);
+  DeviceBuffer<__nv_bfloat16> gBf(rows * ld);
+  if (lc.teacher) dTeacher.upload(pad(teacher));
   std::vector<float> runs[2][3];
   for (auto& run : runs) {
-    if (lc.in_place) dLogits.upload(logits);
+    if (lc.in_place) dLogits.upload(padded);
     float* d = lc.in_place ? dLogits.get() : gD.get();
-    gpu::loss_rows(d, gCe.get(), gKl.get(), dLogits.get(), dTargets.get(), lc.teacher ? dTeacher.get() : nullptr, alpha,
-                   tau, dscale, rows, V, 0);
-    run[0] = gCe.download(), run[1] = gKl.download(), run[2] = lc.in_place ? dLogits.download() : gD.download();
+    SIEVE_CUDA(cudaMemset(gBf.get(), 0xff, rows * ld * sizeof(__nv_bfloat16)));  // NaNs, to be overwritten
+    gpu::loss_rows(d, gBf.get(), gCe.get(), gKl.get(), dLogits.get(), dTargets.get(),
+                   lc.teacher ? dTeacher.get() : nullptr, alpha, tau, dscale, rows, V, ld, 0);
+    run[0] = gCe.download(), run[1] = gKl.download();
+    const std::vector<float> out = lc.in_place ? dLogits.download() : gD.download();
+    // the bf16 gradient: the fp32 one rounded, then zeros to ld
+    std::vector<__nv_bfloat16> bf((size_t)(rows * ld));
+    SIEVE_CUDA(cudaMemcpy(bf.data(), gBf.get(), bf.size() * sizeof(__nv_bfloat16), cudaMemcpyDeviceToHost));
+    std::vector<float> want(rows * ld, 0.0f), got(rows * ld);
+    for (int64_t i = 0; i < rows * ld; i++) got[i] = __bfloat162float(bf[i]);
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t j = 0; j < V; j++) want[r * ld + j] = __bfloat162float(__float2bfloat16_rn(out[r * ld + j]));
+    c.equal(s + " dlogits bf16", got, want);
+    run[2].resize(rows * V);
+    for (int64_t r = 0; r < rows; r++) {
+      std::copy(out.begin() + r * ld, out.begin() + r * ld + V, run[2].begin() + r * V);
+      if (lc.in_place && !std::all_of(out.begin() + r * ld + V, out.begin() + (r + 1) * ld,
+                                      [](float x) { return std::isnan(x); })) {
+        c.expect(false, s + ": row " + std::to_string(r) + "'s columns past V were written");
+        break;
+      }
+    }
   }
-  const std::string s = "loss rows=" + std::to_string(rows) + " V=" + std::to_string(V) +
-                        (lc.teacher ? " kd" : "") + (lc.in_place ? " in place" : "");
   c.close(s + " ce", runs[0][0], ce, kTolF32);
   if (lc.teacher)
     c.close(s + " kl", runs[0][1], kl, kTolF32);
@@ -390,7 +419,8 @@ void loss_case(Check& c, const LossCase& lc) {
 SIEVE_GPU_CHECK(loss_rows_matches_cpu) {
   for (const LossCase& lc : {LossCase{37, 50, false, false}, LossCase{37, 50, true, true}, LossCase{37, 256, true, false},
                              LossCase{64, 32000, true, true}, LossCase{1000, 50257, false, true},
-                             LossCase{200, 50257, true, true}})
+                             LossCase{200, 50257, true, true}, LossCase{37, 50, true, false, 64},
+                             LossCase{200, 50257, true, true, 50304}})
     loss_case(c, lc);
 }
 

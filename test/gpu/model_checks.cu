@@ -10,6 +10,7 @@
 // exactly; mask statistics to 1e-12. The GPU's own results are the same bits run after run.
 #include <cmath>
 #include <cstring>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -326,13 +327,56 @@ SIEVE_GPU_CHECK(model_input_hessians_match_cpu) {
   c.expect(std::memcmp(again.data(), hg.data(), hg.size() * sizeof(double)) == 0, "the same bits on a second run");
 }
 
+// CAST's weight scales (SCALE, METHODS 5.4) on both devices: W~ = A (.) W in the forward, dW and
+// dA in the backward, folding A into W. LLaMA's gate and up share one GEMM layer while only gate
+// is scaled, so a layer mixes SCALE with a plain weight.
+SIEVE_GPU_CHECK(model_weight_scales_match_cpu) {
+  sieve_config cfg = llama();
+  cfg.adapter_scope = SIEVE_SCOPE_ATTN | SIEVE_SCOPE_FFN;
+  cfg.scale_segments = 2;
+  Model cpu(cfg, SIEVE_DEVICE_CPU), gpu(cfg, SIEVE_DEVICE_CUDA);
+  Model::ok(sieve_model_init(cpu.m, gc::rng()()), "init");
+  std::vector<float> params = cpu.read(SIEVE_BUFFER_PARAMS);
+  const char* scaled[] = {"blocks.0.mlp.gate", "blocks.1.attn.qkv", "blocks.1.mlp.down"};
+  std::uniform_real_distribution<float> around_one(0.5f, 1.5f);
+  for (const char* name : scaled) {
+    sieve_tensor_info a{};
+    Model::ok(sieve_model_tensor(cpu.m, cpu.tensor((std::string(name) + ".scale").c_str()), &a), "tensor");
+    for (int64_t j = a.offset; j < a.offset + a.size; j++) params[j] = around_one(gc::rng());
+  }
+  for (Model* m : {&cpu, &gpu}) {
+    m->write(SIEVE_BUFFER_PARAMS, params);
+    for (const char* name : scaled)
+      Model::ok(sieve_model_set_transform(m->m, m->tensor((std::string(name) + ".weight").c_str()),
+                                          SIEVE_TRANSFORM_SCALE, nullptr, 0),
+                "set_transform");
+  }
+  const Batch b(3, 29, cfg.vocab);
+  const sieve_loss lc = cpu.step(b.in, b.tg, nullptr, b.B, b.T);
+  const sieve_loss lg = gpu.step(b.in, b.tg, nullptr, b.B, b.T);
+  c.expect(rel(lg.loss, lc.loss) <= 2e-3, "loss " + std::to_string(lg.loss) + " vs cpu " + std::to_string(lc.loss));
+  const std::vector<float> gc_ = cpu.read(SIEVE_BUFFER_GRADS), gg = gpu.read(SIEVE_BUFFER_GRADS);
+  c.close("grads (dA included)", gg, gc_, gc::kTolBf16);
+  close_per_tensor(c, cpu, "grad", gg, gc_, 5e-2);
+  gpu.step(b.in, b.tg, nullptr, b.B, b.T);
+  c.equal("grads repeat", gpu.read(SIEVE_BUFFER_GRADS), gg);
+
+  std::vector<float> nc((size_t)(b.B * (b.T - 1))), ng(nc.size());
+  Model::ok(sieve_model_eval_nll(cpu.m, nc.data(), b.in.data(), b.B, b.T, nullptr, nullptr), "eval_nll cpu");
+  Model::ok(sieve_model_eval_nll(gpu.m, ng.data(), b.in.data(), b.B, b.T, nullptr, nullptr), "eval_nll gpu");
+  c.close("eval nll", ng, nc, 2e-3);
+  Model::ok(sieve_model_materialize(cpu.m), "materialize");
+  Model::ok(sieve_model_materialize(gpu.m), "materialize");
+  c.equal("params with A folded in (and A reset to 1)", gpu.read(SIEVE_BUFFER_PARAMS), cpu.read(SIEVE_BUFFER_PARAMS));
+}
+
 // What the GPU does not run yet says so, naming what to use instead.
 SIEVE_GPU_CHECK(model_unsupported_features_are_refused) {
   sieve_config cfg = gpt2();
   cfg.adapter_scope = SIEVE_SCOPE_FFN;
   cfg.slorb_k = 16;
   sieve_model* m = nullptr;
-  c.expect(sieve_model_create(&m, &cfg, SIEVE_DEVICE_CUDA) == SIEVE_E_UNAVAILABLE, "adapters refused");
+  c.expect(sieve_model_create(&m, &cfg, SIEVE_DEVICE_CUDA) == SIEVE_E_UNAVAILABLE, "SLoRB adapters refused");
   c.expect(std::strstr(sieve_last_error(), "use device cpu") != nullptr, std::string("says why: ") + sieve_last_error());
   sieve_model_destroy(m);
 }
