@@ -1,6 +1,7 @@
 // layout.cc — config checks and the tensor table of both families.
 #include "layout.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "error.h"
@@ -85,6 +86,27 @@ void config_check(const sieve_config& c) {
   const double total = ((double)per_layer + per_layer_adapters) * (double)c.layers + (double)global;
   SIEVE_CHECK(total <= (double)kMaxParams, "the model would have %.0f parameters; at most %lld are supported", total,
               (long long)kMaxParams);
+}
+
+const Linear* Layout::linear_of(int64_t idx) const {
+  for (const LayerLinears& ll : layers)
+    for (const Linear* lin : {&ll.qkv, &ll.out, &ll.up, &ll.down})
+      if (idx >= lin->first && idx < lin->first + lin->count) return lin;
+  return nullptr;
+}
+
+LinearGroups::LinearGroups(const Layout& net, const int64_t* tensors, int64_t n) : slot(n) {
+  for (int64_t i = 0; i < n; i++) {
+    const Linear* lin = net.linear_of(tensors[i]);
+    auto it = std::find(lins.begin(), lins.end(), lin);
+    slot[i] = it - lins.begin();
+    if (it == lins.end()) lins.push_back(lin);
+  }
+}
+
+int64_t LinearGroups::find(const Linear& lin) const {
+  auto it = std::find(lins.begin(), lins.end(), &lin);
+  return it == lins.end() ? -1 : it - lins.begin();
 }
 
 Layout layout_build(const sieve_config& cfg) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -73,6 +74,33 @@ struct Layout {
   bool gpt2() const { return cfg.family == SIEVE_FAMILY_GPT2; }
   // SLoRB rank of a linear weight with SLoRB adapters: IC / k.
   int64_t slorb_rank(const TensorEntry& t) const { return t.shape[1] / cfg.slorb_k; }
+  // The linear layer whose GEMM multiplies tensor idx, or null.
+  const Linear* linear_of(int64_t idx) const;
+};
+
+// The distinct linear layers of a list of weight tensors, and each tensor's place among them:
+// tensors that share a layer share its input (LLaMA's gate and up), so input_hessians
+// accumulates one Gram matrix per layer.
+struct LinearGroups {
+  std::vector<const Linear*> lins;
+  std::vector<int64_t> slot;  // per listed tensor: its layer's index in lins
+  LinearGroups(const Layout& net, const int64_t* tensors, int64_t n);
+  // The index of lin in lins, or -1.
+  int64_t find(const Linear& lin) const;
+};
+
+// What a backend calls with every linear layer's fp32 input rows while it is set
+// (input_hessians), and the scope that sets it and clears it on the way out, thrown or not.
+using LinearTap = std::function<void(const Linear&, const float* inp, int64_t N)>;
+class TapScope {
+ public:
+  TapScope(LinearTap& slot, LinearTap tap) : slot_(slot) { slot_ = std::move(tap); }
+  ~TapScope() { slot_ = nullptr; }
+  TapScope(const TapScope&) = delete;
+  TapScope& operator=(const TapScope&) = delete;
+
+ private:
+  LinearTap& slot_;
 };
 
 // Throws SIEVE_E_INVALID_ARGUMENT with the reason when cfg is not a model the engine builds

@@ -677,53 +677,36 @@ namespace {
 
 constexpr int64_t kGramRows = 256;  // positions per float32 Gram matrix (sieve.h)
 
-// The linear layer whose GEMM multiplies tensor idx.
-const Linear* linear_of(const CpuModel& m, int64_t idx) {
-  for (const LayerLinears& ll : m.net.layers)
-    for (const Linear* lin : {&ll.qkv, &ll.out, &ll.up, &ll.down})
-      if (idx >= lin->first && idx < lin->first + lin->count) return lin;
-  return nullptr;
-}
-
 }  // namespace
 
 void CpuModel::input_hessians(double* out, const int64_t* tensors, int64_t n, const int32_t* tokens, int64_t B,
                               int64_t T, sieve_progress_fn progress, void* user) {
   ThreadScope scope(model.threads);
-  // one accumulator per distinct linear layer (LLaMA's q, k and v share theirs)
-  std::vector<const Linear*> lins;
+  // one accumulator per distinct linear layer (LLaMA's gate and up share theirs)
+  const LinearGroups groups(net, tensors, n);
+  const std::vector<const Linear*>& lins = groups.lins;
+  const std::vector<int64_t>& slot = groups.slot;
   std::vector<std::vector<double>> sums;
-  std::vector<int64_t> slot(n);
-  for (int64_t i = 0; i < n; i++) {
-    const Linear* lin = linear_of(*this, tensors[i]);
-    auto it = std::find(lins.begin(), lins.end(), lin);
-    slot[i] = it - lins.begin();
-    if (it == lins.end()) lins.push_back(lin), sums.emplace_back(lin->IC * lin->IC, 0.0);
-  }
   int64_t max_ic = 0;
-  for (const Linear* lin : lins) max_ic = std::max(max_ic, lin->IC);
+  for (const Linear* lin : lins) sums.emplace_back(lin->IC * lin->IC, 0.0), max_ic = std::max(max_ic, lin->IC);
   std::vector<float> gram(max_ic * max_ic);
-  linear_tap = [&](const Linear& lin, const float* inp, int64_t N) {
-    auto it = std::find(lins.begin(), lins.end(), &lin);
-    if (it == lins.end()) return;
-    std::vector<double>& acc = sums[it - lins.begin()];
-    const int64_t IC = lin.IC;
-    for (int64_t r0 = 0; r0 < N; r0 += kGramRows) {
-      const int64_t rows = std::min(kGramRows, N - r0);
-      sgemm(true, false, IC, IC, rows, 1.0f, inp + r0 * IC, IC, inp + r0 * IC, IC, 0.0f, gram.data(), IC, nullptr);
-      // the upper triangle, mirrored, so the result is exactly symmetric
+  {
+    const TapScope tap(linear_tap, [&](const Linear& lin, const float* inp, int64_t N) {
+      const int64_t g = groups.find(lin);
+      if (g < 0) return;
+      std::vector<double>& acc = sums[g];
+      const int64_t IC = lin.IC;
+      for (int64_t r0 = 0; r0 < N; r0 += kGramRows) {
+        const int64_t rows = std::min(kGramRows, N - r0);
+        sgemm(true, false, IC, IC, rows, 1.0f, inp + r0 * IC, IC, inp + r0 * IC, IC, 0.0f, gram.data(), IC, nullptr);
+        // the upper triangle, mirrored, so the result is exactly symmetric
 #pragma omp parallel for schedule(static)
-      for (int64_t a = 0; a < IC; a++)
-        for (int64_t b = a; b < IC; b++) acc[a * IC + b] += (double)gram[a * IC + b];
-    }
-  };
-  try {
+        for (int64_t a = 0; a < IC; a++)
+          for (int64_t b = a; b < IC; b++) acc[a * IC + b] += (double)gram[a * IC + b];
+      }
+    });
     infer_chunks(*this, nullptr, nullptr, tokens, B, T, progress, user);
-  } catch (...) {
-    linear_tap = nullptr;
-    throw;
   }
-  linear_tap = nullptr;
   for (int64_t i = 0; i < n; i++) {
     const std::vector<double>& acc = sums[slot[i]];
     const int64_t IC = lins[slot[i]]->IC;

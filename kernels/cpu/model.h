@@ -120,7 +120,7 @@ class CpuModel final : public ModelBackend {
   Buffer infer_mem;        // the inference scratch
 
   // Called by every linear layer's forward with its input rows while set (input_hessians).
-  std::function<void(const Linear&, const float* inp, int64_t N)> linear_tap;
+  LinearTap linear_tap;
 
   sieve_timers timing{};
   GemmStats gemm_stats;

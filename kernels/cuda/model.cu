@@ -942,38 +942,26 @@ __global__ void gram_upper_kernel(double* acc, const float* x, int64_t N, int64_
 
 void CudaModel::input_hessians(double* out, const int64_t* tensors, int64_t n, const int32_t* tokens, int64_t B,
                                int64_t T, sieve_progress_fn progress, void* user) {
-  // one accumulator per distinct linear layer (LLaMA's q, k and v share theirs), as on the CPU
-  std::vector<const Linear*> lins;
+  // one accumulator per distinct linear layer (LLaMA's gate and up share theirs), as on the CPU
+  const LinearGroups groups(net, tensors, n);
+  const std::vector<const Linear*>& lins = groups.lins;
+  const std::vector<int64_t>& slot = groups.slot;
   std::vector<DeviceBuffer<double>> sums;
-  std::vector<int64_t> slot(n);
-  for (int64_t i = 0; i < n; i++) {
-    const Linear* lin = nullptr;
-    for (const LayerLinears& ll : net.layers)
-      for (auto member : kLinears)
-        if (tensors[i] >= (ll.*member).first && tensors[i] < (ll.*member).first + (ll.*member).count) lin = &(ll.*member);
-    auto it = std::find(lins.begin(), lins.end(), lin);
-    slot[i] = it - lins.begin();
-    if (it == lins.end()) {
-      lins.push_back(lin);
-      sums.emplace_back(lin->IC * lin->IC);
-      SIEVE_CUDA(cudaMemsetAsync(sums.back().get(), 0, lin->IC * lin->IC * sizeof(double), stream));
-    }
+  for (const Linear* lin : lins) {
+    sums.emplace_back(lin->IC * lin->IC);
+    SIEVE_CUDA(cudaMemsetAsync(sums.back().get(), 0, lin->IC * lin->IC * sizeof(double), stream));
   }
-  linear_tap = [&](const Linear& lin, const float* inp, int64_t N) {
-    auto it = std::find(lins.begin(), lins.end(), &lin);
-    if (it == lins.end()) return;
-    const int64_t IC = lin.IC, tiles = (IC + kGramTile - 1) / kGramTile;
-    gram_upper_kernel<<<dim3((unsigned)tiles, (unsigned)tiles), dim3(kGramTile, kGramTile), 0, stream>>>(
-        sums[it - lins.begin()].get(), inp, N, IC);
-    SIEVE_LAUNCHED();
-  };
-  try {
+  {
+    const TapScope tap(linear_tap, [&](const Linear& lin, const float* inp, int64_t N) {
+      const int64_t g = groups.find(lin);
+      if (g < 0) return;
+      const int64_t IC = lin.IC, tiles = (IC + kGramTile - 1) / kGramTile;
+      gram_upper_kernel<<<dim3((unsigned)tiles, (unsigned)tiles), dim3(kGramTile, kGramTile), 0, stream>>>(
+          sums[g].get(), inp, N, IC);
+      SIEVE_LAUNCHED();
+    });
     infer_chunks(*this, nullptr, nullptr, tokens, B, T, progress, user);
-  } catch (...) {
-    linear_tap = nullptr;
-    throw;
   }
-  linear_tap = nullptr;
   double* o = out;
   for (int64_t i = 0; i < n; i++) {
     const int64_t IC = lins[slot[i]]->IC;

@@ -120,7 +120,7 @@ class CudaModel final : public ModelBackend {
   std::vector<uint8_t> mask24;
 
   // Called by every linear layer's forward with its fp32 input rows while set (input_hessians).
-  std::function<void(const Linear&, const float* inp, int64_t N)> linear_tap;
+  LinearTap linear_tap;
 
   sieve_timers timing{};
 
