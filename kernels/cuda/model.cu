@@ -704,19 +704,18 @@ void CudaModel::write(int32_t which, int64_t offset, int64_t count, const float*
   for (size_t i = 0; i < net.tensors.size(); i++) {
     const TensorEntry& t = net.tensors[i];
     if (t.offset >= offset + count || offset >= t.offset + t.size) continue;
+    // the groups of 4 that are not 2:4, counted along IC (rows) or along OC (cols)
+    const auto violations = [&](auto count24) {
+      int64_t v = 0;
+      count24(counts.get(), b + t.offset, t.shape[0], t.shape[1], stream);
+      SIEVE_CUDA(cudaMemcpyAsync(&v, counts.get(), sizeof(int64_t), cudaMemcpyDeviceToHost, stream));
+      SIEVE_CUDA(cudaStreamSynchronize(stream));
+      return v;
+    };
     mask24[i] = kNot24;
-    if (t.ndim != 2 || t.shape[1] % 4) continue;
-    int64_t rows = 0, cols = 0;
-    count24_along_rows(counts.get(), b + t.offset, t.shape[0], t.shape[1], stream);
-    SIEVE_CUDA(cudaMemcpyAsync(&rows, counts.get(), sizeof(int64_t), cudaMemcpyDeviceToHost, stream));
-    SIEVE_CUDA(cudaStreamSynchronize(stream));
-    if (rows > 0) continue;
+    if (t.ndim != 2 || t.shape[1] % 4 || violations(count24_along_rows) > 0) continue;
     mask24[i] = kAlongIC;
-    if (t.shape[0] % 4) continue;
-    count24_along_cols(counts.get(), b + t.offset, t.shape[0], t.shape[1], stream);
-    SIEVE_CUDA(cudaMemcpyAsync(&cols, counts.get(), sizeof(int64_t), cudaMemcpyDeviceToHost, stream));
-    SIEVE_CUDA(cudaStreamSynchronize(stream));
-    if (cols == 0) mask24[i] = kTransposable;
+    if (t.shape[0] % 4 == 0 && violations(count24_along_cols) == 0) mask24[i] = kTransposable;
   }
 }
 
