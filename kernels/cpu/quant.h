@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace sieve::cpu {
 
@@ -30,6 +31,11 @@ void quantize_rtn(uint8_t* codes /* (rows, cols) */, float* scales /* (rows, G) 
 
 void dequantize(float* out /* (rows, cols) */, const uint8_t* codes, const float* scales, const uint8_t* zeros,
                 int64_t rows, int64_t cols, int64_t group);
+
+// U (n, n) upper triangular with H^-1 = U^T U, for H (n, n) symmetric positive definite: GPTQ's
+// factor (quant.cc says how). Throws SIEVE_E_INVALID_ARGUMENT when a pivot falls below 1e-10 of
+// its diagonal entry.
+std::vector<double> inverse_cholesky_upper(std::vector<double> H, int64_t n);
 
 // GPTQ (sieve.h, sieve_gptq); hessian (cols, cols), upper triangle read. Throws
 // SIEVE_E_INVALID_ARGUMENT when the damped Hessian is not positive definite.

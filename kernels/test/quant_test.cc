@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "quant.h"
 #include "reference.h"
 #include "sieve.h"
@@ -257,6 +259,26 @@ TEST(Gptq, DeadInputsAndThreadsAndBadHessians) {
                        group, 0, 0.01, 0),
             SIEVE_E_INVALID_ARGUMENT);
   EXPECT_TRUE(has_error("diagonal must be >= 0"));
+}
+
+TEST(Gptq, TheBlockedFactorIsTheDotProductFormBitForBit) {
+  // sizes below, at and across the panels of 64 columns and the strips of 8
+  for (int64_t n : {1, 7, 63, 64, 65, 130, 203}) {
+    std::vector<double> H = gram(calibration_rows(2 * n, n, 71), 2 * n, n);
+    for (int64_t i = 0; i < n; i++) H[i * n + i] += 1e-3;
+    const std::vector<double> U = sieve::cpu::inverse_cholesky_upper(H, n), ref = ref::gptq_factor(H, n);
+    ASSERT_EQ(U.size(), ref.size());
+    EXPECT_EQ(0, std::memcmp(U.data(), ref.data(), U.size() * sizeof(double))) << "n = " << n;
+  }
+  // a lost pivot is refused, naming it (the reversed order: pivot n - 1 - k)
+  std::vector<double> H = {4.0, 2.0, 2.0, 1.0};
+  try {
+    sieve::cpu::inverse_cholesky_upper(H, 2);
+    ADD_FAILURE() << "a singular matrix was factored";
+  } catch (const sieve::Error& e) {
+    EXPECT_EQ(e.status, SIEVE_E_INVALID_ARGUMENT);
+    EXPECT_NE(e.message.find("pivot 0 is"), std::string::npos) << e.message;
+  }
 }
 
 // ---------------------------------------------------------------- the model-level calls

@@ -221,4 +221,38 @@ inline double model_loss(const Model& m, const Vec& p, const std::vector<int32_t
   return sum / n;
 }
 
+// GPTQ's factor as its definition reads (kernels/cpu/quant.cc): the Cholesky factor of the
+// reversed matrix by dot products, each entry's terms subtracted in ascending order, then R = J L J
+// inverted by back substitution: U (n, n) upper with H^-1 = U^T U. The blocked factor must give
+// these bits (no FMA contraction: kernels/CMakeLists.txt). Parallel as sieve's factor was before
+// it was blocked, so bench/cpu/gptq_factor.cc sets the two side by side at equal threads.
+inline Vec gptq_factor(const Vec& H, int64_t n) {
+  Vec A(n * n), U(n * n, 0.0);
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < n; j++) A[i * n + j] = H[(n - 1 - i) * n + (n - 1 - j)];
+  for (int64_t j = 0; j < n; j++) {
+    double d = A[j * n + j];
+    for (int64_t k = 0; k < j; k++) d -= A[j * n + k] * A[j * n + k];
+    const double ljj = std::sqrt(d);
+    A[j * n + j] = ljj;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = j + 1; i < n; i++) {
+      double s = A[i * n + j];
+      for (int64_t k = 0; k < j; k++) s -= A[i * n + k] * A[j * n + k];
+      A[i * n + j] = s / ljj;
+    }
+  }
+  auto R = [&](int64_t i, int64_t j) { return A[(n - 1 - i) * n + (n - 1 - j)]; };
+#pragma omp parallel for schedule(static)
+  for (int64_t j = 0; j < n; j++) {
+    U[j * n + j] = 1.0 / R(j, j);
+    for (int64_t i = j - 1; i >= 0; i--) {
+      double s = 0.0;
+      for (int64_t k = i + 1; k <= j; k++) s += R(i, k) * U[k * n + j];
+      U[i * n + j] = -s / R(i, i);
+    }
+  }
+  return U;
+}
+
 }  // namespace ref
