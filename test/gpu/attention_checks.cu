@@ -201,6 +201,14 @@ std::vector<float> backward_from_reference(const Shape& s, const std::vector<flo
   return d_dqkv.download();
 }
 
+// The GPU's forward then backward on fresh inputs against the CPU's dqkv, within tol per part.
+void check_backward(gc::Check& c, const Shape& s, AttentionMath math, const std::string& prefix, double tol) {
+  const auto qkv = gc::normal(s.B * s.T * 3 * s.C), dout = gc::normal(s.B * s.T * s.C);
+  const CpuRef ref = cpu_attention(s, qkv, dout);
+  const GpuRun got = gpu_attention(s, qkv, dout, math);
+  close_dqkv(c, prefix + name(s), got.dqkv, ref.dqkv, s, tol);
+}
+
 }  // namespace
 
 SIEVE_GPU_CHECK(attention_forward_matches_cpu) {
@@ -210,12 +218,7 @@ SIEVE_GPU_CHECK(attention_forward_matches_cpu) {
 // The backward fed by the GPU forward's out and lse reproduces the CPU's dqkv (which the CPU
 // computes from its stored P): lse is the log-sum-exp the backward expects.
 SIEVE_GPU_CHECK(attention_backward_matches_cpu) {
-  for (const Shape& s : kShapes) {
-    const auto qkv = gc::normal(s.B * s.T * 3 * s.C), dout = gc::normal(s.B * s.T * s.C);
-    const CpuRef ref = cpu_attention(s, qkv, dout);
-    const GpuRun got = gpu_attention(s, qkv, dout, AttentionMath::fp32);
-    close_dqkv(c, name(s), got.dqkv, ref.dqkv, s, gc::kTolF32);
-  }
+  for (const Shape& s : kShapes) check_backward(c, s, AttentionMath::fp32, "", gc::kTolF32);
 }
 
 // The backward alone, fed the CPU's out and the float64 lse rounded to float: the contract of
@@ -246,12 +249,7 @@ SIEVE_GPU_CHECK(attention_bf16_forward_matches_cpu) {
 }
 
 SIEVE_GPU_CHECK(attention_bf16_backward_matches_cpu) {
-  for (const Shape& s : kBf16Shapes) {
-    const auto qkv = gc::normal(s.B * s.T * 3 * s.C), dout = gc::normal(s.B * s.T * s.C);
-    const CpuRef ref = cpu_attention(s, qkv, dout);
-    const GpuRun got = gpu_attention(s, qkv, dout, AttentionMath::bf16);
-    close_dqkv(c, "bf16 " + name(s), got.dqkv, ref.dqkv, s, gc::kTolBf16);
-  }
+  for (const Shape& s : kBf16Shapes) check_backward(c, s, AttentionMath::bf16, "bf16 ", gc::kTolBf16);
 }
 
 // The bf16 backward fed the CPU's out and the float64 lse; and each backward fed the other
