@@ -95,6 +95,23 @@ const Linear* Layout::linear_of(int64_t idx) const {
   return nullptr;
 }
 
+SlorbColumns::SlorbColumns(const Layout& net) : col(net.tensors.size(), -1) {
+  for (size_t l = 0; l < net.layers.size(); l++) {
+    const LayerLinears& ll = net.layers[l];
+    int64_t at = 0;
+    for (const Linear* lin : {&ll.qkv, &ll.out, &ll.up, &ll.down})
+      for (int64_t i = 0; i < lin->count; i++) {
+        const TensorEntry& t = net.tensors[lin->first + i];
+        if (t.slorb_s < 0) continue;
+        const int64_t r = net.slorb_rank(t);
+        col[lin->first + i] = at;
+        at += r;
+        rmax = std::max(rmax, r);
+      }
+    width = at;
+  }
+}
+
 LinearGroups::LinearGroups(const Layout& net, const int64_t* tensors, int64_t n) : slot(n) {
   for (int64_t i = 0; i < n; i++) {
     const Linear* lin = net.linear_of(tensors[i]);

@@ -78,6 +78,16 @@ struct Layout {
   const Linear* linear_of(int64_t idx) const;
 };
 
+// SLoRB's X P^T of every adapted weight of a block, one (N, r) matrix after another in one slice
+// per block, kept by the forward for the backward: where each weight's starts in the slice (in
+// units of N values; -1 for a tensor without SLoRB), the slice's width (the sum of the block's
+// ranks, the same for every block) and the largest rank (the backward's scratch).
+struct SlorbColumns {
+  std::vector<int64_t> col;  // per tensor index
+  int64_t width = 0, rmax = 0;
+  explicit SlorbColumns(const Layout& net);
+};
+
 // The distinct linear layers of a list of weight tensors, and each tensor's place among them:
 // tensors that share a layer share its input (LLaMA's gate and up), so input_hessians
 // accumulates one Gram matrix per layer.

@@ -50,30 +50,8 @@ float initial_value(int32_t which) { return which == SIEVE_BUFFER_MASKS ? 1.0f :
 }  // namespace
 
 CpuModel::CpuModel(const sieve_model& m)
-    : model(m), net(m.layout), transform_state(m.layout.tensors.size()), slorb_col(m.layout.tensors.size(), -1) {
+    : model(m), net(m.layout), transform_state(m.layout.tensors.size()), slorb(m.layout) {
   params.allocate(net.num_params, 0.0f);
-  // SLoRB's X P^T of every weight of a block, side by side (the same for every block)
-  if (!net.layers.empty()) {
-    const LayerLinears& ll = net.layers[0];
-    for (const Linear* lin : {&ll.qkv, &ll.out, &ll.up, &ll.down})
-      for (int64_t i = 0; i < lin->count; i++) {
-        const TensorEntry& t = net.tensors[lin->first + i];
-        if (t.slorb_s < 0) continue;
-        const int64_t r = net.slorb_rank(t);
-        slorb_RL += r;
-        slorb_rmax = std::max(slorb_rmax, r);
-      }
-    for (const LayerLinears& l : net.layers) {
-      int64_t col = 0;
-      for (const Linear* lin : {&l.qkv, &l.out, &l.up, &l.down})
-        for (int64_t i = 0; i < lin->count; i++) {
-          const TensorEntry& t = net.tensors[lin->first + i];
-          if (t.slorb_s < 0) continue;
-          slorb_col[lin->first + i] = col;
-          col += net.slorb_rank(t);
-        }
-    }
-  }
   if (!net.gpt2()) {
     const int64_t context = net.cfg.context;
     rope_cos.resize(context * (net.HS / 2));
@@ -205,7 +183,7 @@ void prepare_weights(CpuModel& m) {
 // Where X P^T of the SLoRB weight `idx` goes: its own slice of the block's training
 // activations (kept for the backward), or one scratch reused by every weight (inference).
 float* slorb_xp(const CpuModel& m, float* base, bool packed, int64_t idx, int64_t N) {
-  return packed ? base + m.slorb_col[idx] * N : base;
+  return packed ? base + m.slorb.col[idx] * N : base;
 }
 
 // out (=, or += when accumulate) inp W~^T + bias, then + (inp P^T) S^T for each weight of the
@@ -350,8 +328,8 @@ void layout_activations(Activations& a, Carver& cv, const CpuModel& m, int64_t B
   a.ce = cv.take(N);
   a.kl = cv.take(N);
   a.dw_scratch = cv.take(max_linear_size(m));
-  a.slorb_xp = cv.take(L * N * m.slorb_RL);
-  a.slorb_dxp = cv.take(N * m.slorb_rmax);
+  a.slorb_xp = cv.take(L * N * m.slorb.width);
+  a.slorb_dxp = cv.take(N * m.slorb.rmax);
   a.mvue_dout = cv.take(N * max_mvue_width(m));
 }
 
@@ -475,7 +453,7 @@ BlockIO train_io(CpuModel& m, int64_t l) {
   io.fc = a.fc + l * N * m.net.FC;
   io.act = a.act + l * N * m.net.H;
   io.scratch = a.att_scratch;
-  io.slorb_xp = a.slorb_xp + l * N * m.slorb_RL;
+  io.slorb_xp = a.slorb_xp + l * N * m.slorb.width;
   io.slorb_packed = true;
   return io;
 }
@@ -609,7 +587,7 @@ void infer_chunks(CpuModel& m, float* out_nll, float* out_logits, const int32_t*
     io.fc = cv.take(Nc * m.net.FC);
     io.act = cv.take(Nc * m.net.H);
     io.scratch = cv.take(threads * T * T);
-    io.slorb_xp = cv.take(Nc * m.slorb_rmax);
+    io.slorb_xp = cv.take(Nc * m.slorb.rmax);
     io.slorb_packed = false;
     logits = cv.take(hchunk * V);
   };

@@ -109,10 +109,7 @@ class CpuModel final : public ModelBackend {
   Buffer wt;                                     // (P) W~ of the transformed linear weights
   std::vector<TransformState> transform_state;   // per tensor
   std::vector<float> rope_cos, rope_sin;         // (context, HS/2), llama
-  // SLoRB: where each weight's X P^T sits in a block's slice of Activations::slorb_xp (in
-  // units of N floats; -1 without SLoRB), the slice's width RL and the largest rank.
-  std::vector<int64_t> slorb_col;
-  int64_t slorb_RL = 0, slorb_rmax = 0;
+  SlorbColumns slorb;  // where each weight's X P^T sits in a block's slice of Activations::slorb_xp
 
   Buffer train_mem;        // the arena behind acts
   Activations acts{};

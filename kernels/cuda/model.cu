@@ -55,6 +55,12 @@ void add_bias(float* out, const float* bias, int64_t N, int64_t OC, cudaStream_t
   SIEVE_LAUNCHED();
 }
 
+// x += y
+__global__ void add_kernel(float* x, const float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    x[i] = __fadd_rn(x[i], y[i]);
+}
+
 // g *= s: the gradient clip, as the CPU rounds it.
 __global__ void scale_kernel(float* g, float s, int64_t n) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
@@ -195,10 +201,56 @@ void widen(float* out, const __nv_bfloat16* y, const float* bias, int64_t N, int
   SIEVE_LAUNCHED();
 }
 
+// Where the SLoRB weight idx's X P^T (N, r) sits in its block's slice xp.
+__nv_bfloat16* slorb_xp(const CudaModel& m, __nv_bfloat16* xp, int64_t idx, int64_t N) {
+  return xp + m.slorb.col[idx] * N;
+}
+
+// out[:, the weight's columns] += (inp P^T) S^T for each weight of the layer with SLoRB (METHODS
+// 4.5), X P^T written in bf16 into the block's slice xp (the second product's operand, and the
+// backward's).
+void slorb_forward(CudaModel& m, const Linear& lin, float* out, const __nv_bfloat16* inp_bf, __nv_bfloat16* xp,
+                   int64_t N) {
+  for (int64_t i = 0; i < lin.count; i++) {
+    const int64_t idx = lin.first + i;
+    const TensorEntry& t = m.net.tensors[idx];
+    if (t.slorb_s < 0) continue;
+    const int64_t OCt = t.shape[0], r = m.net.slorb_rank(t);
+    __nv_bfloat16* x_p = slorb_xp(m, xp, idx, N);
+    m.blas.gemm(false, true, N, r, lin.IC, 1.0f, inp_bf, lin.IC, weight_bf(m, t.slorb_p), lin.IC, 0.0f, x_p, r,
+                m.stream);
+    m.blas.gemm(false, true, N, OCt, r, 1.0f, x_p, r, weight_bf(m, t.slorb_s), r, 1.0f, out + i * OCt, lin.OC,
+                m.stream);
+    m.timing.gemm_flops += 2.0 * (double)N * (double)r * (double)(lin.IC + OCt);
+  }
+}
+
+// The SLoRB branch's backward, Z[:, cols] += XP S^T with XP = X P^T: dS += dZ^T XP, dXP = dZ S,
+// dP += dXP^T X, dinp += dXP P, from dout's bf16 copy (the dense dZ, as on the CPU).
+void slorb_backward(CudaModel& m, const Linear& lin, float* dinp, const __nv_bfloat16* dout_bf,
+                    const __nv_bfloat16* inp_bf, __nv_bfloat16* xp, int64_t N) {
+  __nv_bfloat16* dxp = m.acts.slorb_dxp;
+  for (int64_t i = 0; i < lin.count; i++) {
+    const int64_t idx = lin.first + i;
+    const TensorEntry& t = m.net.tensors[idx];
+    if (t.slorb_s < 0) continue;
+    const int64_t OCt = t.shape[0], r = m.net.slorb_rank(t);
+    const __nv_bfloat16* dz = dout_bf + i * OCt;
+    const __nv_bfloat16* x_p = slorb_xp(m, xp, idx, N);
+    m.blas.gemm(true, false, OCt, r, N, 1.0f, dz, lin.OC, x_p, r, 1.0f, grad(m, t.slorb_s), r, m.stream);
+    m.blas.gemm(false, false, N, r, OCt, 1.0f, dz, lin.OC, weight_bf(m, t.slorb_s), r, 0.0f, dxp, r, m.stream);
+    m.blas.gemm(true, false, r, lin.IC, N, 1.0f, dxp, r, inp_bf, lin.IC, 1.0f, grad(m, t.slorb_p), lin.IC, m.stream);
+    m.blas.gemm(false, false, N, lin.IC, r, 1.0f, dxp, r, weight_bf(m, t.slorb_p), lin.IC, 1.0f, dinp, lin.IC,
+                m.stream);
+    m.timing.gemm_flops += 4.0 * (double)N * (double)r * (double)(lin.IC + OCt);
+  }
+}
+
 // out (N, OC) (=, or += when accumulate) inp W~^T + bias, from inp's bf16 copy; through
-// cuSPARSELt when W~ is known 2:4 (layer_mask24).
+// cuSPARSELt when W~ is known 2:4 (layer_mask24); then the SLoRB branch of its weights that have
+// one (xp: the block's slice of their X P^T).
 void linear_forward(CudaModel& m, const Linear& lin, float* out, const float* inp, const __nv_bfloat16* inp_bf,
-                    int64_t N, bool accumulate) {
+                    int64_t N, bool accumulate, __nv_bfloat16* xp) {
   if (m.linear_tap) m.linear_tap(lin, inp, N);
   const double flops = 2.0 * (double)N * (double)lin.OC * (double)lin.IC;
   m.timing.gemm_flops += flops;
@@ -208,13 +260,12 @@ void linear_forward(CudaModel& m, const Linear& lin, float* out, const float* in
         .forward(m.acts.sparse_bf, inp_bf, weight_bf(m, lin.first), m.weights_version, N, false, m.stream);
     widen(out, m.acts.sparse_bf, accumulate ? nullptr : param(m, lin.bias), N, lin.OC, accumulate, m.stream);
     m.timing.sparse_gemm_flops += flops;
-    return;
+  } else {
+    m.blas.gemm(false, true, N, lin.OC, lin.IC, 1.0f, inp_bf, lin.IC, weight_bf(m, lin.first), lin.IC,
+                accumulate ? 1.0f : 0.0f, out, lin.OC, m.stream);
+    if (lin.bias >= 0 && !accumulate) add_bias(out, param(m, lin.bias), N, lin.OC, m.stream);
   }
-  m.blas.gemm(false, true, N, lin.OC, lin.IC, 1.0f, inp_bf, lin.IC, weight_bf(m, lin.first), lin.IC,
-              accumulate ? 1.0f : 0.0f, out, lin.OC, m.stream);
-  if (lin.bias >= 0 && !accumulate) {
-    add_bias(out, param(m, lin.bias), N, lin.OC, m.stream);
-  }
+  slorb_forward(m, lin, out, inp_bf, xp, N);
 }
 
 // dout with the columns of MVUE weights sparsified 2:4 along the N tokens (the weight-gradient
@@ -244,11 +295,12 @@ bool has_scale(const CudaModel& m, const Linear& lin) {
   return false;
 }
 
-// dinp = dout W~ (overwritten; through cuSPARSELt when W~ is transposable 2:4), dW~ = dout^T inp
+// dinp = dout W~ (overwritten; through cuSPARSELt when W~ is transposable 2:4) plus the SLoRB
+// branch's (xp: the block's slice of X P^T), dW~ = dout^T inp
 // straight into dW for the straight-through transforms, through SCALE's backward (dW += A (.) dW~,
 // dA += its segment sums of dW~ (.) W) for scaled weights; dbias += the column sums of dout.
 void linear_backward(CudaModel& m, const Linear& lin, float* dinp, const float* dout, const __nv_bfloat16* inp,
-                     int64_t N) {
+                     int64_t N, __nv_bfloat16* xp) {
   Activations& a = m.acts;
   __nv_bfloat16* dout_bf = a.grad_bf;
   to_bf16(dout_bf, dout, N * lin.OC, m.stream);
@@ -262,6 +314,7 @@ void linear_backward(CudaModel& m, const Linear& lin, float* dinp, const float* 
     m.blas.gemm(false, false, N, lin.IC, lin.OC, 1.0f, dout_bf, lin.OC, weight_bf(m, lin.first), lin.IC, 0.0f, dinp,
                 lin.IC, m.stream);
   }
+  slorb_backward(m, lin, dinp, dout_bf, inp, xp, N);  // before dout_bf becomes MVUE's dZ
   if (lin.bias >= 0) bias_backward(grad(m, lin.bias), dout, a.reduce_scratch, N, lin.OC, m.stream);
   const float* dout_w = mvue_dout(m, lin, dout, N);
   if (dout_w != dout) to_bf16(dout_bf, dout_w, N * lin.OC, m.stream);
@@ -370,6 +423,8 @@ void carve_activations(Activations& a, Carver<float>& f, Carver<__nv_bfloat16>& 
   a.grad_bf = h.take(std::max(N * widest, a.head_rows * head_ld(V)));
   a.sparse_bf = any_sparse_transform(m) ? h.take(N * widest) : nullptr;
   a.scale_dwt = f.take(max_scaled_size(m));
+  a.slorb_xp = h.take(L * N * m.slorb.width);
+  a.slorb_dxp = h.take(N * m.slorb.rmax);
   a.targets = ints.take(N);
 }
 
@@ -398,6 +453,7 @@ void ensure_activations(CudaModel& m, int64_t B, int64_t T) {
 struct BlockIO {
   float *x_in, *x_mid, *x_out, *ln1, *ln1_mean, *ln1_rstd, *qkv, *lse, *atty, *ln2, *ln2_mean, *ln2_rstd, *fc, *act;
   __nv_bfloat16 *ln1_bf, *atty_bf, *ln2_bf, *act_bf;
+  __nv_bfloat16* slorb_xp;  // the block's (N, slorb.width) X P^T of its SLoRB weights
 };
 
 BlockIO block_io(CudaModel& m, int64_t l) {
@@ -422,6 +478,7 @@ BlockIO block_io(CudaModel& m, int64_t l) {
   io.atty_bf = a.atty_bf + l * N * C;
   io.ln2_bf = a.ln2_bf + l * N * C;
   io.act_bf = a.act_bf + l * N * m.net.H;
+  io.slorb_xp = a.slorb_xp + l * N * m.slorb.width;
   return io;
 }
 
@@ -447,20 +504,20 @@ void block_forward(CudaModel& m, const BlockIO& io, int64_t l, int64_t B, int64_
   const int64_t N = B * T, C = m.net.C;
   // attention: x_mid = x_in + out(attention(qkv(norm1(x_in))))
   norm_forward(m, io.ln1, io.ln1_bf, io.ln1_mean, io.ln1_rstd, io.x_in, ll.norm1_w, ll.norm1_b, N);
-  linear_forward(m, ll.qkv, io.qkv, io.ln1, io.ln1_bf, N, false);
+  linear_forward(m, ll.qkv, io.qkv, io.ln1, io.ln1_bf, N, false, io.slorb_xp);
   if (!m.net.gpt2()) rope_forward(io.qkv, m.rope_cos.get(), m.rope_sin.get(), B, T, C, m.net.NH, m.stream);
   attention_forward(io.atty, io.atty_bf, io.lse, io.qkv, B, T, C, m.net.NH, m.stream);
   residual_bias_forward(io.x_mid, io.x_in, param(m, ll.out.bias), N, C, m.stream);
-  linear_forward(m, ll.out, io.x_mid, io.atty, io.atty_bf, N, true);
+  linear_forward(m, ll.out, io.x_mid, io.atty, io.atty_bf, N, true, io.slorb_xp);
   // MLP: x_out = x_mid + down(act(up(norm2(x_mid))))
   norm_forward(m, io.ln2, io.ln2_bf, io.ln2_mean, io.ln2_rstd, io.x_mid, ll.norm2_w, ll.norm2_b, N);
-  linear_forward(m, ll.up, io.fc, io.ln2, io.ln2_bf, N, false);
+  linear_forward(m, ll.up, io.fc, io.ln2, io.ln2_bf, N, false, io.slorb_xp);
   if (m.net.gpt2())
     gelu_forward(io.act, io.act_bf, io.fc, N * m.net.H, m.stream);
   else
     swiglu_forward(io.act, io.act_bf, io.fc, N, m.net.H, m.stream);
   residual_bias_forward(io.x_out, io.x_mid, param(m, ll.down.bias), N, C, m.stream);
-  linear_forward(m, ll.down, io.x_out, io.act, io.act_bf, N, true);
+  linear_forward(m, ll.down, io.x_out, io.act, io.act_bf, N, true, io.slorb_xp);
 }
 
 // On entry acts.dx is d loss / d x_out of block l; on exit it is d loss / d x_in.
@@ -469,18 +526,18 @@ void block_backward(CudaModel& m, const BlockIO& io, int64_t l, int64_t B, int64
   const LayerLinears& ll = m.net.layers[l];
   const int64_t N = B * T, C = m.net.C;
   // MLP
-  linear_backward(m, ll.down, a.dact, a.dx, io.act_bf, N);
+  linear_backward(m, ll.down, a.dact, a.dx, io.act_bf, N, io.slorb_xp);
   if (m.net.gpt2())
     gelu_backward(a.dfc, a.dact, io.fc, N * m.net.H, m.stream);
   else
     swiglu_backward(a.dfc, a.dact, io.fc, N, m.net.H, m.stream);
-  linear_backward(m, ll.up, a.dln, a.dfc, io.ln2_bf, N);
+  linear_backward(m, ll.up, a.dln, a.dfc, io.ln2_bf, N, io.slorb_xp);
   norm_backward(m, a.dx, a.dln, io.x_mid, io.ln2_mean, io.ln2_rstd, ll.norm2_w, ll.norm2_b, N);
   // attention
-  linear_backward(m, ll.out, a.datty, a.dx, io.atty_bf, N);
+  linear_backward(m, ll.out, a.datty, a.dx, io.atty_bf, N, io.slorb_xp);
   attention_backward(a.dqkv, a.datty, io.qkv, io.atty, io.lse, a.att_scratch, B, T, C, m.net.NH, m.stream);
   if (!m.net.gpt2()) rope_backward(a.dqkv, m.rope_cos.get(), m.rope_sin.get(), B, T, C, m.net.NH, m.stream);
-  linear_backward(m, ll.qkv, a.dln, a.dqkv, io.ln1_bf, N);
+  linear_backward(m, ll.qkv, a.dln, a.dqkv, io.ln1_bf, N, io.slorb_xp);
   norm_backward(m, a.dx, a.dln, io.x_in, io.ln1_mean, io.ln1_rstd, ll.norm1_w, ll.norm1_b, N);
 }
 
@@ -522,8 +579,11 @@ sieve_loss train_step(CudaModel& m, const int32_t* inputs, const int32_t* target
   const float alpha = teacher ? opts.kd_alpha : 0.0f;
   const float tau = teacher ? opts.kd_tau : 1.0f;
   const __nv_bfloat16* Wh = m.head_bf.get();
-  float* dWh = grad(m, m.net.head);
   const int64_t ld = head_ld(V);
+  // The head's weight gradient sums over the chunks into head_grad, (ld, C): with M = ld rows
+  // cuBLASLt takes its fast kernel, as for the logits (the padding rows are dlogits' zero columns);
+  // its first V rows are added to the head's gradient once, after the last chunk.
+  if (!m.head_grad.get()) m.head_grad = DeviceBuffer<float>(ld * C);
   for (int64_t r0 = 0; r0 < N; r0 += a.head_rows) {
     const int64_t rows = std::min(a.head_rows, N - r0);
     m.blas.gemm(false, true, rows, ld, C, 1.0f, a.lnf_bf + r0 * C, C, Wh, C, 0.0f, a.logits, ld, m.stream);
@@ -534,9 +594,12 @@ sieve_loss train_step(CudaModel& m, const int32_t* inputs, const int32_t* target
     loss_rows(nullptr, a.grad_bf, a.ce + r0, a.kl + r0, a.logits, a.targets + r0, teacher ? a.teacher : nullptr, alpha,
               tau, dscale, rows, V, ld, m.stream);
     m.blas.gemm(false, false, rows, C, ld, 1.0f, a.grad_bf, ld, Wh, C, 0.0f, a.dln + r0 * C, C, m.stream);
-    m.blas.gemm(true, false, V, C, rows, 1.0f, a.grad_bf, ld, a.lnf_bf + r0 * C, C, 1.0f, dWh, C, m.stream);
+    m.blas.gemm(true, false, ld, C, rows, 1.0f, a.grad_bf, ld, a.lnf_bf + r0 * C, C, r0 == 0 ? 0.0f : 1.0f,
+                m.head_grad.get(), C, m.stream);
     m.timing.gemm_flops += 6.0 * (double)rows * (double)V * (double)C;
   }
+  add_kernel<<<grid_for(V * C, 256), 256, 0, m.stream>>>(grad(m, m.net.head), m.head_grad.get(), V * C);
+  SIEVE_LAUNCHED();
 
   // backward
   SIEVE_CUDA(cudaMemsetAsync(a.dx, 0, N * C * sizeof(float), m.stream));
@@ -640,9 +703,7 @@ float optimize(CudaModel& m, const sieve_optim_opts& o, int64_t t_step) {
 
 // ---------------------------------------------------------------- memory
 
-CudaModel::CudaModel(const sieve_model& m) : model(m), net(m.layout) {
-  if (net.cfg.slorb_k != 0)
-    fail(SIEVE_E_UNAVAILABLE, "the cuda backend does not run SLoRB adapters yet (slorb_k is set); use device cpu");
+CudaModel::CudaModel(const sieve_model& m) : model(m), net(m.layout), slorb(m.layout) {
   SIEVE_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   params = DeviceBuffer<float>(net.num_params);
   fill(params.get(), 0.0f, net.num_params, stream);
@@ -882,9 +943,14 @@ void CudaModel::sste_dots(int64_t tensor, double* ws, double* ss) {
   *ss = dots[1];
 }
 
-void CudaModel::slorb_init_mean(const int64_t*, int64_t) {
-  // Unreachable in practice: a model with SLoRB adapters is refused when it is created.
-  fail(SIEVE_E_UNAVAILABLE, "the cuda backend does not run SLoRB adapters yet; use device cpu");
+void CudaModel::slorb_init_mean(const int64_t* tensors, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const TensorEntry& t = net.tensors[tensors[i]];
+    cuda::slorb_init_mean(params.get() + net.tensors[t.slorb_s].offset, params.get() + t.offset,
+                          masks.get() ? masks.get() + t.offset : nullptr, t.shape[0], t.shape[1], net.cfg.slorb_k,
+                          stream);
+  }
+  SIEVE_CUDA(cudaStreamSynchronize(stream));
 }
 
 void CudaModel::materialize(int64_t tensor) {

@@ -19,8 +19,8 @@
 // their output to bf16 (cuSPARSELt writes bf16 from bf16 operands). A mask written from the host
 // is counted when it arrives: a layer whose mask is not 2:4 keeps the dense GEMMs.
 //
-// Not on the GPU yet (SIEVE_E_UNAVAILABLE, naming what to use instead): SLoRB adapters and
-// CAST's weight scaling (SIEVE_TRANSFORM_SCALE).
+// SLoRB adapters (METHODS 4.5) add (X P^T) S^T to their weight's output columns through two
+// more bf16 GEMMs, X P^T kept in bf16 for the backward.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +54,9 @@ struct Activations {
   __nv_bfloat16 *ln1_bf, *atty_bf, *ln2_bf, *act_bf, *lnf_bf;
   __nv_bfloat16* grad_bf;  // the bf16 copy of whichever output gradient a GEMM multiplies next
   __nv_bfloat16* sparse_bf;  // the bf16 result of a 2:4 GEMM (null while no layer can have one)
+  // SLoRB: (L, N, slorb.width) each block's X P^T of its adapted weights (the second GEMM's
+  // operand, kept for the backward), and (N, slorb.rmax) one weight's d loss / d X P^T
+  __nv_bfloat16 *slorb_xp, *slorb_dxp;
   float* scale_dwt;          // one scaled weight's dW~ before SCALE's backward (empty while none is scaled)
   int32_t* targets;        // (N) on the device
 };
@@ -94,12 +97,14 @@ class CudaModel final : public ModelBackend {
   // Read by the passes in model.cu.
   const sieve_model& model;  // step counters, cancel flag
   const Layout& net;         // the tensor table and seam settings
+  const SlorbColumns slorb;  // where each SLoRB weight's X P^T sits in Activations::slorb_xp
   cudaStream_t stream = nullptr;
   Blas blas;
 
   DeviceBuffer<float> params, grads, masks, adam_m, adam_v;  // (P) each, one layout
   DeviceBuffer<__nv_bfloat16> weights_bf;                    // (P) what the GEMMs multiply, refreshed per pass
   DeviceBuffer<__nv_bfloat16> head_bf;  // (head_ld(V), C): the LM head's rows of weights_bf, then zero rows
+  DeviceBuffer<float> head_grad;        // (head_ld(V), C): a training step's head weight gradient (zero padding rows)
   DeviceBuffer<float> rope_cos, rope_sin;                    // (context, HS/2), llama
   DeviceBuffer<double> doubles;                              // scratch of the double reductions
   DeviceBuffer<int64_t> counts;                              // scratch of the integer counts

@@ -427,6 +427,21 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// One thread per (d, i), its k terms in the CPU's order; the products and sums rounded one at a
+// time (no fused multiply-add) as the CPU's double arithmetic is.
+__global__ void slorb_init_mean_kernel(float* s, const float* w, const float* mask, int64_t R, int64_t K, int64_t k) {
+  const int64_t r = K / k;
+  for (int64_t at = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; at < R * r; at += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t d = at / r, i = at % r;
+    double acc = 0;
+    for (int64_t j = i * k; j < (i + 1) * k; j++) {
+      const double pruned = 1.0 - (mask ? (double)mask[d * K + j] : 1.0);
+      acc = __dadd_rn(acc, __dmul_rn((double)w[d * K + j], pruned));
+    }
+    s[at] = (float)(acc / (double)k);
+  }
+}
+
 }  // namespace
 
 uint16_t transposable_pattern_bits(int k) {
@@ -546,6 +561,15 @@ void mvue24(float* out, const float* g, int64_t N, int64_t D, int64_t ldo, int64
   const int64_t qs = (N + 3) / 4;
   const dim3 grid((unsigned)((D + kThreads - 1) / kThreads), (unsigned)(qs < 65535 ? qs : 65535));
   mvue24_kernel<<<grid, kThreads, 0, stream>>>(out, g, N, D, ldo, ldg, seed);
+  SIEVE_LAUNCHED();
+}
+
+void slorb_init_mean(float* s, const float* w, const float* mask, int64_t R, int64_t K, int64_t k,
+                     cudaStream_t stream) {
+  SIEVE_CHECK(R >= 0 && k >= 1 && K % k == 0, "slorb_init_mean: R = %lld, K = %lld, k = %lld", (long long)R,
+              (long long)K, (long long)k);
+  if (R == 0 || K == 0) return;
+  slorb_init_mean_kernel<<<grid_for(R * (K / k), kThreads), kThreads, 0, stream>>>(s, w, mask, R, K, k);
   SIEVE_LAUNCHED();
 }
 

@@ -90,6 +90,13 @@ void masked_decay(float* grad /* (n) */, const float* w /* (n) */, const float* 
 void mvue24(float* out /* (N, ldo) */, const float* g /* (N, ldg) */, int64_t N, int64_t D, int64_t ldo, int64_t ldg,
             uint64_t seed, cudaStream_t stream);
 
+// ---- SLoRB (METHODS 4.5)
+
+// s[d, i] = (1/k) sum_{j = ik}^{(i+1)k - 1} w[d, j] (1 - mask[d, j]) in double, rounded to float
+// (mask null: all kept, s = 0); K % k == 0. Bit for bit cpu::slorb_init_mean.
+void slorb_init_mean(float* s /* (R, K / k) */, const float* w /* (R, K) */, const float* mask /* (R, K) or null */,
+                     int64_t R, int64_t K, int64_t k, cudaStream_t stream);
+
 // ---- counts (exact integers; the output is overwritten, not accumulated)
 
 // flips[0] = the number of i with before[i] != after[i]
