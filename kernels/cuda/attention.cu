@@ -618,12 +618,13 @@ __device__ __forceinline__ void store_rows(float* dst, int64_t ld, const float (
   }
 }
 
-// Forward: blockIdx as attention_forward_kernel's (64 queries). Warp w: queries q0 + 16 w ..;
+// Forward: blockIdx as attention_forward_kernel's (64 queries). At D = 64 three blocks share an
+// SM (168 registers, no spills), so one block's tile loads overlap another's products. Warp w: queries q0 + 16 w ..;
 // its Q fragments stay in registers; per key tile S = Q K^T, the online softmax on the
 // accumulators (row max and sum over each quad; P rounded to bf16, the row sums from fp32 p),
 // o = o corr + P V.
 template <int D>
-__global__ void __launch_bounds__(kMmaThreads, 2) attention_forward_bf16_kernel(float* __restrict__ out,
+__global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attention_forward_bf16_kernel(float* __restrict__ out,
                                                                              bf16* __restrict__ out_bf16,
                                                                              float* __restrict__ lse,
                                                                              const float* __restrict__ qkv, int T,
