@@ -468,16 +468,29 @@ __device__ __forceinline__ void load_tile_bf16(bf16* dst, const float* __restric
                                                int HS, bool vec) {
   constexpr int lds = D + 8;
   if (vec) {  // HS % 4 == 0 and src, ld 16-byte aligned: a float4 is all inside HS or all outside
-#pragma unroll 4
-    for (int e = threadIdx.x; e < kTile * (D / 4); e += kMmaThreads) {
-      const int r = e / (D / 4), d = (e % (D / 4)) * 4;
-      float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      if (r0 + r < T && d < HS) x = __ldg(reinterpret_cast<const float4*>(src + (int64_t)(r0 + r) * ld + d));
-      const __nv_bfloat162 lo = __floats2bfloat162_rn(x.x, x.y), hi = __floats2bfloat162_rn(x.z, x.w);
-      uint2 packed;
-      packed.x = *reinterpret_cast<const uint32_t*>(&lo);
-      packed.y = *reinterpret_cast<const uint32_t*>(&hi);
-      *reinterpret_cast<uint2*>(dst + r * lds + d) = packed;  // 8-byte aligned: lds and d are multiples of 4
+    // G float4 loads a thread in flight before their stores: one memory latency per G of the
+    // thread's N, within the registers the kernels leave free (G = 8 at D = 64 spills in the
+    // forward's three blocks per SM)
+    constexpr int N = kTile * (D / 4) / kMmaThreads, G = 4;
+    static_assert(N % G == 0, "whole groups");
+#pragma unroll 1
+    for (int i0 = 0; i0 < N; i0 += G) {
+      float4 x[G];
+#pragma unroll
+      for (int i = 0; i < G; i++) {
+        const int e = threadIdx.x + (i0 + i) * kMmaThreads, r = e / (D / 4), d = (e % (D / 4)) * 4;
+        x[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (r0 + r < T && d < HS) x[i] = __ldg(reinterpret_cast<const float4*>(src + (int64_t)(r0 + r) * ld + d));
+      }
+#pragma unroll
+      for (int i = 0; i < G; i++) {
+        const int e = threadIdx.x + (i0 + i) * kMmaThreads, r = e / (D / 4), d = (e % (D / 4)) * 4;
+        const __nv_bfloat162 lo = __floats2bfloat162_rn(x[i].x, x[i].y), hi = __floats2bfloat162_rn(x[i].z, x[i].w);
+        uint2 packed;
+        packed.x = *reinterpret_cast<const uint32_t*>(&lo);
+        packed.y = *reinterpret_cast<const uint32_t*>(&hi);
+        *reinterpret_cast<uint2*>(dst + r * lds + d) = packed;  // 8-byte aligned: lds and d are multiples of 4
+      }
     }
   } else {
     for (int e = threadIdx.x; e < kTile * D; e += kMmaThreads) {
@@ -618,11 +631,11 @@ __device__ __forceinline__ void store_rows(float* dst, int64_t ld, const float (
   }
 }
 
-// Forward: blockIdx as attention_forward_kernel's (64 queries). At D = 64 three blocks share an
-// SM (168 registers, no spills), so one block's tile loads overlap another's products. Warp w: queries q0 + 16 w ..;
+// Forward: blockIdx as attention_forward_kernel's (64 queries). Warp w: queries q0 + 16 w ..;
 // its Q fragments stay in registers; per key tile S = Q K^T, the online softmax on the
 // accumulators (row max and sum over each quad; P rounded to bf16, the row sums from fp32 p),
-// o = o corr + P V.
+// o = o corr + P V. At D = 64 three blocks share an SM (at most 168 registers a thread, no
+// spills), so more of one block's tile loads hide behind the others' products.
 template <int D>
 __global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attention_forward_bf16_kernel(float* __restrict__ out,
                                                                              bf16* __restrict__ out_bf16,
