@@ -21,11 +21,10 @@
 // distinct groups of 4 banks.
 //
 // The bf16 path (AttentionMath::bf16, D in {64, 128}; section "bf16 tensor cores") keeps this
-// scheme, blocks, masks and (ty, tx) thread grid for everything between the products, and runs
-// the products themselves as WMMA bf16 fragments with fp32 accumulators on 64 x 64 tiles.
+// scheme, grid, masks and summation order over tiles, with its own blocks: 4 warps over 64-row
+// tiles, each warp running its products as mma.sync on registers (the scores never go through
+// shared memory).
 #include "attention.cuh"
-
-#include <mma.h>
 
 #include <cmath>
 #include <cstdint>
@@ -416,452 +415,473 @@ __global__ void __launch_bounds__(kThreads, 2) attention_dkv_kernel(float* __res
 
 // ---------------------------------------------------------------- bf16 tensor cores
 
-// The bf16 path: every kernel is a block of 8 warps over 64 x 64 tiles (queries x keys, or keys
-// x queries), D in {64, 128}. The products run as WMMA 16x16x16 bf16 fragments with fp32
-// accumulators, warp w owning row strip w / 2 (16 rows) and the half w % 2 of the columns: 2
-// fragments of a 64-column score tile, D / 32 fragments of a D-column output tile. Everything
-// between the products (mask, scale, exp, online softmax, dS = P (dP - D)) is done by the
-// fp32 path's (ty, tx) thread grid on fp32 tiles that the warps store to shared memory, so a
-// WMMA accumulator's opaque element layout never matters. bf16 tiles have a row stride of
-// D + 8 (or BN + 8) elements: 16-byte row steps that keep ldmatrix free of bank conflicts and
-// every fragment pointer 32-byte aligned.
-namespace wmma = nvcuda::wmma;
+// The bf16 path (D in {64, 128}): FlashAttention-2 on register-level tensor-core products,
+// mma.sync.m16n8k16 (bf16 operands, fp32 accumulators) issued as inline PTX. Every kernel is a
+// block of 4 warps over a tile of 64 rows; warp w owns 16 of them (rows 16 w .. 16 w + 15) for
+// the whole kernel: queries in the forward and dQ, keys in dK/dV. The block iterates over tiles
+// of 64 columns (keys, or queries for dK/dV) staged in shared memory as bf16; every product a
+// warp needs reads only its own 16 rows and the shared tile, so the score tiles (S, dP, and P,
+// dS after the softmax) never leave the warp's registers.
+//
+// Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating point type");
+// g = lane / 4 (groupID), t = lane % 4 (threadID_in_group); each .b32 holds two bf16, the
+// lower-indexed element in the low half:
+//   A (16 x 16, row-major), 4 regs: a0 (row g, cols 2t, 2t+1), a1 (row g+8, same cols),
+//                                  a2 (row g, cols 2t+8, 2t+9), a3 (row g+8, cols 2t+8, 2t+9)
+//   B (16 x 8, k x n), 2 regs:      b0 (k 2t, 2t+1; n g), b1 (k 2t+8, 2t+9; n g)
+//   C (16 x 8, fp32), 4 floats:     c0, c1 (row g, cols 2t, 2t+1), c2, c3 (row g+8, same cols)
+// So the C fragments of two adjacent 8-column tiles (columns 16 k .. 16 k + 15) hold exactly
+// the A fragment of the 16 x 16 block at k once packed in pairs to bf16x2 (pack_a): a score
+// tile turns into the A operand of the next product without moving between threads.
+//
+// ldmatrix.x4 loads four 8 x 8 bf16 matrices; lanes 8 i .. 8 i + 7 give the row addresses of
+// matrix i and register i receives it: plain, lane gets (row g, cols 2t, 2t+1) of each matrix;
+// .trans, (rows 2t, 2t+1, col g). Hence, for a tile X in shared memory:
+//   - an A fragment of rows r0.., cols k0.. of a row-major X: lane l addresses row r0 + l % 16,
+//     col k0 + 8 (l / 16) (ldsm_a);
+//   - the B fragments of B = X^T (X (n, k) row-major: K in Q K^T, V in dO V^T, Q, dO in the
+//     transposed products of dK/dV), two 8-column tiles n0, n0 + 8 at k0: plain ldmatrix, lane l
+//     addresses row n0 + l % 8 + 8 (l / 16), col k0 + 8 ((l / 8) % 2) (ldsm_bt);
+//   - the B fragments of B = X (X (k, n) row-major: V in P V, K in dS K, dO in P^T dO, Q in
+//     dS^T Q): ldmatrix.trans, lane l addresses row k0 + l % 16, col n0 + 8 (l / 16) (ldsm_b).
+// bf16 tiles have a row stride of D + 8 elements: the 8 rows of one matrix are then 16 bytes
+// apart modulo 128, so an ldmatrix phase touches all 32 banks once, and every address it
+// takes is 16-byte aligned as it must be.
 using bf16 = __nv_bfloat16;
-using AFrag = wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major>;
-using CFrag = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
 
-constexpr int kTile = 64;  // BM = BN for every bf16 kernel (8 warps = 4 row strips x 2 halves)
+constexpr int kTile = 64;                 // rows per block = columns per staged tile
+constexpr int kWarps = kTile / 16;        // each warp owns 16 rows
+constexpr int kMmaThreads = 32 * kWarps;  // 128
 
-// Rows [r0, r0 + ROWS) of a head's (T, HS) fp32 slice (row stride ld in global memory) into
-// shared memory as bf16 (ROWS, D + 8), rounded to nearest even, zero past T and past HS.
-template <int ROWS, int D>
+// Bytes of dynamic shared memory of a bf16 kernel staging `tiles` bf16 tiles (kTile, D + 8) and
+// `floats` more floats.
+constexpr size_t bf16_smem(int D, int tiles, int floats) {
+  return sizeof(bf16) * (size_t)tiles * kTile * (D + 8) + sizeof(float) * (size_t)floats;
+}
+// The largest (dK/dV at D = 128: K, V, Q, dO, lse, D) leaves room for two blocks per SM on sm_90.
+static_assert(bf16_smem(128, 4, 2 * kTile) <= 113 * 1024, "two blocks per SM");
+
+// Rows [r0, r0 + kTile) of a head's (T, HS) fp32 slice (row stride ld in global memory) into
+// shared memory as bf16 (kTile, D + 8), rounded to nearest even, zero past T and past HS.
+template <int D>
 __device__ __forceinline__ void load_tile_bf16(bf16* dst, const float* __restrict__ src, int64_t ld, int r0, int T,
                                                int HS, bool vec) {
   constexpr int lds = D + 8;
   if (vec) {  // HS % 4 == 0 and src, ld 16-byte aligned: a float4 is all inside HS or all outside
-#pragma unroll 2
-    for (int e = threadIdx.x; e < ROWS * (D / 4); e += kThreads) {
-      const int r = e / (D / 4), d = (e % (D / 4)) * 4;
-      float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      if (r0 + r < T && d < HS) x = __ldg(reinterpret_cast<const float4*>(src + (int64_t)(r0 + r) * ld + d));
-      __nv_bfloat162* p = reinterpret_cast<__nv_bfloat162*>(dst + r * lds + d);  // 8-byte aligned
-      p[0] = __floats2bfloat162_rn(x.x, x.y);
-      p[1] = __floats2bfloat162_rn(x.z, x.w);
+    // G float4 loads a thread in flight before their stores: one memory latency per G of the
+    // thread's N, within the registers the kernels leave free (G = 8 at D = 64 spills in the
+    // forward's three blocks per SM)
+    constexpr int N = kTile * (D / 4) / kMmaThreads, G = 4;
+    static_assert(N % G == 0, "whole groups");
+#pragma unroll 1
+    for (int i0 = 0; i0 < N; i0 += G) {
+      float4 x[G];
+#pragma unroll
+      for (int i = 0; i < G; i++) {
+        const int e = threadIdx.x + (i0 + i) * kMmaThreads, r = e / (D / 4), d = (e % (D / 4)) * 4;
+        x[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (r0 + r < T && d < HS) x[i] = __ldg(reinterpret_cast<const float4*>(src + (int64_t)(r0 + r) * ld + d));
+      }
+#pragma unroll
+      for (int i = 0; i < G; i++) {
+        const int e = threadIdx.x + (i0 + i) * kMmaThreads, r = e / (D / 4), d = (e % (D / 4)) * 4;
+        const __nv_bfloat162 lo = __floats2bfloat162_rn(x[i].x, x[i].y), hi = __floats2bfloat162_rn(x[i].z, x[i].w);
+        uint2 packed;
+        packed.x = *reinterpret_cast<const uint32_t*>(&lo);
+        packed.y = *reinterpret_cast<const uint32_t*>(&hi);
+        *reinterpret_cast<uint2*>(dst + r * lds + d) = packed;  // 8-byte aligned: lds and d are multiples of 4
+      }
     }
   } else {
-    for (int e = threadIdx.x; e < ROWS * D; e += kThreads) {
+    for (int e = threadIdx.x; e < kTile * D; e += kMmaThreads) {
       const int r = e / D, d = e % D;
       dst[r * lds + d] = __float2bfloat16_rn((r0 + r < T && d < HS) ? __ldg(src + (int64_t)(r0 + r) * ld + d) : 0.0f);
     }
   }
 }
 
-// One warp: acc[c] += A[0:16, 0:K] B[0:K, n0 + 16 c : n0 + 16 c + 16] for c < NC, summed over K
-// in steps of 16 in order. A is row-major in shared memory (stride lda, already at its first
-// row). B comes from X in shared memory (stride ldx): BT = false, B = X with X (K, N)
-// row-major; BT = true, B = X^T with X (N, K) row-major (a column-major B).
-template <int NC, int K, bool BT>
-__device__ __forceinline__ void warp_mma(CFrag (&acc)[NC], const bf16* A, int lda, const bf16* X, int ldx, int n0) {
-#pragma unroll 2
-  for (int k = 0; k < K; k += 16) {
-    AFrag a;
-    wmma::load_matrix_sync(a, A + k, lda);
+__device__ __forceinline__ uint32_t smem_address(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+// ldmatrix.x4 (plain or .trans) at this lane's row address p; volatile: it reads shared memory
+// behind the compiler's back, so it must stay between the barriers around it.
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const bf16* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_address(p)));
+}
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const bf16* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_address(p)));
+}
+
+// The A fragment of rows [r0, r0 + 16) x cols [k0, k0 + 16) of a row-major bf16 tile (stride ld).
+__device__ __forceinline__ void ldsm_a(uint32_t (&a)[4], const bf16* X, int ld, int r0, int k0, int lane) {
+  ldsm_x4(a, X + (r0 + lane % 16) * ld + k0 + 8 * (lane / 16));
+}
+// B = X^T over k [k0, k0 + 16) for the 8-column tiles n0 (b[0], b[1]) and n0 + 8 (b[2], b[3]),
+// X (n, k) row-major with stride ld.
+__device__ __forceinline__ void ldsm_bt(uint32_t (&b)[4], const bf16* X, int ld, int n0, int k0, int lane) {
+  ldsm_x4(b, X + (n0 + lane % 8 + 8 * (lane / 16)) * ld + k0 + 8 * ((lane / 8) % 2));
+}
+// B = X over k [k0, k0 + 16) for the 8-column tiles n0 (b[0], b[1]) and n0 + 8 (b[2], b[3]),
+// X (k, n) row-major with stride ld.
+__device__ __forceinline__ void ldsm_b(uint32_t (&b)[4], const bf16* X, int ld, int k0, int n0, int lane) {
+  ldsm_x4_trans(b, X + (k0 + lane % 16) * ld + n0 + 8 * (lane / 16));
+}
+
+// c += a b, one m16n8k16 product (fp32 accumulation in the tensor core's fixed order).
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two floats rounded to nearest even into one bf16x2 register, lo in the low half.
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 x = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&x);
+}
+// The A fragment of columns [16 k, 16 k + 16) of a 16-row score tile held as C fragments.
+template <int N>
+__device__ __forceinline__ void pack_a(uint32_t (&a)[4], const float (&c)[N / 8][4], int k) {
+  a[0] = pack_bf16(c[2 * k][0], c[2 * k][1]);
+  a[1] = pack_bf16(c[2 * k][2], c[2 * k][3]);
+  a[2] = pack_bf16(c[2 * k + 1][0], c[2 * k + 1][1]);
+  a[3] = pack_bf16(c[2 * k + 1][2], c[2 * k + 1][3]);
+}
+
+template <int N>
+__device__ __forceinline__ void zero(float (&c)[N][4]) {
 #pragma unroll
-    for (int c = 0; c < NC; c++) {
-      const int n = n0 + 16 * c;
-      if constexpr (BT) {
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> b;
-        wmma::load_matrix_sync(b, X + n * ldx + k, ldx);
-        wmma::mma_sync(acc[c], a, b, acc[c]);
-      } else {
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> b;
-        wmma::load_matrix_sync(b, X + k * ldx + n, ldx);
-        wmma::mma_sync(acc[c], a, b, acc[c]);
-      }
+  for (int j = 0; j < N; j++) c[j][0] = c[j][1] = c[j][2] = c[j][3] = 0.0f;
+}
+
+// acc[j] = X[r0 .. r0 + 16, :] Y[8 j .. 8 j + 8, :]^T for the N rows of Y: a 16 x N score tile
+// (S = Q K^T, dP = dO V^T, S^T = K Q^T, dP^T = V dO^T), X and Y bf16 tiles (*, D + 8) in shared
+// memory, summed over the head in steps of 16 in order.
+template <int D, int N>
+__device__ __forceinline__ void score_tile(float (&acc)[N / 8][4], const bf16* X, const bf16* Y, int r0, int lane) {
+  constexpr int ld = D + 8;
+  zero(acc);
+#pragma unroll
+  for (int k = 0; k < D; k += 16) {
+    uint32_t a[4];
+    ldsm_a(a, X, ld, r0, k, lane);
+#pragma unroll
+    for (int n = 0; n < N; n += 16) {
+      uint32_t b[4];
+      ldsm_bt(b, Y, ld, n, k, lane);
+      mma(acc[n / 8], a, b[0], b[1]);
+      mma(acc[n / 8 + 1], a, b[2], b[3]);
     }
   }
 }
 
-template <int NC>
-__device__ __forceinline__ void zero(CFrag (&acc)[NC]) {
+// acc += P Y: P a 16 x N score tile in C fragments (rounded to bf16 here), Y a bf16 tile (N,
+// D + 8) in shared memory; summed over the N columns of P in steps of 16 in order.
+template <int D, int N>
+__device__ __forceinline__ void accumulate_tile(float (&acc)[D / 8][4], const float (&p)[N / 8][4], const bf16* Y,
+                                                int lane) {
+  constexpr int ld = D + 8;
 #pragma unroll
-  for (int c = 0; c < NC; c++) wmma::fill_fragment(acc[c], 0.0f);
-}
-
-// The warp's fragments acc[c] into fp32 shared memory at (row0, col0 + 16 c), stride ld.
-template <int NC>
-__device__ __forceinline__ void store_frags(float* dst, int ld, const CFrag (&acc)[NC], int row0, int col0) {
+  for (int k = 0; k < N / 16; k++) {
+    uint32_t a[4];
+    pack_a<N>(a, p, k);
 #pragma unroll
-  for (int c = 0; c < NC; c++) wmma::store_matrix_sync(dst + row0 * ld + col0 + 16 * c, acc[c], ld, wmma::mem_row_major);
-}
-
-// This thread's accumulator columns dcol<D>(tx, j) of row `row` of an fp32 (*, D + 4) tile.
-template <int D>
-__device__ __forceinline__ void read_row(float (&x)[D / 16], const float* tile, int row, int tx) {
-  static_assert(D >= 64, "runs of 4 columns");
-  const float* p = tile + row * (D + 4) + tx * 4;
-#pragma unroll
-  for (int g = 0; g < D / 64; g++) {
-    const float4 v = *reinterpret_cast<const float4*>(p + g * 64);
-    x[4 * g] = v.x, x[4 * g + 1] = v.y, x[4 * g + 2] = v.z, x[4 * g + 3] = v.w;
+    for (int n = 0; n < D; n += 16) {
+      uint32_t b[4];
+      ldsm_b(b, Y, ld, 16 * k, n, lane);
+      mma(acc[n / 8], a, b[0], b[1]);
+      mma(acc[n / 8 + 1], a, b[2], b[3]);
+    }
   }
 }
 
-// Shared memory of the bf16 kernels, in bytes (all region sizes are multiples of 128 bytes).
-template <int D>
-struct Bf16Smem {
-  static constexpr int ldk = D + 8;       // bf16 tiles of Q, K, V, dO
-  static constexpr int lds = kTile + 4;   // fp32 score tiles
-  static constexpr int ldo = D + 4;       // fp32 output staging
-  static constexpr size_t tile_bf16 = sizeof(bf16) * kTile * ldk;
-  static constexpr size_t scores = sizeof(float) * kTile * lds;
-  static constexpr size_t staging = sizeof(float) * kTile * ldo;
-  // Q, K, V; P (bf16, stride kTile + 8); S, which the P V staging overlays
-  static constexpr size_t forward = 3 * tile_bf16 + sizeof(bf16) * kTile * (kTile + 8) + (staging > scores ? staging : scores);
-  // Q, dO, K, V; S and dP (fp32), which dS (bf16) and at the end the dQ staging overlay
-  static constexpr size_t dq = 4 * tile_bf16 + 2 * scores;
-  // K, V, Q, dO; S^T and dP^T (fp32), which P^T, dS^T (bf16) and the dK, dV staging overlay; lse, D
-  static constexpr size_t dkv = 4 * tile_bf16 + 2 * scores + 2 * sizeof(float) * kTile;
-  static_assert(staging <= 2 * scores, "the dQ / dK / dV staging fits over S and dP");
-  static_assert(forward <= 113 * 1024 && dq <= 113 * 1024 && dkv <= 113 * 1024, "two blocks per SM on sm_90");
-};
+// A row's max or sum over the 4 threads of a quad (lanes 4 g .. 4 g + 3 share rows g, g + 8).
+__device__ __forceinline__ float quad_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
 
-// Forward: blockIdx as attention_forward_kernel's. Per key tile: S = Q K^T (warps) -> fp32 S in
-// shared memory -> online softmax (threads; P rounded to bf16, the row sums from fp32 p) ->
-// P V (warps) -> fp32 staging -> o = o corr + P V in the threads' registers.
+// A thread's half of a 16 x N C-fragment tile, (row, column) = (g + 8 h, 8 j + 2 t + e) for
+// element [j][2 h + e], f times its value into dst's rows (row stride ld floats, dst at the
+// warp's first row, rows at or past `valid` skipped) and columns below HS.
+template <int N>
+__device__ __forceinline__ void store_rows(float* dst, int64_t ld, const float (&acc)[N / 8][4], float f, int valid,
+                                           int HS, int lane) {
+  const int g = lane / 4, t = lane % 4;
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    const int r = g + 8 * h;
+    if (r >= valid) continue;
+    float* row = dst + (int64_t)r * ld;
+#pragma unroll
+    for (int j = 0; j < N / 8; j++)
+#pragma unroll
+      for (int e = 0; e < 2; e++) {
+        const int c = 8 * j + 2 * t + e;
+        if (c < HS) row[c] = f * acc[j][2 * h + e];
+      }
+  }
+}
+
+// Forward: blockIdx as attention_forward_kernel's (64 queries). Warp w: queries q0 + 16 w ..;
+// its Q fragments stay in registers; per key tile S = Q K^T, the online softmax on the
+// accumulators (row max and sum over each quad; P rounded to bf16, the row sums from fp32 p),
+// o = o corr + P V. At D = 64 three blocks share an SM (at most 168 registers a thread, no
+// spills), so more of one block's tile loads hide behind the others' products.
 template <int D>
-__global__ void __launch_bounds__(kThreads, 2) attention_forward_bf16_kernel(float* __restrict__ out,
-                                                                          bf16* __restrict__ out_bf16,
-                                                                          float* __restrict__ lse,
-                                                                          const float* __restrict__ qkv, int T,
-                                                                          int C, int NH, int HS, float scale,
-                                                                          bool vec) {
-  using M = Bf16Smem<D>;
-  constexpr int BM = kTile, BN = kTile, RM = BM / 16, RN = BN / 16, RD = D / 16;
-  constexpr int ldk = M::ldk, ldp = BN + 8, lds = M::lds, ldo = M::ldo, NO = D / 32;
+__global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attention_forward_bf16_kernel(float* __restrict__ out,
+                                                                             bf16* __restrict__ out_bf16,
+                                                                             float* __restrict__ lse,
+                                                                             const float* __restrict__ qkv, int T,
+                                                                             int C, int NH, int HS, float scale,
+                                                                             bool vec) {
+  constexpr int ld = D + 8, NS = kTile / 8, NO = D / 8;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16* Qs = reinterpret_cast<bf16*>(smem);
-  bf16* Ks = Qs + BM * ldk;
-  bf16* Vs = Ks + BN * ldk;
-  bf16* Ps = Vs + BN * ldk;
-  float* Ss = reinterpret_cast<float*>(Ps + BM * ldp);  // S (BM, lds), then the P V staging (BM, ldo)
+  bf16* Ks = Qs + kTile * ld;
+  bf16* Vs = Ks + kTile * ld;
 
-  const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
-  const int warp = threadIdx.x / 32, wrow = (warp / 2) * 16, whalf = warp % 2;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-  const int q0 = (int)(gridDim.y - 1 - blockIdx.y) * BM;
+  const int q0 = (int)(gridDim.y - 1 - blockIdx.y) * kTile;
+  const int row0 = q0 + 16 * warp;  // the warp's first query
   const int64_t ldg = 3 * (int64_t)C;
   const float* q = qkv + (int64_t)b * T * ldg + (int64_t)h * HS;
   const float* k = q + C;
   const float* v = q + 2 * C;
 
-  load_tile_bf16<BM, D>(Qs, q, ldg, q0, T, HS, vec);
-  float m[RM], l[RM], o[RM][RD];
+  load_tile_bf16<D>(Qs, q, ldg, q0, T, HS, vec);
+  __syncthreads();
+  uint32_t qf[D / 16][4];
 #pragma unroll
-  for (int i = 0; i < RM; i++) {
-    m[i] = -INFINITY;
-    l[i] = 0.0f;  // this thread's share of the row sum, rescaled with the row's max
-#pragma unroll
-    for (int j = 0; j < RD; j++) o[i][j] = 0.0f;
-  }
-  const int q_last = min(q0 + BM, T) - 1;
-  for (int k0 = 0; k0 <= q_last; k0 += BN) {
-    __syncthreads();  // the previous tile's K, V and staging are read by everyone
-    load_tile_bf16<BN, D>(Ks, k, ldg, k0, T, HS, vec);
-    load_tile_bf16<BN, D>(Vs, v, ldg, k0, T, HS, vec);
+  for (int kk = 0; kk < D / 16; kk++) ldsm_a(qf[kk], Qs, ld, 16 * warp, 16 * kk, lane);
+
+  // [0]: row g, [1]: row g + 8 of the warp's 16
+  float m[2] = {-INFINITY, -INFINITY};
+  float l[2] = {0.0f, 0.0f};  // this thread's share of the row sum, rescaled with the row's max
+  float o[NO][4];
+  zero(o);
+  const int q_last = min(q0 + kTile, T) - 1;
+  for (int k0 = 0; k0 <= q_last; k0 += kTile) {
+    __syncthreads();  // the previous tile's K and V are read by every warp
+    load_tile_bf16<D>(Ks, k, ldg, k0, T, HS, vec);
+    load_tile_bf16<D>(Vs, v, ldg, k0, T, HS, vec);
     __syncthreads();
-    {
-      CFrag acc[2];
-      zero(acc);
-      warp_mma<2, D, true>(acc, Qs + wrow * ldk, ldk, Ks, ldk, whalf * 32);
-      store_frags(Ss, lds, acc, wrow, whalf * 32);
-    }
-    __syncthreads();
+    float s[NS][4];
+    zero(s);
 #pragma unroll
-    for (int i = 0; i < RM; i++) {
-      const int rl = ty * RM + i, r = q0 + rl;
-      float s[RN], mx = -INFINITY;
+    for (int kk = 0; kk < D / 16; kk++)
 #pragma unroll
-      for (int j = 0; j < RN; j++) {
-        s[j] = k0 + tx + 16 * j <= r ? Ss[rl * lds + tx + 16 * j] * scale : -INFINITY;
-        mx = fmaxf(mx, s[j]);
+      for (int n = 0; n < kTile; n += 16) {
+        uint32_t bfr[4];
+        ldsm_bt(bfr, Ks, ld, n, 16 * kk, lane);
+        mma(s[n / 8], qf[kk], bfr[0], bfr[1]);
+        mma(s[n / 8 + 1], qf[kk], bfr[2], bfr[3]);
       }
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+      const int r = row0 + g + 8 * hr;
+      float mx = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < NS; j++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          float& x = s[j][2 * hr + e];
+          x = k0 + 8 * j + 2 * t + e <= r ? x * scale : -INFINITY;
+          mx = fmaxf(mx, x);
+        }
       // finite: key 0 is in the first tile and every row r >= 0 sees it
-      const float m_new = fmaxf(m[i], row_max(mx));
-      const float corr = expf(m[i] - m_new);  // 0 on the first tile (m = -inf)
-      m[i] = m_new;
+      const float m_new = fmaxf(m[hr], quad_max(mx));
+      const float corr = expf(m[hr] - m_new);  // 0 on the first tile (m = -inf)
+      m[hr] = m_new;
       float sum = 0.0f;
 #pragma unroll
-      for (int j = 0; j < RN; j++) {
-        const float p = expf(s[j] - m_new);  // masked: exp(-inf) = 0
-        Ps[rl * ldp + tx + 16 * j] = __float2bfloat16_rn(p);
-        sum += p;
-      }
-      l[i] = l[i] * corr + sum;
+      for (int j = 0; j < NS; j++)
 #pragma unroll
-      for (int j = 0; j < RD; j++) o[i][j] *= corr;
-    }
-    __syncthreads();  // P complete; S read by everyone (the staging overwrites it)
-    {
-      CFrag acc[NO];
-      zero(acc);
-      warp_mma<NO, BN, false>(acc, Ps + wrow * ldp, ldp, Vs, ldk, whalf * (D / 2));
-      store_frags(Ss, ldo, acc, wrow, whalf * (D / 2));
-    }
-    __syncthreads();
+        for (int e = 0; e < 2; e++) {
+          float& x = s[j][2 * hr + e];
+          x = expf(x - m_new);  // masked: exp(-inf) = 0
+          sum += x;
+        }
+      l[hr] = l[hr] * corr + sum;
 #pragma unroll
-    for (int i = 0; i < RM; i++) {
-      float pv[RD];
-      read_row<D>(pv, Ss, ty * RM + i, tx);
-#pragma unroll
-      for (int j = 0; j < RD; j++) o[i][j] += pv[j];
+      for (int j = 0; j < NO; j++) o[j][2 * hr] *= corr, o[j][2 * hr + 1] *= corr;
     }
+    accumulate_tile<D, kTile>(o, s, Vs, lane);
   }
 
+  float* out_rows = out + ((int64_t)b * T + row0) * C + (int64_t)h * HS;
 #pragma unroll
-  for (int i = 0; i < RM; i++) {
-    const int r = q0 + ty * RM + i;
-    const float L = row_sum(l[i]);  // every thread of the half-warp takes part
-    if (r >= T) continue;
+  for (int hr = 0; hr < 2; hr++) {
+    const int r = row0 + g + 8 * hr;
+    const float L = quad_sum(l[hr]);  // every lane takes part
     const float inv = 1.0f / L;
-    const int64_t row = ((int64_t)b * T + r) * C + (int64_t)h * HS;
 #pragma unroll
-    for (int j = 0; j < RD; j++) {
-      const int c = dcol<D>(tx, j);
-      if (c < HS) {
-        const float y = o[i][j] * inv;
-        out[row + c] = y;
-        if (out_bf16) out_bf16[row + c] = __float2bfloat16_rn(y);
-      }
+    for (int j = 0; j < NO; j++) o[j][2 * hr] *= inv, o[j][2 * hr + 1] *= inv;
+    if (lse && t == 0 && r < T) lse[(int64_t)bh * T + r] = m[hr] + logf(L);
+  }
+  store_rows<D>(out_rows, C, o, 1.0f, T - row0, HS, lane);
+  if (out_bf16) {
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+      const int r = g + 8 * hr;
+      if (row0 + r >= T) continue;
+      bf16* row = out_bf16 + ((int64_t)b * T + row0 + r) * C + (int64_t)h * HS;
+#pragma unroll
+      for (int j = 0; j < NO; j++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          const int c = 8 * j + 2 * t + e;
+          if (c < HS) row[c] = __float2bfloat16_rn(o[j][2 * hr + e]);
+        }
     }
-    if (lse && tx == 0) lse[(int64_t)bh * T + r] = m[i] + logf(L);
   }
 }
 
-// dQ: blockIdx as attention_dq_kernel's. Per key tile: S = Q K^T and dP = dO V^T (warps) ->
-// fp32 in shared memory -> dS = P (dP - D) (threads, rounded to bf16 over S's space) -> dQ +=
-// dS K in the warps' accumulators, which persist over the key tiles.
+// dQ: blockIdx as attention_dq_kernel's (64 queries). Warp w: queries q0 + 16 w ..; per key
+// tile S = Q K^T and dP = dO V^T into registers, dS = P (dP - D) with P = exp(scale S - lse) on
+// the accumulators, dQ += dS K with dS rounded to bf16 straight from them.
 template <int D>
-__global__ void __launch_bounds__(kThreads, 2) attention_dq_bf16_kernel(float* __restrict__ dqkv,
-                                                                     const float* __restrict__ dout,
-                                                                     const float* __restrict__ qkv,
-                                                                     const float* __restrict__ lse,
-                                                                     const float* __restrict__ Dv, int T, int C,
-                                                                     int NH, int HS, float scale, bool vec) {
-  using M = Bf16Smem<D>;
-  constexpr int BM = kTile, BN = kTile, RM = BM / 16, RN = BN / 16, RD = D / 16;
-  constexpr int ldk = M::ldk, lds = M::lds, ldb = 2 * lds, ldo = M::ldo, NO = D / 32;
+__global__ void __launch_bounds__(kMmaThreads, 2) attention_dq_bf16_kernel(float* __restrict__ dqkv,
+                                                                        const float* __restrict__ dout,
+                                                                        const float* __restrict__ qkv,
+                                                                        const float* __restrict__ lse,
+                                                                        const float* __restrict__ Dv, int T, int C,
+                                                                        int NH, int HS, float scale, bool vec) {
+  constexpr int ld = D + 8, NS = kTile / 8, NO = D / 8;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16* Qs = reinterpret_cast<bf16*>(smem);
-  bf16* dOs = Qs + BM * ldk;
-  bf16* Ks = dOs + BM * ldk;
-  bf16* Vs = Ks + BN * ldk;
-  float* Ss = reinterpret_cast<float*>(Vs + BN * ldk);
-  float* dPs = Ss + BM * lds;
-  bf16* dSs = reinterpret_cast<bf16*>(Ss);  // (BM, ldb): row r in the first half of S's row r
+  bf16* dOs = Qs + kTile * ld;
+  bf16* Ks = dOs + kTile * ld;
+  bf16* Vs = Ks + kTile * ld;
 
-  const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
-  const int warp = threadIdx.x / 32, wrow = (warp / 2) * 16, whalf = warp % 2;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-  const int q0 = (int)(gridDim.y - 1 - blockIdx.y) * BM;
+  const int q0 = (int)(gridDim.y - 1 - blockIdx.y) * kTile;
+  const int row0 = q0 + 16 * warp;
   const int64_t ldg = 3 * (int64_t)C;
   const float* q = qkv + (int64_t)b * T * ldg + (int64_t)h * HS;
   const float* k = q + C;
   const float* v = q + 2 * C;
 
-  load_tile_bf16<BM, D>(Qs, q, ldg, q0, T, HS, vec);
-  load_tile_bf16<BM, D>(dOs, dout + (int64_t)b * T * C + (int64_t)h * HS, C, q0, T, HS, vec);
-  float row_lse[RM], row_D[RM];
+  load_tile_bf16<D>(Qs, q, ldg, q0, T, HS, vec);
+  load_tile_bf16<D>(dOs, dout + (int64_t)b * T * C + (int64_t)h * HS, C, q0, T, HS, vec);
+  float row_lse[2], row_D[2];  // rows g, g + 8 of the warp's 16
 #pragma unroll
-  for (int i = 0; i < RM; i++) {
-    const int r = q0 + ty * RM + i;
-    row_lse[i] = r < T ? lse[(int64_t)bh * T + r] : 0.0f;
-    row_D[i] = r < T ? Dv[(int64_t)bh * T + r] : 0.0f;
+  for (int hr = 0; hr < 2; hr++) {
+    const int r = row0 + g + 8 * hr;
+    row_lse[hr] = r < T ? lse[(int64_t)bh * T + r] : 0.0f;
+    row_D[hr] = r < T ? Dv[(int64_t)bh * T + r] : 0.0f;
   }
-  CFrag dq[NO];
+  float dq[NO][4];
   zero(dq);
-  const int q_last = min(q0 + BM, T) - 1;
-  for (int k0 = 0; k0 <= q_last; k0 += BN) {
-    __syncthreads();  // the previous tile's K and dS are read by everyone
-    load_tile_bf16<BN, D>(Ks, k, ldg, k0, T, HS, vec);
-    load_tile_bf16<BN, D>(Vs, v, ldg, k0, T, HS, vec);
+  const int q_last = min(q0 + kTile, T) - 1;
+  for (int k0 = 0; k0 <= q_last; k0 += kTile) {
+    __syncthreads();  // the previous tile's K and V are read by every warp
+    load_tile_bf16<D>(Ks, k, ldg, k0, T, HS, vec);
+    load_tile_bf16<D>(Vs, v, ldg, k0, T, HS, vec);
     __syncthreads();
-    {
-      CFrag s[2], dp[2];
-      zero(s);
-      zero(dp);
-      warp_mma<2, D, true>(s, Qs + wrow * ldk, ldk, Ks, ldk, whalf * 32);
-      warp_mma<2, D, true>(dp, dOs + wrow * ldk, ldk, Vs, ldk, whalf * 32);
-      store_frags(Ss, lds, s, wrow, whalf * 32);
-      store_frags(dPs, lds, dp, wrow, whalf * 32);
-    }
-    __syncthreads();
-    __nv_bfloat162 ds[RM][RN / 2];  // dS rounded to bf16, columns tx + 16 j in pairs (j even, j + 1)
+    float s[NS][4], dp[NS][4];
+    score_tile<D, kTile>(s, Qs, Ks, 16 * warp, lane);
+    score_tile<D, kTile>(dp, dOs, Vs, 16 * warp, lane);
 #pragma unroll
-    for (int i = 0; i < RM; i++) {
-      const int r = q0 + ty * RM + i;
-      float x[RN];
+    for (int j = 0; j < NS; j++)
 #pragma unroll
-      for (int j = 0; j < RN; j++) {
-        const int c = k0 + tx + 16 * j;
-        const float s = Ss[(ty * RM + i) * lds + tx + 16 * j], dp = dPs[(ty * RM + i) * lds + tx + 16 * j];
-        const float p = (c <= r && r < T) ? expf(s * scale - row_lse[i]) : 0.0f;
-        x[j] = p * (dp - row_D[i]);
+      for (int i = 0; i < 4; i++) {
+        const int hr = i / 2, r = row0 + g + 8 * hr, c = k0 + 8 * j + 2 * t + i % 2;
+        const float p = (c <= r && r < T) ? expf(s[j][i] * scale - row_lse[hr]) : 0.0f;
+        s[j][i] = p * (dp[j][i] - row_D[hr]);  // dS
       }
-#pragma unroll
-      for (int j = 0; j < RN; j += 2) ds[i][j / 2] = __floats2bfloat162_rn(x[j], x[j + 1]);
-    }
-    __syncthreads();  // dS overwrites S
-#pragma unroll
-    for (int i = 0; i < RM; i++)
-#pragma unroll
-      for (int j = 0; j < RN; j += 2) {
-        dSs[(ty * RM + i) * ldb + tx + 16 * j] = __low2bfloat16(ds[i][j / 2]);
-        dSs[(ty * RM + i) * ldb + tx + 16 * (j + 1)] = __high2bfloat16(ds[i][j / 2]);
-      }
-    __syncthreads();
-    warp_mma<NO, BN, false>(dq, dSs + wrow * ldb, ldb, Ks, ldk, whalf * (D / 2));
+    accumulate_tile<D, kTile>(dq, s, Ks, lane);
   }
-
-  __syncthreads();  // the last dS is read by everyone (the staging overwrites it)
-  store_frags(Ss, ldo, dq, wrow, whalf * (D / 2));
-  __syncthreads();
-#pragma unroll
-  for (int i = 0; i < RM; i++) {
-    const int r = q0 + ty * RM + i;
-    if (r >= T) continue;
-    float x[RD];
-    read_row<D>(x, Ss, ty * RM + i, tx);
-    float* dqr = dqkv + ((int64_t)b * T + r) * ldg + (int64_t)h * HS;
-#pragma unroll
-    for (int j = 0; j < RD; j++) {
-      const int c = dcol<D>(tx, j);
-      if (c < HS) dqr[c] = scale * x[j];
-    }
-  }
+  store_rows<D>(dqkv + ((int64_t)b * T + row0) * ldg + (int64_t)h * HS, ldg, dq, scale, T - row0, HS, lane);
 }
 
-// dK, dV: blockIdx as attention_dkv_kernel's (64 keys x 64 queries). Per query tile: S^T = K Q^T
-// and dP^T = V dO^T (warps) -> fp32 in shared memory -> P^T and dS^T (threads, rounded to bf16
-// over S^T's and dP^T's space) -> dV += P^T dO and dK += dS^T Q in the warps' accumulators.
+// dK, dV: blockIdx as attention_dkv_kernel's (64 keys). Warp w: keys k0 + 16 w ..; per query
+// tile S^T = K Q^T into registers, P^T = exp(scale S^T - lse) on the accumulators, dV += P^T dO;
+// then dP^T = V dO^T, dS^T = P^T (dP^T - D), dK += dS^T Q; P^T and dS^T rounded to bf16
+// straight from the accumulators (the fp32 P^T is what dS^T is computed from).
 template <int D>
-__global__ void __launch_bounds__(kThreads, 2) attention_dkv_bf16_kernel(float* __restrict__ dqkv,
-                                                                      const float* __restrict__ dout,
-                                                                      const float* __restrict__ qkv,
-                                                                      const float* __restrict__ lse,
-                                                                      const float* __restrict__ Dv, int T, int C,
-                                                                      int NH, int HS, float scale, bool vec) {
-  using M = Bf16Smem<D>;
-  constexpr int BM = kTile, BN = kTile, RM = BM / 16, RN = BN / 16, RD = D / 16;
-  constexpr int ldk = M::ldk, lds = M::lds, ldb = 2 * lds, ldo = M::ldo, NO = D / 32;
+__global__ void __launch_bounds__(kMmaThreads, 2) attention_dkv_bf16_kernel(float* __restrict__ dqkv,
+                                                                         const float* __restrict__ dout,
+                                                                         const float* __restrict__ qkv,
+                                                                         const float* __restrict__ lse,
+                                                                         const float* __restrict__ Dv, int T, int C,
+                                                                         int NH, int HS, float scale, bool vec) {
+  constexpr int ld = D + 8, NO = D / 8, NQ = D == 128 ? 32 : kTile;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16* Ks = reinterpret_cast<bf16*>(smem);
-  bf16* Vs = Ks + BM * ldk;
-  bf16* Qs = Vs + BM * ldk;
-  bf16* dOs = Qs + BN * ldk;
-  float* Sts = reinterpret_cast<float*>(dOs + BN * ldk);  // S^T: (keys, queries)
-  float* dPts = Sts + BM * lds;
-  float* col_lse = dPts + BM * lds;
-  float* col_D = col_lse + BN;
-  bf16* Pts = reinterpret_cast<bf16*>(Sts);    // (BM, ldb) over S^T
-  bf16* dSts = reinterpret_cast<bf16*>(dPts);  // (BM, ldb) over dP^T
+  bf16* Vs = Ks + kTile * ld;
+  bf16* Qs = Vs + kTile * ld;
+  bf16* dOs = Qs + kTile * ld;
+  float* col_lse = reinterpret_cast<float*>(dOs + kTile * ld);  // the query tile's lse and D
+  float* col_D = col_lse + kTile;
 
-  const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
-  const int warp = threadIdx.x / 32, wrow = (warp / 2) * 16, whalf = warp % 2;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-  const int k0 = (int)blockIdx.y * BM;
+  const int k0 = (int)blockIdx.y * kTile;
+  const int row0 = k0 + 16 * warp;  // the warp's first key
   const int64_t ldg = 3 * (int64_t)C;
   const float* q = qkv + (int64_t)b * T * ldg + (int64_t)h * HS;
   const float* dy = dout + (int64_t)b * T * C + (int64_t)h * HS;
 
-  load_tile_bf16<BM, D>(Ks, q + C, ldg, k0, T, HS, vec);
-  load_tile_bf16<BM, D>(Vs, q + 2 * C, ldg, k0, T, HS, vec);
-  CFrag dk[NO], dv[NO];
+  load_tile_bf16<D>(Ks, q + C, ldg, k0, T, HS, vec);
+  load_tile_bf16<D>(Vs, q + 2 * C, ldg, k0, T, HS, vec);
+  float dk[NO][4], dv[NO][4];
   zero(dk);
   zero(dv);
   // queries before k0 see none of these keys
-  for (int q0 = k0; q0 < T; q0 += BN) {
-    __syncthreads();  // the previous tile's Q, dO, P^T, dS^T, lse and D are read by everyone
-    load_tile_bf16<BN, D>(Qs, q, ldg, q0, T, HS, vec);
-    load_tile_bf16<BN, D>(dOs, dy, C, q0, T, HS, vec);
-    if (threadIdx.x < BN) {
+  for (int q0 = k0; q0 < T; q0 += kTile) {
+    __syncthreads();  // the previous tile's Q, dO, lse and D are read by every warp
+    load_tile_bf16<D>(Qs, q, ldg, q0, T, HS, vec);
+    load_tile_bf16<D>(dOs, dy, C, q0, T, HS, vec);
+    if (threadIdx.x < kTile) {
       const int c = q0 + threadIdx.x;
       col_lse[threadIdx.x] = c < T ? lse[(int64_t)bh * T + c] : 0.0f;
       col_D[threadIdx.x] = c < T ? Dv[(int64_t)bh * T + c] : 0.0f;
     }
     __syncthreads();
-    {
-      CFrag st[2], dpt[2];
-      zero(st);
-      zero(dpt);
-      warp_mma<2, D, true>(st, Ks + wrow * ldk, ldk, Qs, ldk, whalf * 32);
-      warp_mma<2, D, true>(dpt, Vs + wrow * ldk, ldk, dOs, ldk, whalf * 32);
-      store_frags(Sts, lds, st, wrow, whalf * 32);
-      store_frags(dPts, lds, dpt, wrow, whalf * 32);
-    }
-    __syncthreads();
-    // P^T and dS^T rounded to bf16, columns tx + 16 j in pairs (j even, j + 1)
-    __nv_bfloat162 pt[RM][RN / 2], dst[RM][RN / 2];
+    // the query tile in parts of NQ columns: at D = 128 two live 16 x 64 fp32 score tiles next to
+    // dK and dV would not fit in the registers; the parts keep the order of the sums
+#pragma unroll 1
+    for (int c0 = 0; c0 < kTile; c0 += NQ) {
+      const bf16* Qp = Qs + c0 * ld;
+      const bf16* dOp = dOs + c0 * ld;
+      float pt[NQ / 8][4];
+      score_tile<D, NQ>(pt, Ks, Qp, 16 * warp, lane);
 #pragma unroll
-    for (int i = 0; i < RM; i++) {
-      const int r = k0 + ty * RM + i;  // key
-      float x[RN], y[RN];
+      for (int j = 0; j < NQ / 8; j++) {
+        const int jc = c0 + 8 * j + 2 * t;  // this thread's query columns jc, jc + 1 in the tile
+        const float2 cl = *reinterpret_cast<const float2*>(col_lse + jc);
 #pragma unroll
-      for (int j = 0; j < RN; j++) {
-        const int jc = tx + 16 * j, c = q0 + jc;  // query
-        const float s = Sts[(ty * RM + i) * lds + jc], dp = dPts[(ty * RM + i) * lds + jc];
-        const float p = (r <= c && c < T) ? expf(s * scale - col_lse[jc]) : 0.0f;
-        x[j] = p;
-        y[j] = p * (dp - col_D[jc]);
+        for (int i = 0; i < 4; i++) {
+          const int r = row0 + g + 8 * (i / 2), c = q0 + jc + i % 2;
+          pt[j][i] = (r <= c && c < T) ? expf(pt[j][i] * scale - (i % 2 ? cl.y : cl.x)) : 0.0f;
+        }
       }
+      accumulate_tile<D, NQ>(dv, pt, dOp, lane);
+      float dst[NQ / 8][4];
+      score_tile<D, NQ>(dst, Vs, dOp, 16 * warp, lane);
 #pragma unroll
-      for (int j = 0; j < RN; j += 2) {
-        pt[i][j / 2] = __floats2bfloat162_rn(x[j], x[j + 1]);
-        dst[i][j / 2] = __floats2bfloat162_rn(y[j], y[j + 1]);
+      for (int j = 0; j < NQ / 8; j++) {
+        const float2 cd = *reinterpret_cast<const float2*>(col_D + c0 + 8 * j + 2 * t);
+#pragma unroll
+        for (int i = 0; i < 4; i++) dst[j][i] = pt[j][i] * (dst[j][i] - (i % 2 ? cd.y : cd.x));
       }
-    }
-    __syncthreads();  // P^T and dS^T overwrite S^T and dP^T
-#pragma unroll
-    for (int i = 0; i < RM; i++)
-#pragma unroll
-      for (int j = 0; j < RN; j += 2) {
-        const int row = (ty * RM + i) * ldb, jc = tx + 16 * j;
-        Pts[row + jc] = __low2bfloat16(pt[i][j / 2]);
-        Pts[row + jc + 16] = __high2bfloat16(pt[i][j / 2]);
-        dSts[row + jc] = __low2bfloat16(dst[i][j / 2]);
-        dSts[row + jc + 16] = __high2bfloat16(dst[i][j / 2]);
-      }
-    __syncthreads();
-    warp_mma<NO, BN, false>(dv, Pts + wrow * ldb, ldb, dOs, ldk, whalf * (D / 2));
-    warp_mma<NO, BN, false>(dk, dSts + wrow * ldb, ldb, Qs, ldk, whalf * (D / 2));
-  }
-
-  // dK then dV through the staging over S^T and dP^T
-  float* stage = Sts;
-#pragma unroll
-  for (int part = 0; part < 2; part++) {
-    __syncthreads();  // P^T, dS^T (the last tile) or the staged dK are read by everyone
-    if (part == 0) {
-      store_frags(stage, ldo, dk, wrow, whalf * (D / 2));
-    } else {
-      store_frags(stage, ldo, dv, wrow, whalf * (D / 2));
-    }
-    __syncthreads();
-#pragma unroll
-    for (int i = 0; i < RM; i++) {
-      const int r = k0 + ty * RM + i;
-      if (r >= T) continue;
-      float x[RD];
-      read_row<D>(x, stage, ty * RM + i, tx);
-      float* dst = dqkv + ((int64_t)b * T + r) * ldg + (1 + part) * (int64_t)C + (int64_t)h * HS;
-      const float f = part == 0 ? scale : 1.0f;
-#pragma unroll
-      for (int j = 0; j < RD; j++) {
-        const int c = dcol<D>(tx, j);
-        if (c < HS) dst[c] = f * x[j];
-      }
+      accumulate_tile<D, NQ>(dk, dst, Qp, lane);
     }
   }
+  float* dk_rows = dqkv + ((int64_t)b * T + row0) * ldg + C + (int64_t)h * HS;
+  store_rows<D>(dk_rows, ldg, dk, scale, T - row0, HS, lane);
+  store_rows<D>(dk_rows + C, ldg, dv, 1.0f, T - row0, HS, lane);
 }
 
 // ---------------------------------------------------------------- host side
@@ -945,11 +965,11 @@ void backward_d(float* dqkv, const float* dout, const float* qkv, const float* l
 template <int D>
 void forward_bf16_d(float* out, __nv_bfloat16* out_bf16, float* lse, const float* qkv, const Shape& s, bool vec,
                     cudaStream_t stream) {
-  constexpr size_t bytes = Bf16Smem<D>::forward;
+  constexpr size_t bytes = bf16_smem(D, 3, 0);  // Q, K, V
   static const bool opted = (allow_smem(attention_forward_bf16_kernel<D>, bytes), true);
   (void)opted;
   const dim3 grid((unsigned)(s.B * s.NH), tiles(s.T, kTile));
-  attention_forward_bf16_kernel<D><<<grid, kThreads, bytes, stream>>>(out, out_bf16, lse, qkv, s.T, s.C, s.NH, s.HS,
+  attention_forward_bf16_kernel<D><<<grid, kMmaThreads, bytes, stream>>>(out, out_bf16, lse, qkv, s.T, s.C, s.NH, s.HS,
                                                                       1.0f / std::sqrt((float)s.HS), vec);
   SIEVE_LAUNCHED();
 }
@@ -960,18 +980,18 @@ void backward_bf16_d(float* dqkv, const float* dout, const float* qkv, const flo
   const float scale = 1.0f / std::sqrt((float)s.HS);
   const dim3 grid((unsigned)(s.B * s.NH), tiles(s.T, kTile));
   {
-    constexpr size_t bytes = Bf16Smem<D>::dkv;
+    constexpr size_t bytes = bf16_smem(D, 4, 2 * kTile);  // K, V, Q, dO; lse, D
     static const bool opted = (allow_smem(attention_dkv_bf16_kernel<D>, bytes), true);
     (void)opted;
-    attention_dkv_bf16_kernel<D><<<grid, kThreads, bytes, stream>>>(dqkv, dout, qkv, lse, Dv, s.T, s.C, s.NH, s.HS,
+    attention_dkv_bf16_kernel<D><<<grid, kMmaThreads, bytes, stream>>>(dqkv, dout, qkv, lse, Dv, s.T, s.C, s.NH, s.HS,
                                                                     scale, vec);
     SIEVE_LAUNCHED();
   }
   {
-    constexpr size_t bytes = Bf16Smem<D>::dq;
+    constexpr size_t bytes = bf16_smem(D, 4, 0);  // Q, dO, K, V
     static const bool opted = (allow_smem(attention_dq_bf16_kernel<D>, bytes), true);
     (void)opted;
-    attention_dq_bf16_kernel<D><<<grid, kThreads, bytes, stream>>>(dqkv, dout, qkv, lse, Dv, s.T, s.C, s.NH, s.HS,
+    attention_dq_bf16_kernel<D><<<grid, kMmaThreads, bytes, stream>>>(dqkv, dout, qkv, lse, Dv, s.T, s.C, s.NH, s.HS,
                                                                    scale, vec);
     SIEVE_LAUNCHED();
   }

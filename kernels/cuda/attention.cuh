@@ -1,7 +1,8 @@
 // attention.cuh — fused causal multi-head self-attention on the GPU, forward and backward: the
 // twin of cpu/attention.cc's attention_forward / attention_backward (ops.h), FlashAttention-2
-// style: scores and probabilities live in shared memory one tile at a time, never as a T x T
-// matrix, so memory grows with T, not T^2.
+// style: scores and probabilities live one tile at a time in shared memory (fp32 math) or in
+// the tensor-core accumulators (bf16 math), never as a T x T matrix, so memory grows with T,
+// not T^2.
 //
 // Layout as the CPU: qkv (B, T, 3C) = [q | k | v] per position, head h at columns
 // [h HS, (h+1) HS) of each part (HS = C / NH); out (B, T, C); S = q k^T / sqrt(HS);
@@ -18,17 +19,18 @@
 //       fp32: fp32 throughout on CUDA cores (fp32 products and sums, expf/logf): within float
 //             rounding of the CPU, which sums in another order (test/gpu/attention_checks.cu:
 //             1e-5 relative). Any HS.
-//       bf16: the four products (Q K^T, P V in the forward; S, dP, dS K, P^T dO, dS^T Q in the
-//             backward) on tensor cores with bf16 operands and fp32 accumulation: the fp32
-//             inputs are rounded to bf16 (nearest even) as they are staged in shared memory, and
-//             P and dS are rounded to bf16 before their products. Softmax statistics (row max,
+//       bf16: the products (Q K^T, P V in the forward; S, dP, dS K, P^T dO, dS^T Q in the
+//             backward) on tensor cores (mma.sync m16n8k16 on registers) with bf16 operands and
+//             fp32 accumulation: the fp32 inputs are rounded to bf16 (nearest even) as they are
+//             staged in shared memory, and P and dS are rounded to bf16 (from their fp32 values)
+//             before their products. Softmax statistics (row max,
 //             row sum), lse, D = rowsum(dO (.) O), the masking and the outputs stay fp32:
 //             within about 1e-2 relative of the CPU (lse within 1e-3). Head sizes 33..128
 //             (padded to 64 or 128); the default for HS = 64 and 128.
 //     Either backward takes either forward's out and lse (lse means the same in both).
 //   - Deterministic: the same inputs give the same bits on every run and every stream. There
 //     are no atomics; every output element is summed in a fixed order by one thread (fp32) or
-//     by one warp's fixed sequence of tensor-core products (bf16).
+//     by one warp's fixed sequence of tensor-core products over the tiles in order (bf16).
 //   - The backward recomputes P from the forward's lse, so it needs the very qkv, out and lse
 //     of the forward; dqkv is overwritten entirely (the q, k and v parts of every head).
 #pragma once
