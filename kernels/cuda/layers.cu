@@ -190,11 +190,16 @@ struct RmsNormTerms {  // dweight: dy x s
     acc[0] = __fadd_rn(acc[0], __fmul_rn(__fmul_rn(dout[r * C + c], inp[r * C + c]), rstd[r]));
   }
 };
-struct ColumnTerms {  // dbias: dout
+struct ColumnTerms {  // dbias: dout (and dout's bf16 copy, on the way)
   static constexpr int kOut = 1;
   const float* dout;
+  __nv_bfloat16* dout_bf16;  // or null
   int64_t C;
-  __device__ __forceinline__ void operator()(float* acc, int64_t r, int64_t c) const { acc[0] += dout[r * C + c]; }
+  __device__ __forceinline__ void operator()(float* acc, int64_t r, int64_t c) const {
+    const float x = dout[r * C + c];
+    acc[0] += x;
+    if (dout_bf16) dout_bf16[r * C + c] = __float2bfloat16_rn(x);
+  }
 };
 
 // partial[o][k][c] = sum over chunk k's rows, in row order from 0, of term o at (r, c).
@@ -554,8 +559,9 @@ void residual_bias_forward(float* out, const float* res, const float* bias, int6
 
 size_t bias_backward_scratch_floats(int64_t N, int64_t OC) { return (size_t)(row_chunks(N) * OC); }
 
-void bias_backward(float* dbias, const float* dout, float* scratch, int64_t N, int64_t OC, cudaStream_t stream) {
-  column_sums(dbias, nullptr, ColumnTerms{dout, OC}, scratch, N, OC, stream);
+void bias_backward(float* dbias, __nv_bfloat16* dout_bf16, const float* dout, float* scratch, int64_t N, int64_t OC,
+                   cudaStream_t stream) {
+  column_sums(dbias, nullptr, ColumnTerms{dout, dout_bf16, OC}, scratch, N, OC, stream);
 }
 
 // ---------------------------------------------------------------- embeddings

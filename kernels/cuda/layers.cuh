@@ -69,10 +69,12 @@ void swiglu_backward(float* dinp /* (N, 2H) */, const float* dout /* (N, H) */, 
 // out = res + bias (bias may be null; out may be res)
 void residual_bias_forward(float* out /* (N, C) */, const float* res /* (N, C) */, const float* bias /* (C) or null */,
                            int64_t N, int64_t C, cudaStream_t stream);
-// dbias += the column sums of dout. Scratch: bias_backward_scratch_floats(N, OC) floats.
+// dbias += the column sums of dout, and (dout_bf16 not null) dout rounded to bf16 into dout_bf16:
+// the layer's GEMMs multiply that copy, and writing it here reads dout once for both.
+// Scratch: bias_backward_scratch_floats(N, OC) floats.
 size_t bias_backward_scratch_floats(int64_t N, int64_t OC);
-void bias_backward(float* dbias /* (OC) += */, const float* dout /* (N, OC) */, float* scratch, int64_t N, int64_t OC,
-                   cudaStream_t stream);
+void bias_backward(float* dbias /* (OC) += */, __nv_bfloat16* dout_bf16 /* (N, OC) or null */,
+                   const float* dout /* (N, OC) */, float* scratch, int64_t N, int64_t OC, cudaStream_t stream);
 
 // ---- embeddings
 

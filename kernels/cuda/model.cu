@@ -298,12 +298,16 @@ bool has_scale(const CudaModel& m, const Linear& lin) {
 // dinp = dout W~ (overwritten; through cuSPARSELt when W~ is transposable 2:4) plus the SLoRB
 // branch's (xp: the block's slice of X P^T), dW~ = dout^T inp
 // straight into dW for the straight-through transforms, through SCALE's backward (dW += A (.) dW~,
-// dA += its segment sums of dW~ (.) W) for scaled weights; dbias += the column sums of dout.
+// dA += its segment sums of dW~ (.) W) for scaled weights; dbias += the column sums of dout, read
+// once with the bf16 copy of dout the GEMMs multiply.
 void linear_backward(CudaModel& m, const Linear& lin, float* dinp, const float* dout, const __nv_bfloat16* inp,
                      int64_t N, __nv_bfloat16* xp) {
   Activations& a = m.acts;
   __nv_bfloat16* dout_bf = a.grad_bf;
-  to_bf16(dout_bf, dout, N * lin.OC, m.stream);
+  if (lin.bias >= 0)
+    bias_backward(grad(m, lin.bias), dout_bf, dout, a.reduce_scratch, N, lin.OC, m.stream);
+  else
+    to_bf16(dout_bf, dout, N * lin.OC, m.stream);
   const double flops = 2.0 * (double)N * (double)lin.OC * (double)lin.IC;
   if (layer_mask24(m, lin, N) == kTransposable) {
     sparse_layer(m, lin, true)
@@ -315,7 +319,6 @@ void linear_backward(CudaModel& m, const Linear& lin, float* dinp, const float* 
                 lin.IC, m.stream);
   }
   slorb_backward(m, lin, dinp, dout_bf, inp, xp, N);  // before dout_bf becomes MVUE's dZ
-  if (lin.bias >= 0) bias_backward(grad(m, lin.bias), dout, a.reduce_scratch, N, lin.OC, m.stream);
   const float* dout_w = mvue_dout(m, lin, dout, N);
   if (dout_w != dout) to_bf16(dout_bf, dout_w, N * lin.OC, m.stream);
   m.timing.gemm_flops += 2.0 * flops;

@@ -242,13 +242,15 @@ SIEVE_GPU_CHECK(bias_backward_matches_cpu_bitwise) {
     cpu::matmul_backward(nullptr, nullptr, db.data(), dout.data(), nullptr, nullptr, N, 1, OC, nullptr);
     auto dDout = to_device(dout);
     DeviceBuffer<float> gDb(OC), scratch((int64_t)gpu::bias_backward_scratch_floats(N, OC));
+    DeviceBuffer<bf16> gBf(N * OC);
     std::vector<float> runs[2];
-    for (auto& run : runs) {
+    for (int k = 0; k < 2; k++) {  // the second run without the bf16 copy
       gDb.upload(db0);
-      gpu::bias_backward(gDb.get(), dDout.get(), scratch.get(), N, OC, 0);
-      run = gDb.download();
+      gpu::bias_backward(gDb.get(), k == 0 ? gBf.get() : nullptr, dDout.get(), scratch.get(), N, OC, 0);
+      runs[k] = gDb.download();
     }
     c.equal(shape("dbias", N, OC), runs[0], db);
+    c.equal(shape("dout's bf16 copy", N, OC), to_float(gBf.download()), rounded(dout));
     same_bits(c, shape("dbias", N, OC), runs[0], runs[1]);
   }
 }
