@@ -38,7 +38,23 @@ class CudaBackend final : public Backend {
     return std::make_unique<CudaModel>(model);
   }
 
+  void quantize_rtn(uint8_t*, float*, uint8_t*, const float*, const float*, int64_t, int64_t,
+                    const QuantGrid&) const override {
+    not_yet();
+  }
+  void dequantize(float*, const uint8_t*, const float*, const uint8_t*, int64_t, int64_t, int64_t) const override {
+    not_yet();
+  }
+  void gptq(uint8_t*, float*, uint8_t*, const float*, const float*, const GptqPlan&, int64_t,
+            const QuantGrid&) const override {
+    not_yet();
+  }
+
  private:
+  [[noreturn]] static void not_yet() {
+    fail(SIEVE_E_UNAVAILABLE, "weight quantization does not run on cuda yet; use device cpu");
+  }
+
   std::string description_;
 };
 
