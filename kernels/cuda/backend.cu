@@ -5,6 +5,7 @@
 #include <string>
 
 #include "model.cuh"
+#include "quant.cuh"
 
 namespace sieve::cuda {
 
@@ -38,12 +39,13 @@ class CudaBackend final : public Backend {
     return std::make_unique<CudaModel>(model);
   }
 
-  void quantize_rtn(uint8_t*, float*, uint8_t*, const float*, const float*, int64_t, int64_t,
-                    const QuantGrid&) const override {
-    not_yet();
+  void quantize_rtn(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const float* mask, int64_t rows,
+                    int64_t cols, const QuantGrid& grid) const override {
+    quantize_rtn_host(codes, scales, zeros, w, mask, rows, cols, grid);
   }
-  void dequantize(float*, const uint8_t*, const float*, const uint8_t*, int64_t, int64_t, int64_t) const override {
-    not_yet();
+  void dequantize(float* out, const uint8_t* codes, const float* scales, const uint8_t* zeros, int64_t rows,
+                  int64_t cols, int64_t group) const override {
+    dequantize_host(out, codes, scales, zeros, rows, cols, group);
   }
   void gptq(uint8_t*, float*, uint8_t*, const float*, const float*, const GptqPlan&, int64_t,
             const QuantGrid&) const override {
@@ -52,7 +54,7 @@ class CudaBackend final : public Backend {
 
  private:
   [[noreturn]] static void not_yet() {
-    fail(SIEVE_E_UNAVAILABLE, "weight quantization does not run on cuda yet; use device cpu");
+    fail(SIEVE_E_UNAVAILABLE, "GPTQ does not run on cuda yet; use device cpu");
   }
 
   std::string description_;
