@@ -47,16 +47,12 @@ class CudaBackend final : public Backend {
                   int64_t cols, int64_t group) const override {
     dequantize_host(out, codes, scales, zeros, rows, cols, group);
   }
-  void gptq(uint8_t*, float*, uint8_t*, const float*, const float*, const GptqPlan&, int64_t,
-            const QuantGrid&) const override {
-    not_yet();
+  void gptq(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const float* mask, const GptqPlan& plan,
+            int64_t rows, const QuantGrid& grid) const override {
+    gptq_host(codes, scales, zeros, w, mask, plan, rows, grid);
   }
 
  private:
-  [[noreturn]] static void not_yet() {
-    fail(SIEVE_E_UNAVAILABLE, "GPTQ does not run on cuda yet; use device cpu");
-  }
-
   std::string description_;
 };
 

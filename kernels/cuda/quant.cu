@@ -1,4 +1,6 @@
 // quant.cu — weight-only quantization on the GPU (quant.cuh).
+#include <algorithm>
+
 #include "device_buffer.cuh"
 #include "quant.cuh"
 
@@ -104,6 +106,110 @@ void dequantize(float* out, const uint8_t* codes, const float* scales, const uin
   SIEVE_LAUNCHED();
 }
 
+// ---- GPTQ's rows
+
+namespace {
+
+constexpr int kGptqMaxRows = 8;
+
+__global__ void __launch_bounds__(kThreads)
+    gptq_kernel1(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const float* mask, GptqDevicePlan plan,
+                 int64_t rows, int64_t group, int rows_per_block, DeviceGrid g, double* scratch) {
+  extern __shared__ double shared_x[];
+  __shared__ double err[kGptqMaxRows];
+  __shared__ float sc[kGptqMaxRows];
+  __shared__ uint8_t zp[kGptqMaxRows];
+  __shared__ bool update[kGptqMaxRows];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int64_t n = plan.n, G = n / group, r0 = (int64_t)blockIdx.x * rows_per_block;
+  const int nr = (int)min((int64_t)rows_per_block, rows - r0);
+  double* x = scratch ? scratch + r0 * n : shared_x;  // x[r n + j]: row r0 + r at step j
+  auto kept = [&](int r, int64_t c) { return !plan.dead[c] && (!mask || mask[(r0 + r) * n + c] != 0.0f); };
+  // the rows in quantization order, dead and masked weights as 0
+  for (int64_t i = tid; i < nr * n; i += blockDim.x) {
+    const int r = (int)(i / n);
+    const int64_t c = plan.perm[i - r * n];
+    x[i] = kept(r, c) ? (double)w[(r0 + r) * n + c] : 0.0;
+  }
+  __syncthreads();
+  for (int64_t j = 0; j < n; j++) {
+    const int64_t c = plan.perm[j], grp = c / group;
+    // in order (perm is the identity), a group's parameters come from its current weights
+    if (!plan.static_groups && c % group == 0) {
+      for (int r = warp; r < nr; r += kWarps) {
+        float lo = 0.0f, hi = 0.0f;
+        for (int64_t i = lane; i < group; i += 32)
+          if (kept(r, c + i)) take((float)x[r * n + c + i], g.symmetric, lo, hi);
+        float scale;
+        uint8_t zero;
+        warp_group_params(lo, hi, g, &scale, &zero);
+        if (lane == 0) {
+          sc[r] = scale, zp[r] = zero;
+          scales[(r0 + r) * G + grp] = scale, zeros[(r0 + r) * G + grp] = zero;
+        }
+      }
+      __syncthreads();
+    }
+    // each row's code and scaled error (cpu/quant.cc's expressions)
+    if (tid < nr) {
+      const int r = tid;
+      const float scale = plan.static_groups ? scales[(r0 + r) * G + grp] : sc[r];
+      const uint8_t zero = plan.static_groups ? zeros[(r0 + r) * G + grp] : zp[r];
+      update[r] = kept(r, c);
+      if (!update[r]) {
+        codes[(r0 + r) * n + c] = zero;
+      } else {
+        const double xj = x[r * n + j];
+        const uint8_t code = quant_code((float)xj, scale, zero, g.maxq);
+        codes[(r0 + r) * n + c] = code;
+        const double q = (double)__fmul_rn(__fsub_rn((float)code, (float)zero), scale);  // as dequantize gives it
+        err[r] = __ddiv_rn(__dsub_rn(xj, q), plan.U[j * n + j]);
+      }
+    }
+    __syncthreads();
+    const double* u = plan.U + j * n;
+    for (int64_t k = j + 1 + tid; k < n; k += blockDim.x) {
+      const double uk = u[k];
+      for (int r = 0; r < nr; r++)
+        if (update[r]) x[r * n + k] = __dsub_rn(x[r * n + k], __dmul_rn(err[r], uk));
+    }
+    __syncthreads();
+  }
+}
+
+}  // namespace
+
+int64_t gptq_shared_limit() {
+  int device = 0, optin = 0;
+  SIEVE_CUDA(cudaGetDevice(&device));
+  SIEVE_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  cudaFuncAttributes attr{};
+  SIEVE_CUDA(cudaFuncGetAttributes(&attr, gptq_kernel1));
+  return (int64_t)optin - (int64_t)attr.sharedSizeBytes;
+}
+
+int64_t gptq_scratch(int64_t rows, int64_t n, int64_t shared_limit) {
+  return shared_limit >= (int64_t)sizeof(double) * n ? 0 : rows * n;
+}
+
+void gptq(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const float* mask, const GptqDevicePlan& plan,
+          int64_t rows, const QuantGrid& grid, double* scratch, int64_t shared_limit, cudaStream_t stream) {
+  int device = 0, sms = 0;
+  SIEVE_CUDA(cudaGetDevice(&device));
+  SIEVE_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  // enough rows per block to share U's reads, few enough that every SM gets a block
+  int64_t per_block = std::min<int64_t>(kGptqMaxRows, std::max<int64_t>(1, (rows + sms - 1) / sms));
+  const int64_t row_bytes = (int64_t)sizeof(double) * plan.n;
+  const bool in_shared = gptq_scratch(rows, plan.n, shared_limit) == 0;
+  if (in_shared) per_block = std::min(per_block, shared_limit / row_bytes);
+  const size_t bytes = in_shared ? (size_t)(per_block * row_bytes) : 0;
+  SIEVE_CUDA(cudaFuncSetAttribute(gptq_kernel1, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+  const unsigned blocks = (unsigned)((rows + per_block - 1) / per_block);
+  gptq_kernel1<<<blocks, kThreads, bytes, stream>>>(codes, scales, zeros, w, mask, plan, rows, grid.group,
+                                                     (int)per_block, device_grid(grid), in_shared ? nullptr : scratch);
+  SIEVE_LAUNCHED();
+}
+
 // ---- the Backend members: host arrays through device copies on the legacy default stream
 // (cudaMemcpy waits for the kernels before it)
 
@@ -141,6 +247,25 @@ void dequantize_host(float* out, const uint8_t* codes, const float* scales, cons
   DeviceBuffer<float> dout(n);
   dequantize(dout.get(), dcodes.get(), dscales.get(), dzeros.get(), rows, cols, group, 0);
   download(out, dout);
+}
+
+void gptq_host(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const float* mask, const GptqPlan& plan,
+               int64_t rows, const QuantGrid& grid) {
+  const int64_t n = plan.n, groups = rows * (n / grid.group);
+  const DeviceBuffer<float> dw = upload(w, rows * n), dmask = mask ? upload(mask, rows * n) : DeviceBuffer<float>();
+  const DeviceBuffer<double> dU = upload(plan.U.data(), n * n);
+  const DeviceBuffer<int64_t> dperm = upload(plan.perm.data(), n);
+  const DeviceBuffer<uint8_t> ddead = upload(reinterpret_cast<const uint8_t*>(plan.dead.data()), n);
+  // static groups arrive set; otherwise the kernel writes them
+  DeviceBuffer<float> dscales = plan.static_groups ? upload(scales, groups) : DeviceBuffer<float>(groups);
+  DeviceBuffer<uint8_t> dzeros = plan.static_groups ? upload(zeros, groups) : DeviceBuffer<uint8_t>(groups);
+  DeviceBuffer<uint8_t> dcodes(rows * n);
+  const int64_t limit = gptq_shared_limit();
+  DeviceBuffer<double> scratch(gptq_scratch(rows, n, limit));
+  gptq(dcodes.get(), dscales.get(), dzeros.get(), dw.get(), dmask.get(),
+       GptqDevicePlan{dU.get(), dperm.get(), ddead.get(), n, plan.static_groups}, rows, grid, scratch.get(), limit, 0);
+  download(codes, dcodes);
+  if (!plan.static_groups) download(scales, dscales), download(zeros, dzeros);
 }
 
 }  // namespace sieve::cuda

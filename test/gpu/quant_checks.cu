@@ -14,6 +14,9 @@
 #include <vector>
 
 #include "check.h"
+#include "core/quant.h"
+#include "cuda/device_buffer.cuh"
+#include "cuda/quant.cuh"
 #include "sieve.h"
 
 namespace {
@@ -143,5 +146,110 @@ SIEVE_GPU_CHECK(dequantize_matches_cpu) {
       same_bits(c, std::to_string(s.rows) + "x" + std::to_string(s.cols) + " bits " + std::to_string(bits),
                 dequant(c, SIEVE_DEVICE_CUDA, q, s.rows, s.cols, bits, s.group),
                 dequant(c, SIEVE_DEVICE_CPU, q, s.rows, s.cols, bits, s.group));
+    }
+}
+
+// ---------------------------------------------------------------- GPTQ
+
+namespace {
+
+// H = X^T X of calibration rows with correlated, unevenly loud columns, and `dead` columns
+// (H's row and column 0: inputs that never fired).
+std::vector<double> hessian(int64_t n, const std::vector<int64_t>& dead) {
+  const int64_t N = n + 16;
+  const std::vector<float> f = gc::normal(N * 4), mix = gc::normal(4 * n), e = gc::normal(N * n, 0.3f);
+  std::vector<double> x(N * n);
+  for (int64_t r = 0; r < N; r++)
+    for (int64_t c = 0; c < n; c++) {
+      double v = e[r * n + c];
+      for (int k = 0; k < 4; k++) v += f[r * 4 + k] * mix[k * n + c];
+      x[r * n + c] = v * (1.0 + (double)(c % 5));
+    }
+  for (int64_t c : dead)
+    for (int64_t r = 0; r < N; r++) x[r * n + c] = 0.0;
+  std::vector<double> H(n * n, 0.0);
+#pragma omp parallel for schedule(static)
+  for (int64_t a = 0; a < n; a++)
+    for (int64_t r = 0; r < N; r++)
+      for (int64_t b = 0; b < n; b++) H[a * n + b] += x[r * n + a] * x[r * n + b];
+  return H;
+}
+
+Quantized gptq(gc::Check& c, int32_t device, const std::vector<float>& w, const std::vector<double>& H, const float* mask,
+               int64_t rows, int64_t cols, int32_t bits, int64_t group, int32_t sym, int32_t act_order) {
+  Quantized q{std::vector<uint8_t>(rows * cols), std::vector<uint8_t>(rows * cols / group),
+              std::vector<float>(rows * cols / group)};
+  ok(c, sieve_gptq(device, q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), H.data(), mask, rows, cols, bits,
+                   group, sym, 0.01, act_order),
+     device == SIEVE_DEVICE_CUDA ? "sieve_gptq(cuda)" : "sieve_gptq(cpu)");
+  return q;
+}
+
+void same_quantized(gc::Check& c, const std::string& what, const Quantized& out, const Quantized& ref) {
+  same_bits(c, what + " codes", out.codes, ref.codes);
+  same_bits(c, what + " scales", out.scales, ref.scales);
+  same_bits(c, what + " zeros", out.zeros, ref.zeros);
+}
+
+// rows not a multiple of the rows per block, cols not of the block; groups of 32 ... whole rows
+const Shape kGptqShapes[] = {{37, 96, 32}, {13, 320, 64}, {70, 384, 128}, {9, 200, 200}, {300, 1000, 1000}};
+
+}  // namespace
+
+SIEVE_GPU_CHECK(gptq_matches_cpu) {
+  int64_t cases = 0;
+  for (const Shape& s : kGptqShapes) {
+    const std::vector<double> H = hessian(s.cols, {1, s.cols / 2, s.cols - 1});
+    for (int32_t act_order : {0, 1})
+      for (int masking = 0; masking < 3; masking++)
+        for (int32_t sym : {0, 1})
+          for (int32_t bits : {2, 3, 4, 8}) {
+            if (s.cols == 1000 && bits != 3) continue;  // the large shape once per setting
+            const std::vector<float> w = weights(s.rows, s.cols, s.group);
+            const std::vector<float> m = masking == 1 ? random_mask(s.rows * s.cols) : mask24(s.rows, s.cols, s.group);
+            const float* mask = masking ? m.data() : nullptr;
+            const std::string what = std::to_string(s.rows) + "x" + std::to_string(s.cols) + "/" +
+                                     std::to_string(s.group) + " bits " + std::to_string(bits) +
+                                     (sym ? " sym" : " asym") + (act_order ? " act_order" : "") +
+                                     (masking == 0 ? "" : masking == 1 ? " mask" : " 2:4");
+            same_quantized(c, what, gptq(c, SIEVE_DEVICE_CUDA, w, H, mask, s.rows, s.cols, bits, s.group, sym, act_order),
+                           gptq(c, SIEVE_DEVICE_CPU, w, H, mask, s.rows, s.cols, bits, s.group, sym, act_order));
+            cases++;
+          }
+  }
+  c.expect(cases == 4 * 2 * 3 * 2 * 4 + 2 * 3 * 2, "every case ran");
+}
+
+// The rows' working weights in global scratch (what a row too long for shared memory uses),
+// forced by a shared-memory limit of 0, against the CPU.
+SIEVE_GPU_CHECK(gptq_without_shared_memory_matches_cpu) {
+  using sieve::cuda::DeviceBuffer;
+  using sieve::cuda::to_device;
+  for (const Shape& s : {kGptqShapes[0], kGptqShapes[2], kGptqShapes[3]})
+    for (int32_t act_order : {0, 1}) {
+      const int32_t bits = 4, sym = act_order;
+      const std::vector<double> H = hessian(s.cols, {2});
+      const std::vector<float> w = weights(s.rows, s.cols, s.group), m = random_mask(s.rows * s.cols);
+      const Quantized ref = gptq(c, SIEVE_DEVICE_CPU, w, H, m.data(), s.rows, s.cols, bits, s.group, sym, act_order);
+      const sieve::QuantGrid grid{bits, s.group, sym == 1};
+      const sieve::GptqPlan plan = sieve::gptq_plan(H.data(), s.cols, 0.01, act_order == 1);
+      const int64_t G = s.rows * s.cols / s.group;
+      std::vector<float> scales(G);
+      std::vector<uint8_t> zeros(G);
+      if (plan.static_groups) sieve::gptq_static_groups(scales.data(), zeros.data(), w.data(), m.data(), plan, s.rows, grid);
+      const DeviceBuffer<float> dw = to_device(w), dm = to_device(m);
+      const DeviceBuffer<double> dU = to_device(plan.U);
+      const DeviceBuffer<int64_t> dperm = to_device(plan.perm);
+      const DeviceBuffer<uint8_t> ddead = to_device(std::vector<uint8_t>(plan.dead.begin(), plan.dead.end()));
+      DeviceBuffer<float> dscales = to_device(scales);
+      DeviceBuffer<uint8_t> dzeros = to_device(zeros), dcodes(s.rows * s.cols);
+      DeviceBuffer<double> scratch(sieve::cuda::gptq_scratch(s.rows, s.cols, 0));
+      c.expect(scratch.size() == s.rows * s.cols, "no shared memory: the scratch holds every row");
+      sieve::cuda::gptq(dcodes.get(), dscales.get(), dzeros.get(), dw.get(), dm.get(),
+                        {dU.get(), dperm.get(), ddead.get(), s.cols, plan.static_groups}, s.rows, grid, scratch.get(), 0,
+                        0);
+      same_quantized(c, std::to_string(s.rows) + "x" + std::to_string(s.cols) + (act_order ? " act_order" : "") +
+                            " in global memory",
+                     Quantized{dcodes.download(), dzeros.download(), dscales.download()}, ref);
     }
 }
