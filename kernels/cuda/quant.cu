@@ -203,7 +203,9 @@ void gptq(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const f
   const bool in_shared = gptq_scratch(rows, plan.n, shared_limit) == 0;
   if (in_shared) per_block = std::min(per_block, shared_limit / row_bytes);
   const size_t bytes = in_shared ? (size_t)(per_block * row_bytes) : 0;
-  SIEVE_CUDA(cudaFuncSetAttribute(gptq_kernel1, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+  // always the device's whole limit, never this call's size: calls from several host threads (the
+  // quantize stage runs layers concurrently) must not lower it under another's launch
+  SIEVE_CUDA(cudaFuncSetAttribute(gptq_kernel1, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)gptq_shared_limit()));
   const unsigned blocks = (unsigned)((rows + per_block - 1) / per_block);
   gptq_kernel1<<<blocks, kThreads, bytes, stream>>>(codes, scales, zeros, w, mask, plan, rows, grid.group,
                                                      (int)per_block, device_grid(grid), in_shared ? nullptr : scratch);

@@ -46,8 +46,8 @@ struct GptqDevicePlan {
   bool static_groups;
 };
 
-// Bytes of shared memory a block may use for x (the device's opt-in limit, less the kernel's own),
-// the default of gptq's shared_limit.
+// Bytes of shared memory a block may use for x (the device's opt-in limit, less the kernel's own):
+// gptq's shared_limit, or less (0 forces the global scratch).
 int64_t gptq_shared_limit();
 // Doubles of scratch gptq needs: 0 when a row's x fits in shared_limit bytes, else rows * n.
 int64_t gptq_scratch(int64_t rows, int64_t n, int64_t shared_limit);
