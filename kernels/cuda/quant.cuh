@@ -5,11 +5,12 @@
 //
 // Promises:
 //   - The CPU's bits: group parameters, codes and dequantized values are bit for bit those of
-//     core/quant.cc's quant_group_params / quant_code and cpu/quant.cc's dequantize and gptq. Min, max and
-//     |w| are exact in any order (and no -0 ever wins over the +0 they start from); every other
-//     float operation is the CPU's, in its order, rounded on its own (__fdiv_rn, __fsub_rn,
-//     __fadd_rn, __fmul_rn: no FMA contraction), rounding half to even with rintf; subnormals
-//     are kept (the build does not flush to zero).
+//     core/quant.cc's quant_group_params / quant_code and cpu/quant.cc's dequantize and gptq.
+//     Min, max and |w| are exact in any order (and no -0 ever wins over the +0 they start from);
+//     every other float or double operation is the CPU's, in its order, rounded on its own
+//     (__fdiv_rn, __fsub_rn, __fadd_rn, __fmul_rn, __ddiv_rn, __dsub_rn, __dmul_rn: no FMA
+//     contraction), rounding half to even with rintf; subnormals are kept (the build does not
+//     flush to zero).
 //   - The launchers take device pointers, enqueue on `stream` and never synchronise; pointers
 //     need no alignment.
 #pragma once
