@@ -195,9 +195,9 @@ interface NativeBinding {
   setDefaultThreads(threads: number): void;
   lrAt(step: number, peak: number, min: number, warmup: number, total: number): number;
   benchSgemm(transA: number, transB: number, M: number, N: number, K: number, reps: number, threads: number, engine: number): Promise<number>;
-  quantizeRtn(w: Float32Array, mask: Float32Array | null, rows: number, cols: number, bits: number, group: number, symmetric: boolean): NativeQuantized;
-  dequantize(codes: Uint8Array, scales: Float32Array, zeros: Uint8Array, rows: number, cols: number, bits: number, group: number): Float32Array;
-  gptq(w: Float32Array, hessian: Float64Array, mask: Float32Array | null, rows: number, cols: number, bits: number, group: number, symmetric: boolean, damp: number, actOrder: boolean): Promise<NativeQuantized>;
+  quantizeRtn(device: number, w: Float32Array, mask: Float32Array | null, rows: number, cols: number, bits: number, group: number, symmetric: boolean): NativeQuantized;
+  dequantize(device: number, codes: Uint8Array, scales: Float32Array, zeros: Uint8Array, rows: number, cols: number, bits: number, group: number): Float32Array;
+  gptq(device: number, w: Float32Array, hessian: Float64Array, mask: Float32Array | null, rows: number, cols: number, bits: number, group: number, symmetric: boolean, damp: number, actOrder: boolean): Promise<NativeQuantized>;
 }
 
 interface NativeQuantized {
@@ -425,6 +425,11 @@ export interface QuantizedWeight {
   codes: Uint8Array;
   scales: Float32Array;
   zeros: Uint8Array;
+}
+
+/** Where a quantization call runs (default 'cpu'); every device gives the CPU's bits. */
+export interface QuantOptions {
+  device?: Device;
 }
 
 export interface GptqOptions extends QuantSpec {
@@ -1132,9 +1137,10 @@ function quantArgs(w: Float32Array, rows: number, cols: number, spec: QuantSpec,
 }
 
 /** Round-to-nearest onto the grid; where `mask` is 0 the weight is held at exactly zero and left out of its group's range. */
-export function quantizeRtn(w: Float32Array, rows: number, cols: number, spec: QuantSpec, mask?: Float32Array): QuantizedWeight {
+export function quantizeRtn(w: Float32Array, rows: number, cols: number, spec: QuantSpec, mask?: Float32Array, opts: QuantOptions = {}): QuantizedWeight {
   const a = quantArgs(w, rows, cols, spec, mask);
-  const q = sync(() => native().quantizeRtn(w, mask ?? null, a.rows, a.cols, a.spec.bits, a.spec.group, a.spec.symmetric));
+  const device = deviceIndex(opts.device ?? 'cpu', 'opts.device');
+  const q = sync(() => native().quantizeRtn(device, w, mask ?? null, a.rows, a.cols, a.spec.bits, a.spec.group, a.spec.symmetric));
   return { ...a, ...q };
 }
 
@@ -1142,13 +1148,14 @@ export function quantizeRtn(w: Float32Array, rows: number, cols: number, spec: Q
  * GPTQ with `hessian` = Σ x xᵀ of the layer's calibration inputs ([cols, cols], e.g. from
  * Model.inputHessians); `mask` as for quantizeRtn. Runs off the JS thread.
  */
-export async function gptq(w: Float32Array, hessian: Float64Array, rows: number, cols: number, options: GptqOptions, mask?: Float32Array): Promise<QuantizedWeight> {
+export async function gptq(w: Float32Array, hessian: Float64Array, rows: number, cols: number, options: GptqOptions, mask?: Float32Array, opts: QuantOptions = {}): Promise<QuantizedWeight> {
   const a = quantArgs(w, rows, cols, options, mask);
   if (!(hessian instanceof Float64Array) || hessian.length !== a.cols * a.cols) fail(`Expected a Float64Array of cols*cols = ${a.cols * a.cols} elements for hessian but received ${describe(hessian)}`);
   const damp = num(options.damp, 'options.damp', (x) => x >= 0, 'a finite number >= 0');
   if (typeof options.actOrder !== 'boolean') fail(`Expected a boolean for options.actOrder but received ${describe(options.actOrder)}`);
+  const device = deviceIndex(opts.device ?? 'cpu', 'opts.device');
   try {
-    const q = await native().gptq(w, hessian, mask ?? null, a.rows, a.cols, a.spec.bits, a.spec.group, a.spec.symmetric, damp, options.actOrder);
+    const q = await native().gptq(device, w, hessian, mask ?? null, a.rows, a.cols, a.spec.bits, a.spec.group, a.spec.symmetric, damp, options.actOrder);
     return { ...a, ...q };
   } catch (e) {
     throw fromNative(e);
@@ -1156,7 +1163,8 @@ export async function gptq(w: Float32Array, hessian: Float64Array, rows: number,
 }
 
 /** (code − zero)·scale, exactly as inference computes it. */
-export function dequantize(q: QuantizedWeight): Float32Array {
+export function dequantize(q: QuantizedWeight, opts: QuantOptions = {}): Float32Array {
   if (typeof q !== 'object' || q === null) fail(`Expected a quantized weight but received ${describe(q)}`);
-  return sync(() => native().dequantize(q.codes, q.scales, q.zeros, q.rows, q.cols, q.spec.bits, q.spec.group));
+  const device = deviceIndex(opts.device ?? 'cpu', 'opts.device');
+  return sync(() => native().dequantize(device, q.codes, q.scales, q.zeros, q.rows, q.cols, q.spec.bits, q.spec.group));
 }

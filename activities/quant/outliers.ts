@@ -25,7 +25,7 @@ export async function errorWithOutliers(layer: Layer, base: BaseQuantizer, count
   const held = layer.pruned ? Uint8Array.from(layer.pruned) : new Uint8Array(layer.weight.length);
   for (const i of outliers) held[i] = 1;
   const q = await quantizeLayer(layer, base, count > 0 || layer.pruned ? held : null);
-  return layerError(layer, finalWeight(q, sparseSetOf(layer, outliers)));
+  return layerError(layer, finalWeight(q, sparseSetOf(layer, outliers), base.device));
 }
 
 /** Outliers per layer, summing to at most `budget`, by the greedy allocation of the header. */

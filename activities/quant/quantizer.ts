@@ -2,7 +2,7 @@
 // Hessian), with some positions held at exactly zero — the pruned zeros of a 2:4 model, and the
 // positions ReQuant detaches into 16-bit sparse sets — and what the result costs: its error on the
 // calibration inputs and its size in bits. The per-weight arithmetic is the engine's (kernels/index.ts).
-import { dequantize, gptq, quantizeRtn, type QuantizedWeight, type QuantSpec } from '../../kernels';
+import { dequantize, gptq, quantizeRtn, type Device, type QuantizedWeight, type QuantSpec } from '../../kernels';
 import { f16Bits, f16ToNumber } from '../../kernels/half';
 import type { CheckpointState } from '../../kernels/checkpoint';
 import { quantizedBits } from '../eval/measures';
@@ -23,6 +23,8 @@ export interface BaseQuantizer {
   spec: QuantSpec;
   method: 'rtn' | 'gptq';
   gptq: { damp: number; actOrder: boolean } | null;
+  /** Where the engine quantizes: the recipe's device (every device gives the CPU's bits). */
+  device: Device;
 }
 
 /** 16-bit values that replace the dequantized weight at flat indices (sorted). */
@@ -37,14 +39,17 @@ export async function quantizeLayer(layer: Layer, base: BaseQuantizer, held: Uin
   const mask = held ? Float32Array.from(held, (h) => (h ? 0 : 1)) : undefined;
   if (base.method === 'gptq') {
     if (!layer.hessian) throw new Error(`GPTQ needs the Hessian of ${layer.name}`);
-    return await gptq(layer.weight, layer.hessian, layer.rows, layer.cols, { ...base.spec, ...base.gptq! }, mask);
+    return await gptq(layer.weight, layer.hessian, layer.rows, layer.cols, { ...base.spec, ...base.gptq! }, mask, { device: base.device });
   }
-  return quantizeRtn(layer.weight, layer.rows, layer.cols, base.spec, mask);
+  return quantizeRtn(layer.weight, layer.rows, layer.cols, base.spec, mask, { device: base.device });
 }
 
-/** The weight the model computes with: the dequantized codes, the sparse set's values written over them (no sparse set: EMPTY_SPARSE). */
-export function finalWeight(q: QuantizedWeight, sparse: SparseSet): Float32Array {
-  const w = dequantize(q);
+/**
+ * The weight the model computes with: the dequantized codes (on `device`), the sparse set's values
+ * written over them (no sparse set: EMPTY_SPARSE).
+ */
+export function finalWeight(q: QuantizedWeight, sparse: SparseSet, device: Device): Float32Array {
+  const w = dequantize(q, { device });
   for (let k = 0; k < sparse.index.length; k++) w[sparse.index[k]] = f16ToNumber(sparse.values[k]);
   return w;
 }
@@ -111,7 +116,7 @@ export function payloadWeights(state: CheckpointState): Map<string, Float32Array
   return new Map(
     tensors.map((q) => {
       const [rows, cols] = state.tensors.find((t) => t.name === q.name)!.shape;
-      return [q.name, finalWeight({ rows, cols, spec, codes: q.codes, scales: q.scales, zeros: q.zeros }, q.sparse)];
+      return [q.name, finalWeight({ rows, cols, spec, codes: q.codes, scales: q.scales, zeros: q.zeros }, q.sparse, 'cpu')];
     }),
   );
 }

@@ -19,7 +19,7 @@
 // Its definition: schemas/stages/quantize.ts.
 
 import { stageSeed } from '../../schemas/fields';
-import { type Model, type QuantizedWeight } from '../../kernels';
+import { type Device, type Model, type QuantizedWeight } from '../../kernels';
 import { readCheckpointInfo, saveCheckpoint, type QuantizedTensor } from '../../kernels/checkpoint';
 import { needsCalibration, type Quantize } from '../../schemas/stages/quantize';
 import { badInput, dataReadBy, inputModel, type StageRun } from '../compute';
@@ -76,6 +76,7 @@ export const quantize: StageRun<'quantize'> = async (deps, ctx, task, stage) => 
       spec: { bits: stage.bits, group: stage.group, symmetric: stage.symmetric },
       method: stage.method,
       gptq: stage.method === 'gptq' ? { damp: stage.gptq!.damp, actOrder: stage.gptq!.actOrder } : null,
+      device: recipe.device,
     };
     const total = layers.reduce((n, l) => n + l.weight.length, 0);
     const metrics: Record<string, number> = {};
@@ -120,7 +121,7 @@ export const quantize: StageRun<'quantize'> = async (deps, ctx, task, stage) => 
     let outputError = 0;
     for (const s of states) {
       const sparse = mergeSparse(s.outliers, s.significant);
-      const weight = finalWeight(s.quantized, sparse);
+      const weight = finalWeight(s.quantized, sparse, base.device);
       model.writeTensor(s.layer.name, weight);
       payload.push({ name: s.layer.name, codes: s.quantized.codes, scales: s.quantized.scales, zeros: s.quantized.zeros, sparse });
       bits += layerBits(s.layer, base.spec, sparse.index.length);
@@ -199,10 +200,10 @@ async function detachSignificant(s: LayerState, positions: readonly number[], ba
 }
 
 /** Δw of each layer: the weight it computes with now, minus the weight before quantization. */
-function deltasOf(states: readonly LayerState[]): Map<string, Float32Array> {
+function deltasOf(states: readonly LayerState[], device: Device): Map<string, Float32Array> {
   return new Map(
     states.map((s) => {
-      const q = finalWeight(s.quantized, mergeSparse(s.outliers, s.significant));
+      const q = finalWeight(s.quantized, mergeSparse(s.outliers, s.significant), device);
       return [s.layer.name, Float32Array.from(q, (v, i) => v - s.layer.weight[i])];
     }),
   );
@@ -232,7 +233,7 @@ function mostSignificant(states: readonly LayerState[], pqi: Map<string, Float32
 
 /** PQI of the current quantized model (right endpoints, `intervals`), from the store when already computed. */
 async function roundPqi(deps: Parameters<StageRun<'quantize'>>[0], model: Model, stage: Quantize, modelSha: string, states: readonly LayerState[], c: Calibration, onProgress: (done: number, total: number) => void) {
-  const deltas = deltasOf(states);
+  const deltas = deltasOf(states, model.device);
   const names = states.map((s) => s.layer.name);
   const key = derivedKey({ kind: 'pqi', model: modelSha, names, intervals: stage.intervals, calibration: c.sha256, micro: Math.min(MICRO, c.windows) }, [...deltas.values()]);
   const result = await derivedTensors(deps, key, async () => {
@@ -245,7 +246,7 @@ async function roundPqi(deps: Parameters<StageRun<'quantize'>>[0], model: Model,
 /** The sensitivity of the base quantization step, from the store when another stage (or attempt) computed it. */
 async function sensitivityReport(deps: Parameters<StageRun<'quantize'>>[0], model: Model, stage: Quantize, modelSha: string, states: readonly LayerState[], c: Calibration, progress: Progress) {
   const metric = stage.sensitivity as Exclude<Quantize['sensitivity'], 'none'>;
-  const deltas = deltasOf(states);
+  const deltas = deltasOf(states, model.device);
   const names = states.map((s) => s.layer.name);
   const micro = Math.min(MICRO, c.windows);
   const key = derivedKey(

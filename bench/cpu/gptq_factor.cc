@@ -14,7 +14,7 @@
 #include <random>
 #include <vector>
 
-#include "cpu/quant.h"
+#include "core/quant.h"
 #include "test/reference.h"
 
 namespace {
@@ -39,7 +39,7 @@ int main() {
         for (int64_t b = 0; b < n; b++) H[a * n + b] += X[r * n + a] * X[r * n + b];
     for (int64_t i = 0; i < n; i++) H[i * n + i] += 1.0;
     auto t = std::chrono::steady_clock::now();
-    const std::vector<double> blocked = sieve::cpu::inverse_cholesky_upper(H, n);
+    const std::vector<double> blocked = sieve::inverse_cholesky_upper(H, n);
     const double tb = seconds(t);
     t = std::chrono::steady_clock::now();
     const std::vector<double> dots = ref::gptq_factor(H, n);

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "core/quant.h"
 #include "sieve.h"
 
 namespace sieve {
@@ -118,6 +119,21 @@ class Backend {
   virtual void info(sieve_backend_info* out) const = 0;
   // The numbers of a new model: parameters allocated and zero, nothing else yet.
   virtual std::unique_ptr<ModelBackend> create_model(const sieve_model& model) const = 0;
+
+  // ---- weight-only quantization on host arrays (core/quant_api.cc checks the arguments; a
+  // device backend copies them in and the results out). Bit for bit the CPU backend's.
+  virtual void quantize_rtn(uint8_t* codes /* (rows, cols) */, float* scales /* (rows, G) */,
+                            uint8_t* zeros /* (rows, G) */, const float* w /* (rows, cols) */,
+                            const float* mask /* (rows, cols) or null */, int64_t rows, int64_t cols,
+                            const QuantGrid& grid) const = 0;
+  virtual void dequantize(float* out /* (rows, cols) */, const uint8_t* codes /* (rows, cols) */,
+                          const float* scales /* (rows, G) */, const uint8_t* zeros /* (rows, G) */, int64_t rows,
+                          int64_t cols, int64_t group) const = 0;
+  // GPTQ's rows under the host-built plan (core/quant.h); with plan.static_groups, scales and
+  // zeros arrive set and are only read.
+  virtual void gptq(uint8_t* codes /* (rows, cols) */, float* scales /* (rows, G) */, uint8_t* zeros /* (rows, G) */,
+                    const float* w /* (rows, cols) */, const float* mask /* (rows, cols) or null */,
+                    const GptqPlan& plan, int64_t rows, const QuantGrid& grid) const = 0;
 };
 
 // The backend of `device`: SIEVE_E_UNAVAILABLE when this build has none for it,

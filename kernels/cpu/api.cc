@@ -1,6 +1,7 @@
 // api.cc — the op-level extern "C" functions of sieve.h: the CPU reference of every layer,
 // one op at a time, for the tests and for stages that need a single op without a model
-// (the model-level functions are the core's: core/api.cc).
+// (the model-level functions are the core's: core/api.cc; weight quantization, which takes a
+// device, is core/quant_api.cc).
 //
 // Every function: checks its arguments (one clear sentence per problem), runs the op on
 // the default thread count inside guarded(), and returns a status with the message in the
@@ -14,7 +15,6 @@
 #include "gemm.h"
 #include "grad_hook.h"
 #include "ops.h"
-#include "quant.h"
 #include "sparsity.h"
 #include "transform.h"
 #include "update_rule.h"
@@ -76,22 +76,6 @@ void check_loss_args(const float* teacher, float alpha, float tau) {
   if (!teacher) return;
   SIEVE_CHECK(alpha >= 0.0f && alpha <= 1.0f, "alpha must be in [0, 1], got %g", (double)alpha);
   SIEVE_CHECK(std::isfinite(tau) && tau > 0.0f, "tau must be a finite number > 0, got %g", (double)tau);
-}
-
-// A quantized weight: rows x cols in groups of `group` columns, bits in {2, 3, 4, 8}.
-QuantGrid check_grid(int64_t rows, int64_t cols, int32_t bits, int64_t group, int32_t symmetric) {
-  check_sizes({rows, cols, group});
-  SIEVE_CHECK(rows <= kMaxSize / cols, "rows*cols = %lld*%lld is too large (at most 2^30 elements)", (long long)rows,
-              (long long)cols);
-  SIEVE_CHECK(bits == 2 || bits == 3 || bits == 4 || bits == 8, "bits must be 2, 3, 4 or 8, got %d", (int)bits);
-  SIEVE_CHECK(cols % group == 0, "the group size %lld must divide cols = %lld", (long long)group, (long long)cols);
-  SIEVE_CHECK(symmetric == 0 || symmetric == 1, "symmetric must be 0 or 1, got %d", (int)symmetric);
-  return QuantGrid{bits, group, symmetric == 1};
-}
-
-void check_finite(const float* w, int64_t n, const char* what) {
-  for (int64_t i = 0; i < n; i++)
-    SIEVE_CHECK(std::isfinite(w[i]), "%s[%lld] is not finite (%g)", what, (long long)i, (double)w[i]);
 }
 
 }  // namespace
@@ -529,62 +513,6 @@ int sieve_global_norm(double* out, const float* x, int64_t n) {
     check_sizes({n});
     SIEVE_OP_SCOPE;
     *out = global_norm(x, n);
-  });
-}
-
-// ---------------------------------------------------------------- weight-only quantization
-
-int sieve_quantize_rtn(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const float* mask, int64_t rows,
-                       int64_t cols, int32_t bits, int64_t group, int32_t symmetric) {
-  return guarded([&] {
-    check_ptr(codes, "codes"), check_ptr(scales, "scales"), check_ptr(zeros, "zeros"), check_ptr(w, "w");
-    const QuantGrid grid = check_grid(rows, cols, bits, group, symmetric);
-    check_finite(w, rows * cols, "w");
-    SIEVE_OP_SCOPE;
-    quantize_rtn(codes, scales, zeros, w, mask, rows, cols, grid);
-  });
-}
-
-int sieve_dequantize(float* out, const uint8_t* codes, const float* scales, const uint8_t* zeros, int64_t rows,
-                     int64_t cols, int32_t bits, int64_t group) {
-  return guarded([&] {
-    check_ptr(out, "out"), check_ptr(codes, "codes"), check_ptr(scales, "scales"), check_ptr(zeros, "zeros");
-    const QuantGrid grid = check_grid(rows, cols, bits, group, 0);
-    const int64_t G = cols / group;
-    for (int64_t i = 0; i < rows * cols; i++)
-      SIEVE_CHECK(codes[i] <= grid.maxq(), "codes[%lld] = %d is outside [0, %d] for %d bits", (long long)i,
-                  (int)codes[i], grid.maxq(), (int)bits);
-    for (int64_t i = 0; i < rows * G; i++) {
-      SIEVE_CHECK(zeros[i] <= grid.maxq(), "zeros[%lld] = %d is outside [0, %d] for %d bits", (long long)i,
-                  (int)zeros[i], grid.maxq(), (int)bits);
-      SIEVE_CHECK(std::isfinite(scales[i]) && scales[i] > 0.0f, "scales[%lld] must be finite and > 0, got %g",
-                  (long long)i, (double)scales[i]);
-    }
-    SIEVE_OP_SCOPE;
-    dequantize(out, codes, scales, zeros, rows, cols, group);
-  });
-}
-
-int sieve_gptq(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const double* hessian, const float* mask,
-               int64_t rows, int64_t cols, int32_t bits, int64_t group, int32_t symmetric, double damp,
-               int32_t act_order) {
-  return guarded([&] {
-    check_ptr(codes, "codes"), check_ptr(scales, "scales"), check_ptr(zeros, "zeros"), check_ptr(w, "w");
-    check_ptr(hessian, "hessian");
-    const QuantGrid grid = check_grid(rows, cols, bits, group, symmetric);
-    SIEVE_CHECK(cols <= 32768, "GPTQ keeps a (cols, cols) Hessian: cols = %lld is more than 32768", (long long)cols);
-    SIEVE_CHECK(std::isfinite(damp) && damp >= 0.0, "damp must be a finite number >= 0, got %g", damp);
-    SIEVE_CHECK(act_order == 0 || act_order == 1, "act_order must be 0 or 1, got %d", (int)act_order);
-    check_finite(w, rows * cols, "w");
-    for (int64_t i = 0; i < cols; i++) {
-      SIEVE_CHECK(hessian[i * cols + i] >= 0.0, "the Hessian's diagonal must be >= 0: hessian[%lld, %lld] = %g",
-                  (long long)i, (long long)i, hessian[i * cols + i]);
-      for (int64_t j = i; j < cols; j++)
-        SIEVE_CHECK(std::isfinite(hessian[i * cols + j]), "hessian[%lld, %lld] is not finite (%g)", (long long)i,
-                    (long long)j, hessian[i * cols + j]);
-    }
-    SIEVE_OP_SCOPE;
-    gptq(codes, scales, zeros, w, hessian, mask, rows, cols, grid, damp, act_order == 1);
   });
 }
 

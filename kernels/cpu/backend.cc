@@ -1,11 +1,12 @@
-// backend.cc — the CPU backend object: describes itself (BLAS, default threads) and makes
-// CpuModels.
+// backend.cc — the CPU backend object: describes itself (BLAS, default threads), makes
+// CpuModels and runs the op-level quantization (quant.h) on the caller's threads.
 #include "backend.h"
 
 #include <atomic>
 
 #include "gemm.h"
 #include "model.h"
+#include "quant.h"
 
 namespace sieve::cpu {
 
@@ -26,6 +27,21 @@ class CpuBackend final : public Backend {
 
   std::unique_ptr<ModelBackend> create_model(const sieve_model& model) const override {
     return std::make_unique<CpuModel>(model);
+  }
+
+  void quantize_rtn(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const float* mask, int64_t rows,
+                    int64_t cols, const QuantGrid& grid) const override {
+    cpu::quantize_rtn(codes, scales, zeros, w, mask, rows, cols, grid);
+  }
+
+  void dequantize(float* out, const uint8_t* codes, const float* scales, const uint8_t* zeros, int64_t rows,
+                  int64_t cols, int64_t group) const override {
+    cpu::dequantize(out, codes, scales, zeros, rows, cols, group);
+  }
+
+  void gptq(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const float* mask, const GptqPlan& plan,
+            int64_t rows, const QuantGrid& grid) const override {
+    cpu::gptq(codes, scales, zeros, w, mask, plan, rows, grid);
   }
 };
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "model.cuh"
+#include "quant.cuh"
 
 namespace sieve::cuda {
 
@@ -36,6 +37,19 @@ class CudaBackend final : public Backend {
 
   std::unique_ptr<ModelBackend> create_model(const sieve_model& model) const override {
     return std::make_unique<CudaModel>(model);
+  }
+
+  void quantize_rtn(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const float* mask, int64_t rows,
+                    int64_t cols, const QuantGrid& grid) const override {
+    quantize_rtn_host(codes, scales, zeros, w, mask, rows, cols, grid);
+  }
+  void dequantize(float* out, const uint8_t* codes, const float* scales, const uint8_t* zeros, int64_t rows,
+                  int64_t cols, int64_t group) const override {
+    dequantize_host(out, codes, scales, zeros, rows, cols, group);
+  }
+  void gptq(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const float* mask, const GptqPlan& plan,
+            int64_t rows, const QuantGrid& grid) const override {
+    gptq_host(codes, scales, zeros, w, mask, plan, rows, grid);
   }
 
  private:

@@ -44,7 +44,7 @@
 extern "C" {
 #endif
 
-#define SIEVE_ABI_VERSION 5
+#define SIEVE_ABI_VERSION 6
 
 /* ---------------------------------------------------------------- status codes */
 
@@ -550,14 +550,17 @@ int sieve_slorb_init_mean(float* s /* (R, K / k) */, const float* w /* (R, K) */
  *               dequantizes to exactly 0. Symmetric codes reach code 0 (-2^(bits - 1) steps)
  *               only by clamping: round-to-nearest never does.
  * mask (nullable, 1 kept, 0 pruned): a pruned weight does not enter its group's lo, hi or
- * max |w| and gets code `zero`, so a 2:4 weight stays exactly 2:4. w must be finite. */
+ * max |w| and gets code `zero`, so a 2:4 weight stays exactly 2:4. w must be finite.
+ * device (SIEVE_DEVICE_*): where the op runs; the arrays are host memory either way, and every
+ * device gives the CPU's bits. SIEVE_E_UNAVAILABLE when this build has no backend for it. */
 
-int sieve_quantize_rtn(uint8_t* codes /* (rows, cols) */, float* scales /* (rows, G) */, uint8_t* zeros /* (rows, G) */,
-                       const float* w /* (rows, cols) */, const float* mask /* (rows, cols) or NULL */, int64_t rows,
-                       int64_t cols, int32_t bits, int64_t group, int32_t symmetric);
+int sieve_quantize_rtn(int32_t device, uint8_t* codes /* (rows, cols) */, float* scales /* (rows, G) */,
+                       uint8_t* zeros /* (rows, G) */, const float* w /* (rows, cols) */,
+                       const float* mask /* (rows, cols) or NULL */, int64_t rows, int64_t cols, int32_t bits,
+                       int64_t group, int32_t symmetric);
 
 /* out = (code - zero) scale; codes and zeros must be in [0, 2^bits - 1], scales finite and > 0. */
-int sieve_dequantize(float* out /* (rows, cols) */, const uint8_t* codes /* (rows, cols) */,
+int sieve_dequantize(int32_t device, float* out /* (rows, cols) */, const uint8_t* codes /* (rows, cols) */,
                      const float* scales /* (rows, G) */, const uint8_t* zeros /* (rows, G) */, int64_t rows,
                      int64_t cols, int32_t bits, int64_t group);
 
@@ -578,9 +581,10 @@ int sieve_dequantize(float* out /* (rows, cols) */, const uint8_t* codes /* (row
  *     ("static groups"), since the group's columns are then spread over the whole order;
  *   - masked weights (mask 0) count as 0: they get code `zero`, never contribute an error and do
  *     not enter the group parameters (the masked model M (.) w is what is quantized).
- * Rows are independent; the result does not depend on the thread count. */
-int sieve_gptq(uint8_t* codes /* (rows, cols) */, float* scales /* (rows, G) */, uint8_t* zeros /* (rows, G) */,
-               const float* w /* (rows, cols) */, const double* hessian /* (cols, cols) */,
+ * Rows are independent; the result does not depend on the thread count or the device (the host
+ * builds U, the order and the static groups; the device runs the rows). */
+int sieve_gptq(int32_t device, uint8_t* codes /* (rows, cols) */, float* scales /* (rows, G) */,
+               uint8_t* zeros /* (rows, G) */, const float* w /* (rows, cols) */, const double* hessian /* (cols, cols) */,
                const float* mask /* (rows, cols) or NULL */, int64_t rows, int64_t cols, int32_t bits, int64_t group,
                int32_t symmetric, double damp, int32_t act_order);
 

@@ -932,34 +932,37 @@ Napi::Object quantized_object(Napi::Env env, const std::vector<uint8_t>& codes, 
   return o;
 }
 
-// (w, mask | null, rows, cols, bits, group, symmetric) -> { codes, scales, zeros }
+// (device, w, mask | null, rows, cols, bits, group, symmetric) -> { codes, scales, zeros }
 Napi::Value QuantizeRtn(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const int64_t rows = get_int(info[2], "rows"), cols = get_int(info[3], "cols"), group = get_int(info[5], "group");
-  check_quant_shape(env, rows, cols, group);
-  const float* w = get_f32(info[0], "w", rows * cols).Data();
-  const float* mask = get_f32_or_null(info[1], "mask", rows * cols);
-  const int32_t bits = (int32_t)get_int(info[4], "bits");
-  if (!info[6].IsBoolean()) type_error(env, "expected a boolean for symmetric");
-  const int32_t sym = info[6].As<Napi::Boolean>().Value() ? 1 : 0;
-  std::vector<uint8_t> codes(rows * cols), zeros(rows * (cols / group));
-  std::vector<float> scales(rows * (cols / group));
-  check(env, sieve_quantize_rtn(codes.data(), scales.data(), zeros.data(), w, mask, rows, cols, bits, group, sym));
-  return quantized_object(env, codes, scales, zeros);
-}
-
-// (codes, scales, zeros, rows, cols, bits, group) -> Float32Array
-Napi::Value Dequantize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int64_t rows = get_int(info[3], "rows"), cols = get_int(info[4], "cols"), group = get_int(info[6], "group");
   check_quant_shape(env, rows, cols, group);
+  const int32_t device = (int32_t)get_int(info[0], "device");
+  const float* w = get_f32(info[1], "w", rows * cols).Data();
+  const float* mask = get_f32_or_null(info[2], "mask", rows * cols);
+  const int32_t bits = (int32_t)get_int(info[5], "bits");
+  if (!info[7].IsBoolean()) type_error(env, "expected a boolean for symmetric");
+  const int32_t sym = info[7].As<Napi::Boolean>().Value() ? 1 : 0;
+  std::vector<uint8_t> codes(rows * cols), zeros(rows * (cols / group));
+  std::vector<float> scales(rows * (cols / group));
+  check(env, sieve_quantize_rtn(device, codes.data(), scales.data(), zeros.data(), w, mask, rows, cols, bits, group,
+                                sym));
+  return quantized_object(env, codes, scales, zeros);
+}
+
+// (device, codes, scales, zeros, rows, cols, bits, group) -> Float32Array
+Napi::Value Dequantize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t rows = get_int(info[4], "rows"), cols = get_int(info[5], "cols"), group = get_int(info[7], "group");
+  check_quant_shape(env, rows, cols, group);
   const int64_t G = cols / group;
-  auto codes = get_u8(info[0], "codes", rows * cols);
-  auto scales = get_f32(info[1], "scales", rows * G);
-  auto zeros = get_u8(info[2], "zeros", rows * G);
+  const int32_t device = (int32_t)get_int(info[0], "device");
+  auto codes = get_u8(info[1], "codes", rows * cols);
+  auto scales = get_f32(info[2], "scales", rows * G);
+  auto zeros = get_u8(info[3], "zeros", rows * G);
   Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)(rows * cols));
-  check(env, sieve_dequantize(out.Data(), codes.Data(), scales.Data(), zeros.Data(), rows, cols,
-                              (int32_t)get_int(info[5], "bits"), group));
+  check(env, sieve_dequantize(device, out.Data(), codes.Data(), scales.Data(), zeros.Data(), rows, cols,
+                              (int32_t)get_int(info[6], "bits"), group));
   return out;
 }
 
@@ -985,10 +988,10 @@ class PoolWorker : public Napi::AsyncWorker {
   int status_ = SIEVE_OK;
 };
 
-// (w, hessian, mask | null, rows, cols, bits, group, symmetric, damp, actOrder) -> Promise<{ codes, scales, zeros }>
+// (device, w, hessian, mask | null, rows, cols, bits, group, symmetric, damp, actOrder) -> Promise<{ codes, scales, zeros }>
 Napi::Value Gptq(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const int64_t rows = get_int(info[3], "rows"), cols = get_int(info[4], "cols"), group = get_int(info[6], "group");
+  const int64_t rows = get_int(info[4], "rows"), cols = get_int(info[5], "cols"), group = get_int(info[7], "group");
   check_quant_shape(env, rows, cols, group);
   if (cols > 32768) throw status_error(env, SIEVE_E_INVALID_ARGUMENT, "GPTQ keeps a (cols, cols) Hessian: cols must be <= 32768");
   struct Args {
@@ -997,25 +1000,26 @@ Napi::Value Gptq(const Napi::CallbackInfo& info) {
     std::vector<uint8_t> codes, zeros;
   };
   auto a = std::make_shared<Args>();
-  auto w = get_f32(info[0], "w", rows * cols);
-  auto h = get_f64(info[1], "hessian", cols * cols);
-  const float* mask = get_f32_or_null(info[2], "mask", rows * cols);
+  const int32_t device = (int32_t)get_int(info[0], "device");
+  auto w = get_f32(info[1], "w", rows * cols);
+  auto h = get_f64(info[2], "hessian", cols * cols);
+  const float* mask = get_f32_or_null(info[3], "mask", rows * cols);
   a->w.assign(w.Data(), w.Data() + rows * cols);
   a->hessian.assign(h.Data(), h.Data() + cols * cols);
   if (mask) a->mask.assign(mask, mask + rows * cols);
   a->codes.resize(rows * cols);
   a->scales.resize(rows * (cols / group));
   a->zeros.resize(rows * (cols / group));
-  const int32_t bits = (int32_t)get_int(info[5], "bits");
-  if (!info[7].IsBoolean()) type_error(env, "expected a boolean for symmetric");
-  if (!info[9].IsBoolean()) type_error(env, "expected a boolean for actOrder");
-  const int32_t sym = info[7].As<Napi::Boolean>().Value() ? 1 : 0;
-  const double damp = get_number(info[8], "damp");
-  const int32_t act = info[9].As<Napi::Boolean>().Value() ? 1 : 0;
+  const int32_t bits = (int32_t)get_int(info[6], "bits");
+  if (!info[8].IsBoolean()) type_error(env, "expected a boolean for symmetric");
+  if (!info[10].IsBoolean()) type_error(env, "expected a boolean for actOrder");
+  const int32_t sym = info[8].As<Napi::Boolean>().Value() ? 1 : 0;
+  const double damp = get_number(info[9], "damp");
+  const int32_t act = info[10].As<Napi::Boolean>().Value() ? 1 : 0;
   auto* worker = new PoolWorker(
       env,
-      [a, rows, cols, bits, group, sym, damp, act]() {
-        return sieve_gptq(a->codes.data(), a->scales.data(), a->zeros.data(), a->w.data(), a->hessian.data(),
+      [a, device, rows, cols, bits, group, sym, damp, act]() {
+        return sieve_gptq(device, a->codes.data(), a->scales.data(), a->zeros.data(), a->w.data(), a->hessian.data(),
                           a->mask.empty() ? nullptr : a->mask.data(), rows, cols, bits, group, sym, damp, act);
       },
       [a](Napi::Env e) -> Napi::Value { return quantized_object(e, a->codes, a->scales, a->zeros); });

@@ -65,7 +65,7 @@ TEST(Backend, ReportsItself) {
   sieve_backend_info info{};
   SIEVE_OK_OR_FAIL(sieve_backend(SIEVE_DEVICE_CPU, &info));
   EXPECT_EQ(info.abi_version, SIEVE_ABI_VERSION);
-  EXPECT_EQ(info.abi_version, 5);
+  EXPECT_EQ(info.abi_version, 6);
   EXPECT_STREQ(info.name, "cpu");
   EXPECT_GE(info.default_threads, 1);
   ModelHandle h(tiny_config(SIEVE_FAMILY_GPT2));

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "quant.h"
+#include "core/quant.h"
 #include "reference.h"
 #include "sieve.h"
 #include "util.h"
@@ -33,7 +33,7 @@ struct Quantized {
 
 std::vector<float> dequant(const Quantized& q, int64_t rows, int64_t cols, int32_t bits, int64_t group) {
   std::vector<float> out(rows * cols);
-  EXPECT_OK(sieve_dequantize(out.data(), q.codes.data(), q.scales.data(), q.zeros.data(), rows, cols, bits, group));
+  EXPECT_OK(sieve_dequantize(SIEVE_DEVICE_CPU, out.data(), q.codes.data(), q.scales.data(), q.zeros.data(), rows, cols, bits, group));
   return out;
 }
 
@@ -82,7 +82,7 @@ TEST_P(RtnTest, MatchesTheFloat64GridAndRoundTrips) {
   for (int64_t i = 0; i < 8; i++) w[cols + i] = std::fabs(w[cols + i]) + 0.1f;  // a group with no negatives
   for (int64_t i = 0; i < 8; i++) w[2 * cols + i] = 0.0f;                       // a group of zeros
   Quantized q(rows, cols, group);
-  EXPECT_OK(sieve_quantize_rtn(q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), nullptr, rows, cols, bits,
+  EXPECT_OK(sieve_quantize_rtn(SIEVE_DEVICE_CPU, q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), nullptr, rows, cols, bits,
                                group, symmetric));
   const int maxq = (1 << bits) - 1;
   for (int64_t r = 0; r < rows; r++)
@@ -121,7 +121,7 @@ TEST_P(RtnTest, MatchesTheFloat64GridAndRoundTrips) {
       EXPECT_EQ(dq[i], 0.0f);
     }
     // the round trip: re-quantizing the dequantized weight on the same grid gives the same code
-    EXPECT_EQ(sieve::cpu::quant_code(dq[i], q.scales[g], q.zeros[g], {bits, group, symmetric}), q.codes[i]);
+    EXPECT_EQ(sieve::quant_code(dq[i], q.scales[g], q.zeros[g], {bits, group, symmetric}), q.codes[i]);
   }
 }
 
@@ -137,7 +137,7 @@ TEST(Rtn, PrunedWeightsStayZeroAndOutOfTheRange) {
   if (mask[3] != 0.0f) w[2] = mask[2] == 0.0f ? 1e4f : w[2];
   for (bool sym : {false, true}) {
     Quantized q(rows, cols, group);
-    EXPECT_OK(sieve_quantize_rtn(q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), mask.data(), rows, cols, 4,
+    EXPECT_OK(sieve_quantize_rtn(SIEVE_DEVICE_CPU, q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), mask.data(), rows, cols, 4,
                                  group, sym));
     EXPECT_LT(q.scales[0], 10.0f);
     const std::vector<float> dq = dequant(q, rows, cols, 4, group);
@@ -155,22 +155,27 @@ TEST(Rtn, PrunedWeightsStayZeroAndOutOfTheRange) {
 TEST(Rtn, RejectsBadSettings) {
   std::vector<float> w(24, 0.5f);
   Quantized q(2, 12, 4);
-  EXPECT_EQ(sieve_quantize_rtn(q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), nullptr, 2, 12, 5, 4, 0),
+  EXPECT_EQ(sieve_quantize_rtn(SIEVE_DEVICE_CPU, q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), nullptr, 2, 12, 5, 4, 0),
             SIEVE_E_INVALID_ARGUMENT);
   EXPECT_TRUE(has_error("bits must be 2, 3, 4 or 8"));
-  EXPECT_EQ(sieve_quantize_rtn(q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), nullptr, 2, 12, 4, 5, 0),
+  EXPECT_EQ(sieve_quantize_rtn(SIEVE_DEVICE_CPU, q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), nullptr, 2, 12, 4, 5, 0),
             SIEVE_E_INVALID_ARGUMENT);
   EXPECT_TRUE(has_error("must divide cols"));
   w[7] = NAN;
-  EXPECT_EQ(sieve_quantize_rtn(q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), nullptr, 2, 12, 4, 4, 0),
+  EXPECT_EQ(sieve_quantize_rtn(SIEVE_DEVICE_CPU, q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), nullptr, 2, 12, 4, 4, 0),
             SIEVE_E_INVALID_ARGUMENT);
   EXPECT_TRUE(has_error("w[7] is not finite"));
   q.codes[0] = 16;
   std::fill(q.scales.begin(), q.scales.end(), 1.0f);
   std::vector<float> out(24);
-  EXPECT_EQ(sieve_dequantize(out.data(), q.codes.data(), q.scales.data(), q.zeros.data(), 2, 12, 4, 4),
+  EXPECT_EQ(sieve_dequantize(SIEVE_DEVICE_CPU, out.data(), q.codes.data(), q.scales.data(), q.zeros.data(), 2, 12, 4, 4),
             SIEVE_E_INVALID_ARGUMENT);
   EXPECT_TRUE(has_error("codes[0] = 16 is outside [0, 15]"));
+  // the device is checked too (after the arguments): a number that is no device
+  std::fill(w.begin(), w.end(), 0.5f);
+  EXPECT_EQ(sieve_quantize_rtn(7, q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), nullptr, 2, 12, 4, 4, 0),
+            SIEVE_E_INVALID_ARGUMENT);
+  EXPECT_TRUE(has_error("unknown device 7"));
 }
 
 // ---------------------------------------------------------------- GPTQ
@@ -182,9 +187,9 @@ TEST(Gptq, WithAnIdentityHessianItIsRtn) {
   for (int64_t i = 0; i < cols; i++) H[i * cols + i] = 3.0;
   for (bool sym : {false, true}) {
     Quantized a(rows, cols, group), b(rows, cols, group);
-    EXPECT_OK(sieve_quantize_rtn(a.codes.data(), a.scales.data(), a.zeros.data(), w.data(), nullptr, rows, cols, 3,
+    EXPECT_OK(sieve_quantize_rtn(SIEVE_DEVICE_CPU, a.codes.data(), a.scales.data(), a.zeros.data(), w.data(), nullptr, rows, cols, 3,
                                  group, sym));
-    EXPECT_OK(sieve_gptq(b.codes.data(), b.scales.data(), b.zeros.data(), w.data(), H.data(), nullptr, rows, cols, 3,
+    EXPECT_OK(sieve_gptq(SIEVE_DEVICE_CPU, b.codes.data(), b.scales.data(), b.zeros.data(), w.data(), H.data(), nullptr, rows, cols, 3,
                          group, sym, 0.01, 0));
     EXPECT_EQ(a.codes, b.codes);
     EXPECT_EQ(a.zeros, b.zeros);
@@ -207,9 +212,9 @@ TEST_P(GptqTest, BeatsRtnOnTheCalibrationOutputError) {
   std::vector<float> wm(rows * cols);
   for (int64_t i = 0; i < rows * cols; i++) wm[i] = w[i] * mask[i];
   Quantized a(rows, cols, group), b(rows, cols, group);
-  EXPECT_OK(sieve_quantize_rtn(a.codes.data(), a.scales.data(), a.zeros.data(), w.data(), mask.data(), rows, cols,
+  EXPECT_OK(sieve_quantize_rtn(SIEVE_DEVICE_CPU, a.codes.data(), a.scales.data(), a.zeros.data(), w.data(), mask.data(), rows, cols,
                                bits, group, 0));
-  EXPECT_OK(sieve_gptq(b.codes.data(), b.scales.data(), b.zeros.data(), w.data(), H.data(), mask.data(), rows, cols,
+  EXPECT_OK(sieve_gptq(SIEVE_DEVICE_CPU, b.codes.data(), b.scales.data(), b.zeros.data(), w.data(), H.data(), mask.data(), rows, cols,
                        bits, group, 0, 0.01, act_order));
   const std::vector<float> qa = dequant(a, rows, cols, bits, group), qb = dequant(b, rows, cols, bits, group);
   const double e_rtn = output_error(wm, qa, x, rows, cols, N), e_gptq = output_error(wm, qb, x, rows, cols, N);
@@ -234,7 +239,7 @@ TEST(Gptq, DeadInputsAndThreadsAndBadHessians) {
   auto run = [&](int32_t threads) {
     EXPECT_OK(sieve_set_default_threads(threads));
     Quantized q(rows, cols, group);
-    EXPECT_OK(sieve_gptq(q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), H.data(), nullptr, rows, cols, 4,
+    EXPECT_OK(sieve_gptq(SIEVE_DEVICE_CPU, q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), H.data(), nullptr, rows, cols, 4,
                          group, 0, 0.01, 1));
     return q;
   };
@@ -248,14 +253,14 @@ TEST(Gptq, DeadInputsAndThreadsAndBadHessians) {
   for (int64_t n = 0; n < N; n++) x[n * cols + 3] = x[n * cols + 2];
   H = gram(x, N, cols);
   Quantized q(rows, cols, group);
-  EXPECT_EQ(sieve_gptq(q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), H.data(), nullptr, rows, cols, 4,
+  EXPECT_EQ(sieve_gptq(SIEVE_DEVICE_CPU, q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), H.data(), nullptr, rows, cols, 4,
                        group, 0, 0.0, 0),
             SIEVE_E_INVALID_ARGUMENT);
   EXPECT_TRUE(has_error("not positive definite"));
-  EXPECT_OK(sieve_gptq(q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), H.data(), nullptr, rows, cols, 4,
+  EXPECT_OK(sieve_gptq(SIEVE_DEVICE_CPU, q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), H.data(), nullptr, rows, cols, 4,
                        group, 0, 0.01, 0));
   H[0] = -1.0;
-  EXPECT_EQ(sieve_gptq(q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), H.data(), nullptr, rows, cols, 4,
+  EXPECT_EQ(sieve_gptq(SIEVE_DEVICE_CPU, q.codes.data(), q.scales.data(), q.zeros.data(), w.data(), H.data(), nullptr, rows, cols, 4,
                        group, 0, 0.01, 0),
             SIEVE_E_INVALID_ARGUMENT);
   EXPECT_TRUE(has_error("diagonal must be >= 0"));
@@ -266,14 +271,14 @@ TEST(Gptq, TheBlockedFactorIsTheDotProductFormBitForBit) {
   for (int64_t n : {1, 7, 63, 64, 65, 130, 203}) {
     std::vector<double> H = gram(calibration_rows(2 * n, n, 71), 2 * n, n);
     for (int64_t i = 0; i < n; i++) H[i * n + i] += 1e-3;
-    const std::vector<double> U = sieve::cpu::inverse_cholesky_upper(H, n), ref = ref::gptq_factor(H, n);
+    const std::vector<double> U = sieve::inverse_cholesky_upper(H, n), ref = ref::gptq_factor(H, n);
     ASSERT_EQ(U.size(), ref.size());
     EXPECT_EQ(0, std::memcmp(U.data(), ref.data(), U.size() * sizeof(double))) << "n = " << n;
   }
   // a lost pivot is refused, naming it (the reversed order: pivot n - 1 - k)
   std::vector<double> H = {4.0, 2.0, 2.0, 1.0};
   try {
-    sieve::cpu::inverse_cholesky_upper(H, 2);
+    sieve::inverse_cholesky_upper(H, 2);
     ADD_FAILURE() << "a singular matrix was factored";
   } catch (const sieve::Error& e) {
     EXPECT_EQ(e.status, SIEVE_E_INVALID_ARGUMENT);

@@ -13,10 +13,13 @@ import {
   benchSgemm,
   CancelledError,
   checkConfig,
+  dequantize,
+  gptq,
   InvalidArgumentError,
   lrAt,
   Model,
   type ModelConfig,
+  quantizeRtn,
   SieveError,
   StateError,
 } from '../../kernels';
@@ -162,7 +165,7 @@ describe('the model surface', () => {
     m.dispose();
   });
 
-  test('devices: cpu by default; a device without a backend in this build is BackendUnavailableError', () => {
+  test('devices: cpu by default; a device without a backend in this build is BackendUnavailableError', async () => {
     const m = model();
     assert.equal(m.device, 'cpu');
     assert.deepEqual(m.backend, backendInfo('cpu'));
@@ -178,6 +181,14 @@ describe('the model surface', () => {
       assert.ok(e instanceof SieveError);
       assert.equal((e as SieveError).status, 6);
     }
+    // the op-level quantization too: device cuda is never quietly the CPU
+    const spec = { bits: 4 as const, group: 4, symmetric: false };
+    const w = Float32Array.from({ length: 16 }, (_, i) => i - 7.5);
+    const q = quantizeRtn(w, 2, 8, spec);
+    throws(() => quantizeRtn(w, 2, 8, spec, undefined, { device: 'cuda' }), BackendUnavailableError, message);
+    throws(() => dequantize(q, { device: 'cuda' }), BackendUnavailableError, message);
+    await assert.rejects(gptq(w, new Float64Array(64).fill(1), 2, 8, { ...spec, damp: 0.01, actOrder: false }, undefined, { device: 'cuda' }), (e) => e instanceof BackendUnavailableError && message.test(e.message));
+    throws(() => quantizeRtn(w, 2, 8, spec, undefined, { device: 'tpu' as never }), InvalidArgumentError, /^Expected 'cpu' or 'cuda' for opts.device but received "tpu"$/);
     throws(() => Model.create(gpt2, { device: 'tpu' as never }), InvalidArgumentError, /^Expected 'cpu' or 'cuda' for opts.device but received "tpu"$/);
     throws(() => backendInfo('gpu' as never), InvalidArgumentError, /^Expected 'cpu' or 'cuda' for device but received "gpu"$/);
   });

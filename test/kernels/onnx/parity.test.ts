@@ -174,7 +174,7 @@ describe('ONNX export: logits and NLLs of the engine', () => {
           // every 37th weight that is not pruned detached in 16 bits
           const index = Int32Array.from({ length: w.length }, (_, i) => i).filter((i) => i % 37 === 5 && w[i] !== 0);
           const sparse = { index, values: Uint16Array.from(index, (i) => f16Bits(w[i])) };
-          m.writeTensor(name, finalWeight(q, sparse));
+          m.writeTensor(name, finalWeight(q, sparse, 'cpu'));
           return { name, codes: q.codes, scales: q.scales, zeros: q.zeros, sparse };
         });
         const checkpoint: CheckpointState = { ...checkpointOf(m), quant: { settings: { ...spec, method: 'rtn' }, tensors } };
