@@ -16,7 +16,8 @@
 # bench's steps with Nsight Compute (kernels serialised, clocks left as they are) and sums the times by
 # kernel (bench/gpu/kernel_times.py): OUT/profile.txt, where a step's time goes.
 # E2E=1 also runs bench/gpu/e2e.yaml's stages through sieve's activity code (bench/gpu/drive.ts),
-# on device cuda and then device cpu, from what bench/gpu/bundle.sh packed (OUT/e2e-*.jsonl, .log).
+# on device cuda and then device cpu, from what bench/gpu/bundle.sh packed (OUT/e2e-*.jsonl, .log);
+# E2E_DEVICES=cuda skips the CPU run.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 OUT="${1:?usage: bench/gpu/run.sh OUT}"
@@ -73,7 +74,7 @@ if [[ "${E2E:-0}" != 0 ]]; then
   mkdir -p "$TMP/lib"
   xz -dc "$DEV/node.xz" > "$TMP/node" && chmod +x "$TMP/node"
   tar -xJf "$DEV/libs.tar.xz" -C "$TMP/lib"
-  for device in cuda cpu; do
+  for device in ${E2E_DEVICES:-cuda cpu}; do
     sed "s/^device: cuda$/device: $device/" "$DEV/e2e.yaml" > "$DEV/e2e-$device.yaml"
     # sieve picks the OpenBLAS kernels for this CPU itself (the image's setting names older ones)
     env -u OPENBLAS_CORETYPE LD_LIBRARY_PATH="$TMP/lib:$LD_LIBRARY_PATH" "$TMP/node" build/sieve-drive.js \
