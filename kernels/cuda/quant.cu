@@ -62,7 +62,7 @@ __device__ __forceinline__ uint8_t quant_code(float w, float scale, uint8_t zero
   return (uint8_t)clamp_q(__fadd_rn(rintf(__fdiv_rn(w, scale)), (float)zero), maxq);
 }
 
-__global__ void quantize_rtn_kernel1(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const float* mask,
+__global__ void quantize_rtn_kernel(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const float* mask,
                                      int64_t groups, int64_t group, DeviceGrid g) {
   const int lane = threadIdx.x & 31;
   const int64_t warps = (int64_t)gridDim.x * kWarps;
@@ -81,7 +81,7 @@ __global__ void quantize_rtn_kernel1(uint8_t* codes, float* scales, uint8_t* zer
   }
 }
 
-__global__ void dequantize_kernel1(float* out, const uint8_t* codes, const float* scales, const uint8_t* zeros,
+__global__ void dequantize_kernel(float* out, const uint8_t* codes, const float* scales, const uint8_t* zeros,
                                    int64_t n, int64_t group) {
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t k = i / group;  // rows are whole groups, so the flat group index
@@ -94,7 +94,7 @@ __global__ void dequantize_kernel1(float* out, const uint8_t* codes, const float
 void quantize_rtn(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const float* mask, int64_t rows,
                   int64_t cols, const QuantGrid& grid, cudaStream_t stream) {
   const int64_t groups = rows * (cols / grid.group);
-  quantize_rtn_kernel1<<<grid_for(groups * 32, kThreads), kThreads, 0, stream>>>(codes, scales, zeros, w, mask, groups,
+  quantize_rtn_kernel<<<grid_for(groups * 32, kThreads), kThreads, 0, stream>>>(codes, scales, zeros, w, mask, groups,
                                                                                  grid.group, device_grid(grid));
   SIEVE_LAUNCHED();
 }
@@ -102,7 +102,7 @@ void quantize_rtn(uint8_t* codes, float* scales, uint8_t* zeros, const float* w,
 void dequantize(float* out, const uint8_t* codes, const float* scales, const uint8_t* zeros, int64_t rows, int64_t cols,
                 int64_t group, cudaStream_t stream) {
   const int64_t n = rows * cols;
-  dequantize_kernel1<<<grid_for(n, kThreads), kThreads, 0, stream>>>(out, codes, scales, zeros, n, group);
+  dequantize_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(out, codes, scales, zeros, n, group);
   SIEVE_LAUNCHED();
 }
 
@@ -113,7 +113,7 @@ namespace {
 constexpr int kGptqMaxRows = 8;
 
 __global__ void __launch_bounds__(kThreads)
-    gptq_kernel1(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const float* mask, GptqDevicePlan plan,
+    gptq_kernel(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const float* mask, GptqDevicePlan plan,
                  int64_t rows, int64_t group, int rows_per_block, DeviceGrid g, double* scratch) {
   extern __shared__ double shared_x[];
   __shared__ double err[kGptqMaxRows];
@@ -184,7 +184,7 @@ int64_t gptq_shared_limit() {
   SIEVE_CUDA(cudaGetDevice(&device));
   SIEVE_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   cudaFuncAttributes attr{};
-  SIEVE_CUDA(cudaFuncGetAttributes(&attr, gptq_kernel1));
+  SIEVE_CUDA(cudaFuncGetAttributes(&attr, gptq_kernel));
   return (int64_t)optin - (int64_t)attr.sharedSizeBytes;
 }
 
@@ -205,9 +205,9 @@ void gptq(uint8_t* codes, float* scales, uint8_t* zeros, const float* w, const f
   const size_t bytes = in_shared ? (size_t)(per_block * row_bytes) : 0;
   // always the device's whole limit, never this call's size: calls from several host threads (the
   // quantize stage runs layers concurrently) must not lower it under another's launch
-  SIEVE_CUDA(cudaFuncSetAttribute(gptq_kernel1, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)gptq_shared_limit()));
+  SIEVE_CUDA(cudaFuncSetAttribute(gptq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)gptq_shared_limit()));
   const unsigned blocks = (unsigned)((rows + per_block - 1) / per_block);
-  gptq_kernel1<<<blocks, kThreads, bytes, stream>>>(codes, scales, zeros, w, mask, plan, rows, grid.group,
+  gptq_kernel<<<blocks, kThreads, bytes, stream>>>(codes, scales, zeros, w, mask, plan, rows, grid.group,
                                                      (int)per_block, device_grid(grid), in_shared ? nullptr : scratch);
   SIEVE_LAUNCHED();
 }
