@@ -72,10 +72,21 @@ rm -f "$OUT/libsieve_cpu_ref.a" && ar rcs "$OUT/libsieve_cpu_ref.a" "${objs[@]}"
 
 shopt -s nullglob
 # core/error.cc: the kernels report failure as sieve::Error, like the CPU backend; core/seams.cc:
-# what each seam kind reads (the model plans its buffers with it).
-compile lib "$ROOT"/kernels/cuda/*.cu "$ROOT"/kernels/core/error.cc "$ROOT"/kernels/core/seams.cc
+# what each seam kind reads (the model plans its buffers with it); core/layout.cc: the layout's
+# helpers (the linear layers of a tensor list, SLoRB's slices).
+compile lib "$ROOT"/kernels/cuda/*.cu "$ROOT"/kernels/core/error.cc "$ROOT"/kernels/core/seams.cc \
+  "$ROOT"/kernels/core/layout.cc
 # shellcheck disable=SC2086
 "$NVCC" "${NVFLAGS[@]}" -shared -o "$OUT/libsieve_cuda.so" "${objs[@]}" $CUBLASLT $CUSPARSELT
+# The addon loads the library with its own symbols hidden from it (Node's dlopen is RTLD_LOCAL):
+# a sieve:: function the library uses but does not hold would fail only there, at load time, while
+# the checks (linked with the CPU engine) pass. Refuse to build such a library.
+missing="$(nm -D --undefined-only "$OUT/libsieve_cuda.so" | c++filt | grep 'sieve::' || true)"
+if [[ -n "$missing" ]]; then
+  echo "kernels/cuda/build.sh: libsieve_cuda.so uses sieve:: symbols it does not define (compile their sources in):" >&2
+  echo "$missing" >&2
+  exit 1
+fi
 RUNTIME=(-L"$OUT" -lsieve_cuda $CUBLASLT $CUSPARSELT -Xlinker -rpath,'$ORIGIN' -Xcompiler -fopenmp)
 compile check "$ROOT"/test/gpu/*.cu
 "$NVCC" "${NVFLAGS[@]}" -o "$OUT/sieve_gpu_checks" "${objs[@]}" "$OUT/libsieve_cpu_ref.a" "${RUNTIME[@]}"
