@@ -26,7 +26,12 @@ export function codeVersion(): string {
   return memoCodeVersion;
 }
 
+// Set by bench/gpu/bundle.sh's esbuild --define: a bundle runs where no checkout is beside it (the
+// GPU machine), so the version it was built from is stamped into it.
+declare const SIEVE_BUNDLED_CODE_VERSION: string | undefined;
+
 function computeCodeVersion(): string {
+  if (typeof SIEVE_BUNDLED_CODE_VERSION === 'string') return SIEVE_BUNDLED_CODE_VERSION;
   const git = (...args: string[]): Buffer =>
     execFileSync('git', args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 30 });
   try {

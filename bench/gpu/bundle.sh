@@ -18,8 +18,11 @@ OUT="$ROOT/build/device"
 mkdir -p "$OUT"
 cd "$ROOT"
 
+# the code version provenance.ts would compute here, stamped in: there is no checkout beside the bundle
+VERSION="$(node --import tsx -e "console.log(require('./activities/store/provenance.ts').codeVersion())")"
 npx esbuild bench/gpu/drive.ts --bundle --platform=node --target=node20 --outfile=build/sieve-drive.js \
-  --external:'*.node' --external:onnxruntime-node --log-level=warning
+  --external:'*.node' --external:onnxruntime-node --log-level=warning \
+  --define:SIEVE_BUNDLED_CODE_VERSION="\"$VERSION\""
 NODE="$(command -v node)"
 [[ "$OUT/node.xz" -nt "$NODE" ]] || xz -6 -T0 -c "$NODE" > "$OUT/node.xz"
 mapfile -t libs < <(ldd build/Release/sieve.node | awk '$3 ~ /^\// && $1 !~ /^(libc|libm|libstdc\+\+|libgcc_s|ld-linux)/ { print $3 }')
