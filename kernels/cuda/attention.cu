@@ -500,6 +500,18 @@ __device__ __forceinline__ void load_tile_bf16(bf16* dst, const float* __restric
   }
 }
 
+// Keys and values [k0, k0 + kTile) of a head into Ks and Vs, once every warp is done with the
+// previous tile (the barrier before), and visible to every warp on return (the barrier after).
+template <int D>
+__device__ __forceinline__ void load_kv_tile(bf16* Ks, bf16* Vs, const float* __restrict__ k,
+                                             const float* __restrict__ v, int64_t ld, int k0, int T, int HS,
+                                             bool vec) {
+  __syncthreads();
+  load_tile_bf16<D>(Ks, k, ld, k0, T, HS, vec);
+  load_tile_bf16<D>(Vs, v, ld, k0, T, HS, vec);
+  __syncthreads();
+}
+
 __device__ __forceinline__ uint32_t smem_address(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
 // ldmatrix.x4 (plain or .trans) at this lane's row address p; volatile: it reads shared memory
@@ -671,10 +683,7 @@ __global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attention_forwar
   zero(o);
   const int q_last = min(q0 + kTile, T) - 1;
   for (int k0 = 0; k0 <= q_last; k0 += kTile) {
-    __syncthreads();  // the previous tile's K and V are read by every warp
-    load_tile_bf16<D>(Ks, k, ldg, k0, T, HS, vec);
-    load_tile_bf16<D>(Vs, v, ldg, k0, T, HS, vec);
-    __syncthreads();
+    load_kv_tile<D>(Ks, Vs, k, v, ldg, k0, T, HS, vec);
     float s[NS][4];
     zero(s);
 #pragma unroll
@@ -785,10 +794,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) attention_dq_bf16_kernel(float
   zero(dq);
   const int q_last = min(q0 + kTile, T) - 1;
   for (int k0 = 0; k0 <= q_last; k0 += kTile) {
-    __syncthreads();  // the previous tile's K and V are read by every warp
-    load_tile_bf16<D>(Ks, k, ldg, k0, T, HS, vec);
-    load_tile_bf16<D>(Vs, v, ldg, k0, T, HS, vec);
-    __syncthreads();
+    load_kv_tile<D>(Ks, Vs, k, v, ldg, k0, T, HS, vec);
     float s[NS][4], dp[NS][4];
     score_tile<D, kTile>(s, Qs, Ks, 16 * warp, lane);
     score_tile<D, kTile>(dp, dOs, Vs, 16 * warp, lane);

@@ -109,6 +109,25 @@ void close_per_tensor(gc::Check& c, Model& cpu, const std::string& what, const s
   }
 }
 
+// One step on both devices from the same state: the loss and every gradient within bf16 tolerance,
+// the GPU's gradients the same bits on a repeat, then inference's NLL. Returns the CPU's gradients.
+std::vector<float> step_and_nll_match(gc::Check& c, Model& cpu, Model& gpu, const Batch& b, const std::string& grads) {
+  const sieve_loss lc = cpu.step(b.in, b.tg, nullptr, b.B, b.T);
+  const sieve_loss lg = gpu.step(b.in, b.tg, nullptr, b.B, b.T);
+  c.expect(rel(lg.loss, lc.loss) <= 2e-3, "loss " + std::to_string(lg.loss) + " vs cpu " + std::to_string(lc.loss));
+  const std::vector<float> gc_ = cpu.read(SIEVE_BUFFER_GRADS), gg = gpu.read(SIEVE_BUFFER_GRADS);
+  c.close(grads, gg, gc_, gc::kTolBf16);
+  close_per_tensor(c, cpu, "grad", gg, gc_, 5e-2);
+  gpu.step(b.in, b.tg, nullptr, b.B, b.T);
+  c.equal("grads repeat", gpu.read(SIEVE_BUFFER_GRADS), gg);
+
+  std::vector<float> nc((size_t)(b.B * (b.T - 1))), ng(nc.size());
+  Model::ok(sieve_model_eval_nll(cpu.m, nc.data(), b.in.data(), b.B, b.T, nullptr, nullptr), "eval_nll cpu");
+  Model::ok(sieve_model_eval_nll(gpu.m, ng.data(), b.in.data(), b.B, b.T, nullptr, nullptr), "eval_nll gpu");
+  c.close("eval nll", ng, nc, 2e-3);
+  return gc_;
+}
+
 // One training step on both devices from the same parameters: loss, gradients, then the
 // optimizer from the CPU's gradients on both (bit for bit).
 void step_matches(gc::Check& c, const sieve_config& cfg, bool teacher) {
@@ -351,20 +370,7 @@ SIEVE_GPU_CHECK(model_weight_scales_match_cpu) {
                                           SIEVE_TRANSFORM_SCALE, nullptr, 0),
                 "set_transform");
   }
-  const Batch b(3, 29, cfg.vocab);
-  const sieve_loss lc = cpu.step(b.in, b.tg, nullptr, b.B, b.T);
-  const sieve_loss lg = gpu.step(b.in, b.tg, nullptr, b.B, b.T);
-  c.expect(rel(lg.loss, lc.loss) <= 2e-3, "loss " + std::to_string(lg.loss) + " vs cpu " + std::to_string(lc.loss));
-  const std::vector<float> gc_ = cpu.read(SIEVE_BUFFER_GRADS), gg = gpu.read(SIEVE_BUFFER_GRADS);
-  c.close("grads (dA included)", gg, gc_, gc::kTolBf16);
-  close_per_tensor(c, cpu, "grad", gg, gc_, 5e-2);
-  gpu.step(b.in, b.tg, nullptr, b.B, b.T);
-  c.equal("grads repeat", gpu.read(SIEVE_BUFFER_GRADS), gg);
-
-  std::vector<float> nc((size_t)(b.B * (b.T - 1))), ng(nc.size());
-  Model::ok(sieve_model_eval_nll(cpu.m, nc.data(), b.in.data(), b.B, b.T, nullptr, nullptr), "eval_nll cpu");
-  Model::ok(sieve_model_eval_nll(gpu.m, ng.data(), b.in.data(), b.B, b.T, nullptr, nullptr), "eval_nll gpu");
-  c.close("eval nll", ng, nc, 2e-3);
+  step_and_nll_match(c, cpu, gpu, Batch(3, 29, cfg.vocab), "grads (dA included)");
   Model::ok(sieve_model_materialize(cpu.m), "materialize");
   Model::ok(sieve_model_materialize(gpu.m), "materialize");
   c.equal("params with A folded in (and A reset to 1)", gpu.read(SIEVE_BUFFER_PARAMS), cpu.read(SIEVE_BUFFER_PARAMS));
@@ -403,20 +409,7 @@ SIEVE_GPU_CHECK(model_slorb_matches_cpu) {
   }
   c.equal("params with S from the pruned weights' means", gpu.read(SIEVE_BUFFER_PARAMS), cpu.read(SIEVE_BUFFER_PARAMS));
 
-  const Batch b(4, 32, cfg.vocab);
-  const sieve_loss lc = cpu.step(b.in, b.tg, nullptr, b.B, b.T);
-  const sieve_loss lg = gpu.step(b.in, b.tg, nullptr, b.B, b.T);
-  c.expect(rel(lg.loss, lc.loss) <= 2e-3, "loss " + std::to_string(lg.loss) + " vs cpu " + std::to_string(lc.loss));
-  const std::vector<float> gc_ = cpu.read(SIEVE_BUFFER_GRADS), gg = gpu.read(SIEVE_BUFFER_GRADS);
-  c.close("grads (S and P included)", gg, gc_, gc::kTolBf16);
-  close_per_tensor(c, cpu, "grad", gg, gc_, 5e-2);
-  gpu.step(b.in, b.tg, nullptr, b.B, b.T);
-  c.equal("grads repeat", gpu.read(SIEVE_BUFFER_GRADS), gg);
-
-  std::vector<float> nc((size_t)(b.B * (b.T - 1))), ng(nc.size());
-  Model::ok(sieve_model_eval_nll(cpu.m, nc.data(), b.in.data(), b.B, b.T, nullptr, nullptr), "eval_nll cpu");
-  Model::ok(sieve_model_eval_nll(gpu.m, ng.data(), b.in.data(), b.B, b.T, nullptr, nullptr), "eval_nll gpu");
-  c.close("eval nll", ng, nc, 2e-3);
+  const std::vector<float> gc_ = step_and_nll_match(c, cpu, gpu, Batch(4, 32, cfg.vocab), "grads (S and P included)");
 
   sieve_optim_opts o{};
   o.lr = 1e-3f, o.beta1 = 0.9f, o.beta2 = 0.95f, o.eps = 1e-8f, o.weight_decay = 0.1f;
