@@ -261,9 +261,15 @@ void linear_forward(CudaModel& m, const Linear& lin, float* out, const float* in
     widen(out, m.acts.sparse_bf, accumulate ? nullptr : param(m, lin.bias), N, lin.OC, accumulate, m.stream);
     m.timing.sparse_gemm_flops += flops;
   } else {
-    m.blas.gemm(false, true, N, lin.OC, lin.IC, 1.0f, inp_bf, lin.IC, weight_bf(m, lin.first), lin.IC,
-                accumulate ? 1.0f : 0.0f, out, lin.OC, m.stream);
-    if (lin.bias >= 0 && !accumulate) add_bias(out, param(m, lin.bias), N, lin.OC, m.stream);
+    const float* bias = accumulate ? nullptr : param(m, lin.bias);
+    if (bias && Blas::bias_fits(bias)) {  // the bias in cuBLASLt's epilogue
+      m.blas.gemm_bias(false, true, N, lin.OC, lin.IC, 1.0f, inp_bf, lin.IC, weight_bf(m, lin.first), lin.IC, bias, out,
+                       lin.OC, m.stream);
+    } else {
+      m.blas.gemm(false, true, N, lin.OC, lin.IC, 1.0f, inp_bf, lin.IC, weight_bf(m, lin.first), lin.IC,
+                  accumulate ? 1.0f : 0.0f, out, lin.OC, m.stream);
+      if (bias) add_bias(out, bias, N, lin.OC, m.stream);
+    }
   }
   slorb_forward(m, lin, out, inp_bf, xp, N);
 }
