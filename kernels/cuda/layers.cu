@@ -272,18 +272,39 @@ __global__ void __launch_bounds__(kThreads) gelu_forward_kernel(float* __restric
   }
 }
 
+// d gelu(x) / dx, times dy
+__device__ __forceinline__ float gelu_backward_at(float x, float dy) {
+  const float th = tanh_f32(gelu_arg(x));
+  const float du = __fmul_rn(kGeluScale, __fadd_rn(1.0f, __fmul_rn(__fmul_rn(__fmul_rn(3.0f, kGeluCubic), x), x)));
+  // 0.5 (1 + th) + 0.5 x (1 - th th) du
+  const float grad = __fadd_rn(__fmul_rn(0.5f, __fadd_rn(1.0f, th)),
+                               __fmul_rn(__fmul_rn(__fmul_rn(0.5f, x), __fsub_rn(1.0f, __fmul_rn(th, th))), du));
+  return __fmul_rn(grad, dy);
+}
+
 __global__ void __launch_bounds__(kThreads) gelu_backward_kernel(float* dinp, const float* dout,
                                                                  const float* __restrict__ inp, int64_t n) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    const float x = inp[i];
-    const float th = tanh_f32(gelu_arg(x));
-    const float du = __fmul_rn(kGeluScale, __fadd_rn(1.0f, __fmul_rn(__fmul_rn(__fmul_rn(3.0f, kGeluCubic), x), x)));
-    // 0.5 (1 + th) + 0.5 x (1 - th th) du
-    const float grad = __fadd_rn(__fmul_rn(0.5f, __fadd_rn(1.0f, th)),
-                                 __fmul_rn(__fmul_rn(__fmul_rn(0.5f, x), __fsub_rn(1.0f, __fmul_rn(th, th))), du));
-    dinp[i] = __fmul_rn(grad, dout[i]);
-  }
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    dinp[i] = gelu_backward_at(inp[i], dout[i]);
 }
+
+// The up layer's dbias over dinp = gelu'(inp) dout, made on the way: its bf16 copy always, its
+// fp32 values only when asked (dinp not null).
+struct GeluBiasTerms {
+  static constexpr int kOut = 1;
+  const float* dout;
+  const float* inp;
+  float* dinp;                // or null
+  __nv_bfloat16* dinp_bf16;
+  int64_t C;
+  __device__ __forceinline__ void operator()(float* acc, int64_t r, int64_t c) const {
+    const int64_t i = r * C + c;
+    const float x = gelu_backward_at(inp[i], dout[i]);
+    acc[0] = __fadd_rn(acc[0], x);
+    if (dinp) dinp[i] = x;
+    dinp_bf16[i] = __float2bfloat16_rn(x);
+  }
+};
 
 __global__ void __launch_bounds__(kThreads) swiglu_forward_kernel(float* __restrict__ out,
                                                                   __nv_bfloat16* __restrict__ out_bf16,
@@ -558,6 +579,11 @@ void residual_bias_forward(float* out, const float* res, const float* bias, int6
 }
 
 size_t bias_backward_scratch_floats(int64_t N, int64_t OC) { return (size_t)(row_chunks(N) * OC); }
+
+void gelu_backward_bias(float* dbias, float* dinp, __nv_bfloat16* dinp_bf16, const float* dout, const float* inp,
+                        float* scratch, int64_t N, int64_t H, cudaStream_t stream) {
+  column_sums(dbias, nullptr, GeluBiasTerms{dout, inp, dinp, dinp_bf16, H}, scratch, N, H, stream);
+}
 
 void bias_backward(float* dbias, __nv_bfloat16* dout_bf16, const float* dout, float* scratch, int64_t N, int64_t OC,
                    cudaStream_t stream) {

@@ -255,6 +255,30 @@ SIEVE_GPU_CHECK(bias_backward_matches_cpu_bitwise) {
   }
 }
 
+// The fused GELU backward + dbias against the two CPU passes it replaces, with and without the
+// fp32 dinp.
+SIEVE_GPU_CHECK(gelu_backward_bias_matches_cpu_bitwise) {
+  const std::pair<int64_t, int64_t> shapes[] = {{37, 48}, {64, 50}, {65, 50}, {1000, 3072}};
+  for (auto [N, H] : shapes) {
+    const auto x = activation_input(N * H), dy = normal(N * H), db0 = normal(H);
+    std::vector<float> dx(N * H), db = db0;
+    cpu::gelu_backward(dx.data(), dy.data(), x.data(), N * H);
+    cpu::matmul_backward(nullptr, nullptr, db.data(), dx.data(), nullptr, nullptr, N, 1, H, nullptr);
+    auto dX = to_device(x), dDy = to_device(dy);
+    DeviceBuffer<float> gDb(H), gDx(N * H), scratch((int64_t)gpu::bias_backward_scratch_floats(N, H));
+    DeviceBuffer<bf16> gBf(N * H);
+    for (bool with_fp32 : {true, false}) {
+      const std::string s = shape(with_fp32 ? "gelu+dbias" : "gelu+dbias (bf16 only)", N, H);
+      gDb.upload(db0);
+      gpu::gelu_backward_bias(gDb.get(), with_fp32 ? gDx.get() : nullptr, gBf.get(), dDy.get(), dX.get(),
+                              scratch.get(), N, H, 0);
+      c.equal(s + " dbias", gDb.download(), db);
+      c.equal(s + " dinp bf16", to_float(gBf.download()), rounded(dx));
+      if (with_fp32) c.equal(s + " dinp", gDx.download(), dx);
+    }
+  }
+}
+
 namespace {
 
 // Tokens in [0, V): a quarter from a handful of ids, so ids repeat many times (the collisions
