@@ -209,20 +209,19 @@ void prepare_weights(CudaModel& m, int64_t N) {
   compress_ahead(m, N);
 }
 
-// out (N, cols) = y, or out += y when accumulate, plus bias (when given): a 2:4 GEMM's bf16
-// result into the fp32 activations.
-__global__ void widen_kernel(float* out, const __nv_bfloat16* y, const float* bias, int64_t N, int64_t cols,
-                             bool accumulate) {
+// out (N, cols) = y + bias, or (res + bias) + y with a residual (bias, res: null for none): a 2:4
+// GEMM's bf16 result into the fp32 activations, in one pass.
+__global__ void widen_kernel(float* out, const __nv_bfloat16* y, const float* bias, const float* res, int64_t N,
+                             int64_t cols) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < N * cols; i += (int64_t)gridDim.x * blockDim.x) {
-    float v = __bfloat162float(y[i]);
-    if (bias) v += bias[i % cols];
-    out[i] = accumulate ? out[i] + v : v;
+    const float v = __bfloat162float(y[i]), b = bias ? bias[i % cols] : 0.0f;
+    out[i] = res ? (res[i] + b) + v : v + b;
   }
 }
 
-void widen(float* out, const __nv_bfloat16* y, const float* bias, int64_t N, int64_t cols, bool accumulate,
+void widen(float* out, const __nv_bfloat16* y, const float* bias, const float* res, int64_t N, int64_t cols,
            cudaStream_t stream) {
-  widen_kernel<<<grid_for(N * cols, 256), 256, 0, stream>>>(out, y, bias, N, cols, accumulate);
+  widen_kernel<<<grid_for(N * cols, 256), 256, 0, stream>>>(out, y, bias, res, N, cols);
   SIEVE_LAUNCHED();
 }
 
@@ -271,31 +270,33 @@ void slorb_backward(CudaModel& m, const Linear& lin, float* dinp, const __nv_bfl
   }
 }
 
-// out (N, OC) (=, or += when accumulate) inp W~^T + bias, from inp's bf16 copy; through
-// cuSPARSELt when W~ is known 2:4 (layer_mask24); then the SLoRB branch of its weights that have
-// one (xp: the block's slice of their X P^T). inp, the fp32 input, is only for the linear tap
-// (null when there is none).
-void linear_forward(CudaModel& m, const Linear& lin, float* out, const float* inp, const __nv_bfloat16* inp_bf,
-                    int64_t N, bool accumulate, __nv_bfloat16* xp) {
+// out (N, OC) = res + inp W~^T + bias (res: the residual, or null), from inp's bf16 copy, in one
+// pass over out; through cuSPARSELt when W~ is known 2:4 (layer_mask24); then the SLoRB branch of
+// its weights that have one (xp: the block's slice of their X P^T). inp, the fp32 input, is only
+// for the linear tap (null when there is none).
+void linear_forward(CudaModel& m, const Linear& lin, float* out, const float* res, const float* inp,
+                    const __nv_bfloat16* inp_bf, int64_t N, __nv_bfloat16* xp) {
   if (m.linear_tap) m.linear_tap(lin, inp, N);
   const double flops = 2.0 * (double)N * (double)lin.OC * (double)lin.IC;
   m.timing.gemm_flops += flops;
+  const float* bias = param(m, lin.bias);
   const Mask24 sparse = layer_mask24(m, lin, N);
   if (sparse != kNot24) {
     sparse_layer(m, lin, sparse == kTransposable)
         .forward(m.acts.sparse_bf, inp_bf, weight_bf(m, lin.first), m.weights_version, N, false, m.stream);
-    widen(out, m.acts.sparse_bf, accumulate ? nullptr : param(m, lin.bias), N, lin.OC, accumulate, m.stream);
+    widen(out, m.acts.sparse_bf, bias, res, N, lin.OC, m.stream);
     m.timing.sparse_gemm_flops += flops;
-  } else {
-    const float* bias = accumulate ? nullptr : param(m, lin.bias);
-    if (bias && Blas::bias_fits(bias)) {  // the bias in cuBLASLt's epilogue
-      m.blas.gemm_bias(false, true, N, lin.OC, lin.IC, 1.0f, inp_bf, lin.IC, weight_bf(m, lin.first), lin.IC, bias, out,
-                       lin.OC, m.stream);
-    } else {
-      m.blas.gemm(false, true, N, lin.OC, lin.IC, 1.0f, inp_bf, lin.IC, weight_bf(m, lin.first), lin.IC,
-                  accumulate ? 1.0f : 0.0f, out, lin.OC, m.stream);
-      if (bias) add_bias(out, bias, N, lin.OC, m.stream);
-    }
+  } else if (!bias || Blas::bias_fits(bias)) {  // the residual and bias in cuBLASLt's epilogue
+    m.blas.gemm_add(false, true, N, lin.OC, lin.IC, 1.0f, inp_bf, lin.IC, weight_bf(m, lin.first), lin.IC, bias, res,
+                    out, lin.OC, m.stream);
+  } else if (res) {  // a misaligned bias: out = res + bias, then the GEMM adds to it
+    residual_bias_forward(out, res, bias, N, lin.OC, m.stream);
+    m.blas.gemm(false, true, N, lin.OC, lin.IC, 1.0f, inp_bf, lin.IC, weight_bf(m, lin.first), lin.IC, 1.0f, out,
+                lin.OC, m.stream);
+  } else {  // a misaligned bias, added after the GEMM
+    m.blas.gemm(false, true, N, lin.OC, lin.IC, 1.0f, inp_bf, lin.IC, weight_bf(m, lin.first), lin.IC, 0.0f, out,
+                lin.OC, m.stream);
+    add_bias(out, bias, N, lin.OC, m.stream);
   }
   slorb_forward(m, lin, out, inp_bf, xp, N);
 }
@@ -352,7 +353,7 @@ void linear_backward(CudaModel& m, const Linear& lin, float* dinp, const float* 
   if (layer_mask24(m, lin, N) == kTransposable) {
     sparse_layer(m, lin, true)
         .backward_input(a.sparse_bf, dout_bf, weight_bf(m, lin.first), m.weights_version, N, false, m.stream);
-    widen(dinp, a.sparse_bf, nullptr, N, lin.IC, false, m.stream);
+    widen(dinp, a.sparse_bf, nullptr, nullptr, N, lin.IC, m.stream);
     m.timing.sparse_gemm_flops += flops;
   } else {
     m.blas.gemm(false, false, N, lin.IC, lin.OC, 1.0f, dout_bf, lin.OC, weight_bf(m, lin.first), lin.IC, 0.0f, dinp,
@@ -542,20 +543,18 @@ void block_forward(CudaModel& m, const BlockIO& io, int64_t l, int64_t B, int64_
   float* tap_inp = m.linear_tap ? m.acts.tap_inp : nullptr;  // else the bf16 copies only
   // attention: x_mid = x_in + out(attention(qkv(norm1(x_in))))
   norm_forward(m, tap_inp, io.ln1_bf, io.ln1_mean, io.ln1_rstd, io.x_in, ll.norm1_w, ll.norm1_b, N);
-  linear_forward(m, ll.qkv, io.qkv, tap_inp, io.ln1_bf, N, false, io.slorb_xp);
+  linear_forward(m, ll.qkv, io.qkv, nullptr, tap_inp, io.ln1_bf, N, io.slorb_xp);
   if (!m.net.gpt2()) rope_forward(io.qkv, m.rope_cos.get(), m.rope_sin.get(), B, T, C, m.net.NH, m.stream);
   attention_forward(io.atty, io.atty_bf, io.lse, io.qkv, B, T, C, m.net.NH, m.stream);
-  residual_bias_forward(io.x_mid, io.x_in, param(m, ll.out.bias), N, C, m.stream);
-  linear_forward(m, ll.out, io.x_mid, io.atty, io.atty_bf, N, true, io.slorb_xp);
+  linear_forward(m, ll.out, io.x_mid, io.x_in, io.atty, io.atty_bf, N, io.slorb_xp);
   // MLP: x_out = x_mid + down(act(up(norm2(x_mid))))
   norm_forward(m, tap_inp, io.ln2_bf, io.ln2_mean, io.ln2_rstd, io.x_mid, ll.norm2_w, ll.norm2_b, N);
-  linear_forward(m, ll.up, io.fc, tap_inp, io.ln2_bf, N, false, io.slorb_xp);
+  linear_forward(m, ll.up, io.fc, nullptr, tap_inp, io.ln2_bf, N, io.slorb_xp);
   if (m.net.gpt2())
     gelu_forward(tap_inp, io.act_bf, io.fc, N * m.net.H, m.stream);
   else
     swiglu_forward(tap_inp, io.act_bf, io.fc, N, m.net.H, m.stream);
-  residual_bias_forward(io.x_out, io.x_mid, param(m, ll.down.bias), N, C, m.stream);
-  linear_forward(m, ll.down, io.x_out, tap_inp, io.act_bf, N, true, io.slorb_xp);
+  linear_forward(m, ll.down, io.x_out, io.x_mid, tap_inp, io.act_bf, N, io.slorb_xp);
 }
 
 // On entry acts.dx is d loss / d x_out of block l; on exit it is d loss / d x_in.
