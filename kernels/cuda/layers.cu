@@ -282,12 +282,6 @@ __device__ __forceinline__ float gelu_backward_at(float x, float dy) {
   return __fmul_rn(grad, dy);
 }
 
-__global__ void __launch_bounds__(kThreads) gelu_backward_kernel(float* dinp, const float* dout,
-                                                                 const float* __restrict__ inp, int64_t n) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-    dinp[i] = gelu_backward_at(inp[i], dout[i]);
-}
-
 // The up layer's dbias over dinp = gelu'(inp) dout, made on the way: its bf16 copy always, its
 // fp32 values only when asked (dinp not null).
 struct GeluBiasTerms {
@@ -317,6 +311,7 @@ __global__ void __launch_bounds__(kThreads) swiglu_forward_kernel(float* __restr
 }
 
 __global__ void __launch_bounds__(kThreads) swiglu_backward_kernel(float* __restrict__ dinp,
+                                                                   __nv_bfloat16* __restrict__ dinp_bf16,
                                                                    const float* __restrict__ dout,
                                                                    const float* __restrict__ inp, int64_t N, int64_t H) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < N * H; i += (int64_t)gridDim.x * blockDim.x) {
@@ -324,9 +319,9 @@ __global__ void __launch_bounds__(kThreads) swiglu_backward_kernel(float* __rest
     const float g = inp[r * 2 * H + j], up = inp[r * 2 * H + H + j], dy = dout[i];
     const float sg = sigmoid_f32(g);
     // silu'(g) = sg (1 + g (1 - sg))
-    dinp[r * 2 * H + j] =
-        __fmul_rn(__fmul_rn(__fmul_rn(dy, up), sg), __fadd_rn(1.0f, __fmul_rn(g, __fsub_rn(1.0f, sg))));
-    dinp[r * 2 * H + H + j] = __fmul_rn(dy, __fmul_rn(g, sg));
+    store(dinp, dinp_bf16, r * 2 * H + j,
+          __fmul_rn(__fmul_rn(__fmul_rn(dy, up), sg), __fadd_rn(1.0f, __fmul_rn(g, __fsub_rn(1.0f, sg)))));
+    store(dinp, dinp_bf16, r * 2 * H + H + j, __fmul_rn(dy, __fmul_rn(g, sg)));
   }
 }
 
@@ -552,21 +547,16 @@ void gelu_forward(float* out, __nv_bfloat16* out_bf16, const float* inp, int64_t
   SIEVE_LAUNCHED();
 }
 
-void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n, cudaStream_t stream) {
-  if (n == 0) return;
-  gelu_backward_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(dinp, dout, inp, n);
-  SIEVE_LAUNCHED();
-}
-
 void swiglu_forward(float* out, __nv_bfloat16* out_bf16, const float* inp, int64_t N, int64_t H, cudaStream_t stream) {
   if (N * H == 0) return;
   swiglu_forward_kernel<<<grid_for(N * H, kThreads), kThreads, 0, stream>>>(out, out_bf16, inp, N, H);
   SIEVE_LAUNCHED();
 }
 
-void swiglu_backward(float* dinp, const float* dout, const float* inp, int64_t N, int64_t H, cudaStream_t stream) {
+void swiglu_backward(float* dinp, __nv_bfloat16* dinp_bf16, const float* dout, const float* inp, int64_t N, int64_t H,
+                     cudaStream_t stream) {
   if (N * H == 0) return;
-  swiglu_backward_kernel<<<grid_for(N * H, kThreads), kThreads, 0, stream>>>(dinp, dout, inp, N, H);
+  swiglu_backward_kernel<<<grid_for(N * H, kThreads), kThreads, 0, stream>>>(dinp, dinp_bf16, dout, inp, N, H);
   SIEVE_LAUNCHED();
 }
 

@@ -564,19 +564,14 @@ void block_backward(CudaModel& m, const BlockIO& io, int64_t l, int64_t B, int64
   const int64_t N = B * T, C = m.net.C;
   // MLP
   linear_backward(m, ll.down, a.dact, a.dx, io.act_bf, N, io.slorb_xp);
-  if (m.net.gpt2() && ll.up.bias >= 0) {
-    // the GELU's backward, the up layer's dbias and dfc's bf16 copy in one pass; dfc in fp32 only
-    // for MVUE
-    float* dfc = has_mvue(m, ll.up) ? a.dfc : nullptr;
+  // the activation's backward writes the bf16 copy of dfc the up layer's GEMMs read (GELU: and the
+  // up layer's bias gradient) in the same pass; dfc in fp32 only for MVUE
+  float* dfc = has_mvue(m, ll.up) ? a.dfc : nullptr;
+  if (m.net.gpt2())  // GPT-2's linear layers have biases, LLaMA's none
     gelu_backward_bias(grad(m, ll.up.bias), dfc, a.grad_bf, a.dact, io.fc, a.reduce_scratch, N, m.net.H, m.stream);
-    linear_backward(m, ll.up, a.dln, dfc, io.ln2_bf, N, io.slorb_xp, true);
-  } else {
-    if (m.net.gpt2())
-      gelu_backward(a.dfc, a.dact, io.fc, N * m.net.H, m.stream);
-    else
-      swiglu_backward(a.dfc, a.dact, io.fc, N, m.net.H, m.stream);
-    linear_backward(m, ll.up, a.dln, a.dfc, io.ln2_bf, N, io.slorb_xp);
-  }
+  else
+    swiglu_backward(dfc, a.grad_bf, a.dact, io.fc, N, m.net.H, m.stream);
+  linear_backward(m, ll.up, a.dln, dfc, io.ln2_bf, N, io.slorb_xp, true);
   norm_backward(m, a.dx, a.dln, io.x_mid, io.ln2_mean, io.ln2_rstd, ll.norm2_w, ll.norm2_b, N);
   // attention
   linear_backward(m, ll.out, a.datty, a.dx, io.atty_bf, N, io.slorb_xp);
