@@ -4,7 +4,8 @@
 // G5: GPT-2 small dense (bench/gpu/torch_reference.py's `train` section measures PyTorch on the
 // same configuration in the same call). G6: GPT-2 medium with every block linear weight 2:4 —
 // S-STE (fused soft threshold; cuSPARSELt forward GEMMs) and SR-STE with transposable masks
-// (cuSPARSELt forward and input-gradient GEMMs) — against the same model dense, in the same run.
+// (cuSPARSELt forward and input-gradient GEMMs) — against the same model dense, in the same run;
+// and the same three at LLaMA-7B's width (4 layers), where the GEMMs are most of a step.
 #include <algorithm>
 #include <chrono>
 #include <random>
@@ -28,6 +29,14 @@ sieve_config gpt2(int64_t layers, int64_t dim, int64_t heads) {
   c.family = SIEVE_FAMILY_GPT2;
   c.layers = layers, c.dim = dim, c.heads = heads, c.context = 1024, c.vocab = 50257, c.mlp_hidden = 4 * dim;
   c.norm_eps = 1e-5f;
+  return c;
+}
+
+sieve_config llama(int64_t layers, int64_t dim, int64_t heads, int64_t hidden) {
+  sieve_config c{};
+  c.family = SIEVE_FAMILY_LLAMA;
+  c.layers = layers, c.dim = dim, c.heads = heads, c.context = 1024, c.vocab = 32000, c.mlp_hidden = hidden;
+  c.norm_eps = 1e-5f, c.rope_theta = 10000.0f;
   return c;
 }
 
@@ -125,13 +134,16 @@ SIEVE_GPU_BENCH(train_gpt2_small) {
   train_row(b, "", "sieve GPT-2 small S-STE training B=16 T=1024 (2:4 forward GEMMs)", small, Sparsity::sste, dense);
 }
 
-SIEVE_GPU_BENCH(train_gpt2_medium) {
-  const sieve_config medium = gpt2(24, 1024, 16);
-  const double dense = train_row(b, "", "sieve GPT-2 medium dense training B=16 T=1024", medium, Sparsity::dense);
-  train_row(b, "G6", "sieve GPT-2 medium S-STE training B=16 T=1024 (2:4 forward GEMMs)", medium, Sparsity::sste,
-            dense);
-  train_row(b, "G6", "sieve GPT-2 medium SR-STE transposable B=16 T=1024 (2:4 forward + input-gradient GEMMs)",
-            medium, Sparsity::srste_transposable, dense);
+// G6's three rows for one model: dense, S-STE, SR-STE with transposable masks.
+void g6_rows(gb::Bench& b, const std::string& model, const sieve_config& cfg) {
+  const double dense = train_row(b, "", "sieve " + model + " dense training B=16 T=1024", cfg, Sparsity::dense);
+  train_row(b, "G6", "sieve " + model + " S-STE training B=16 T=1024 (2:4 forward GEMMs)", cfg, Sparsity::sste, dense);
+  train_row(b, "G6", "sieve " + model + " SR-STE transposable B=16 T=1024 (2:4 forward + input-gradient GEMMs)", cfg,
+            Sparsity::srste_transposable, dense);
 }
+
+SIEVE_GPU_BENCH(train_gpt2_medium) { g6_rows(b, "GPT-2 medium", gpt2(24, 1024, 16)); }
+
+SIEVE_GPU_BENCH(train_llama_wide) { g6_rows(b, "LLaMA-7B-width 4 layers", llama(4, 4096, 32, 11008)); }
 
 }  // namespace

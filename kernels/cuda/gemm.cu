@@ -23,7 +23,8 @@ struct Key {
   int64_t M, N, K, lda, ldb, ldc;
   int c_type;
   uint32_t align_a, align_b, align_c;
-  auto tie() const { return std::tie(ta, tb, M, N, K, lda, ldb, ldc, c_type, align_a, align_b, align_c); }
+  bool bias;  // the bias epilogue (its pointer is set on the descriptor per call)
+  auto tie() const { return std::tie(ta, tb, M, N, K, lda, ldb, ldc, c_type, align_a, align_b, align_c, bias); }
   bool operator<(const Key& o) const { return tie() < o.tie(); }
 };
 
@@ -76,18 +77,26 @@ size_t Blas::plans() const { return st_->plans.size(); }
 void Blas::gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const __nv_bfloat16* A,
                 int64_t lda, const __nv_bfloat16* B, int64_t ldb, float beta, float* C, int64_t ldc,
                 cudaStream_t stream) {
-  run(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, CUDA_R_32F, ldc, stream);
+  run(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, C, CUDA_R_32F, ldc, nullptr, stream);
+}
+
+void Blas::gemm_add(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const __nv_bfloat16* A,
+                    int64_t lda, const __nv_bfloat16* B, int64_t ldb, const float* bias, const float* R, float* C,
+                    int64_t ldc, cudaStream_t stream) {
+  SIEVE_CHECK(!bias || bias_fits(bias), "gemm_add: the bias at %p is not 16-byte aligned", (const void*)bias);
+  run(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, R ? 1.0f : 0.0f, R ? R : C, C, CUDA_R_32F, ldc, bias,
+      stream);
 }
 
 void Blas::gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const __nv_bfloat16* A,
                 int64_t lda, const __nv_bfloat16* B, int64_t ldb, float beta, __nv_bfloat16* C, int64_t ldc,
                 cudaStream_t stream) {
-  run(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, CUDA_R_16BF, ldc, stream);
+  run(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, C, CUDA_R_16BF, ldc, nullptr, stream);
 }
 
 void Blas::run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const __nv_bfloat16* A,
-               int64_t lda, const __nv_bfloat16* B, int64_t ldb, float beta, void* C, cudaDataType c_type,
-               int64_t ldc, cudaStream_t stream) {
+               int64_t lda, const __nv_bfloat16* B, int64_t ldb, float beta, const void* C_in, void* C,
+               cudaDataType c_type, int64_t ldc, const float* bias, cudaStream_t stream) {
   SIEVE_CHECK(M >= 0 && N >= 0 && K >= 1, "gemm: M=%lld N=%lld K=%lld: M and N must be >= 0 and K >= 1",
               (long long)M, (long long)N, (long long)K);
   const int64_t min_lda = trans_a ? M : K, min_ldb = trans_b ? K : N;
@@ -102,9 +111,11 @@ void Blas::run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
   check_ptr(A, "gemm: A");
   check_ptr(B, "gemm: B");
   check_ptr(C, "gemm: C");
+  check_ptr(C_in, "gemm: the addend R");
 
-  const Key key{trans_a, trans_b, M, N, K, lda, ldb, ldc, (int)c_type,
-                alignment_of(A), alignment_of(B), alignment_of(C)};
+  const uint32_t align_c = std::min(alignment_of(C), alignment_of(C_in));  // one layout describes both
+  const Key key{trans_a, trans_b, M, N, K, lda, ldb, ldc, (int)c_type, alignment_of(A), alignment_of(B), align_c,
+                bias != nullptr};
   auto it = st_->plans.find(key);
   if (it == st_->plans.end()) {
     auto p = std::make_unique<Plan>();
@@ -113,6 +124,13 @@ void Blas::run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
     const cublasOperation_t op_b = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     SIEVE_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
     SIEVE_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
+    if (bias) {  // one value per row of cuBLASLt's D (m = N): per column of ours
+      const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+      const cudaDataType bias_type = CUDA_R_32F;
+      SIEVE_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
+      SIEVE_CUBLAS(
+          cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type));
+    }
     // Column-major shapes as stored: our B is (N, K) column-major when not transposed, (K, N) when
     // transposed; our A is (K, M) or (M, K); our C is (N, M).
     SIEVE_CUBLAS(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, trans_b ? K : N, trans_b ? N : K, ldb));
@@ -144,7 +162,8 @@ void Blas::run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
     it = st_->plans.emplace(key, std::move(p)).first;
   }
   const Plan& p = *it->second;
-  SIEVE_CUBLAS(cublasLtMatmul(st_->handle, p.desc, &alpha, B, p.a, A, p.b, &beta, C, p.c, C, p.c, &p.algo,
+  if (bias) SIEVE_CUBLAS(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+  SIEVE_CUBLAS(cublasLtMatmul(st_->handle, p.desc, &alpha, B, p.a, A, p.b, &beta, C_in, p.c, C, p.c, &p.algo,
                               st_->workspace.get(), kWorkspaceBytes, stream));
 }
 

@@ -37,7 +37,15 @@ class Blas {
   void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const __nv_bfloat16* A,
             int64_t lda, const __nv_bfloat16* B, int64_t ldb, float beta, float* C, int64_t ldc,
             cudaStream_t stream);
-  // The same with C (M, N) bf16 (rounded once, from the fp32 result).
+  // C (M, N) fp32 = alpha op(A) op(B) + R + bias: R (M, N) with leading dimension ldc (null:
+  // none; it may be C), bias (N, null: none) added to every row by cuBLASLt's epilogue. A linear
+  // layer's forward with its residual in one pass over C. The epilogue needs bias 16-byte aligned
+  // (bias_fits says; SIEVE_E_INVALID_ARGUMENT otherwise).
+  void gemm_add(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const __nv_bfloat16* A,
+                int64_t lda, const __nv_bfloat16* B, int64_t ldb, const float* bias, const float* R, float* C,
+                int64_t ldc, cudaStream_t stream);
+  static bool bias_fits(const float* bias) { return reinterpret_cast<uintptr_t>(bias) % 16 == 0; }
+  // The same as gemm with C (M, N) bf16 (rounded once, from the fp32 result).
   void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const __nv_bfloat16* A,
             int64_t lda, const __nv_bfloat16* B, int64_t ldb, float beta, __nv_bfloat16* C, int64_t ldc,
             cudaStream_t stream);
@@ -48,8 +56,8 @@ class Blas {
  private:
   struct State;
   void run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const __nv_bfloat16* A,
-           int64_t lda, const __nv_bfloat16* B, int64_t ldb, float beta, void* C, cudaDataType c_type, int64_t ldc,
-           cudaStream_t stream);
+           int64_t lda, const __nv_bfloat16* B, int64_t ldb, float beta, const void* C_in, void* C,
+           cudaDataType c_type, int64_t ldc, const float* bias, cudaStream_t stream);
   std::unique_ptr<State> st_;
 };
 

@@ -272,18 +272,33 @@ __global__ void __launch_bounds__(kThreads) gelu_forward_kernel(float* __restric
   }
 }
 
-__global__ void __launch_bounds__(kThreads) gelu_backward_kernel(float* dinp, const float* dout,
-                                                                 const float* __restrict__ inp, int64_t n) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    const float x = inp[i];
-    const float th = tanh_f32(gelu_arg(x));
-    const float du = __fmul_rn(kGeluScale, __fadd_rn(1.0f, __fmul_rn(__fmul_rn(__fmul_rn(3.0f, kGeluCubic), x), x)));
-    // 0.5 (1 + th) + 0.5 x (1 - th th) du
-    const float grad = __fadd_rn(__fmul_rn(0.5f, __fadd_rn(1.0f, th)),
-                                 __fmul_rn(__fmul_rn(__fmul_rn(0.5f, x), __fsub_rn(1.0f, __fmul_rn(th, th))), du));
-    dinp[i] = __fmul_rn(grad, dout[i]);
-  }
+// d gelu(x) / dx, times dy
+__device__ __forceinline__ float gelu_backward_at(float x, float dy) {
+  const float th = tanh_f32(gelu_arg(x));
+  const float du = __fmul_rn(kGeluScale, __fadd_rn(1.0f, __fmul_rn(__fmul_rn(__fmul_rn(3.0f, kGeluCubic), x), x)));
+  // 0.5 (1 + th) + 0.5 x (1 - th th) du
+  const float grad = __fadd_rn(__fmul_rn(0.5f, __fadd_rn(1.0f, th)),
+                               __fmul_rn(__fmul_rn(__fmul_rn(0.5f, x), __fsub_rn(1.0f, __fmul_rn(th, th))), du));
+  return __fmul_rn(grad, dy);
 }
+
+// The up layer's dbias over dinp = gelu'(inp) dout, made on the way: its bf16 copy always, its
+// fp32 values only when asked (dinp not null).
+struct GeluBiasTerms {
+  static constexpr int kOut = 1;
+  const float* dout;
+  const float* inp;
+  float* dinp;                // or null
+  __nv_bfloat16* dinp_bf16;
+  int64_t C;
+  __device__ __forceinline__ void operator()(float* acc, int64_t r, int64_t c) const {
+    const int64_t i = r * C + c;
+    const float x = gelu_backward_at(inp[i], dout[i]);
+    acc[0] = __fadd_rn(acc[0], x);
+    if (dinp) dinp[i] = x;
+    dinp_bf16[i] = __float2bfloat16_rn(x);
+  }
+};
 
 __global__ void __launch_bounds__(kThreads) swiglu_forward_kernel(float* __restrict__ out,
                                                                   __nv_bfloat16* __restrict__ out_bf16,
@@ -296,6 +311,7 @@ __global__ void __launch_bounds__(kThreads) swiglu_forward_kernel(float* __restr
 }
 
 __global__ void __launch_bounds__(kThreads) swiglu_backward_kernel(float* __restrict__ dinp,
+                                                                   __nv_bfloat16* __restrict__ dinp_bf16,
                                                                    const float* __restrict__ dout,
                                                                    const float* __restrict__ inp, int64_t N, int64_t H) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < N * H; i += (int64_t)gridDim.x * blockDim.x) {
@@ -303,9 +319,9 @@ __global__ void __launch_bounds__(kThreads) swiglu_backward_kernel(float* __rest
     const float g = inp[r * 2 * H + j], up = inp[r * 2 * H + H + j], dy = dout[i];
     const float sg = sigmoid_f32(g);
     // silu'(g) = sg (1 + g (1 - sg))
-    dinp[r * 2 * H + j] =
-        __fmul_rn(__fmul_rn(__fmul_rn(dy, up), sg), __fadd_rn(1.0f, __fmul_rn(g, __fsub_rn(1.0f, sg))));
-    dinp[r * 2 * H + H + j] = __fmul_rn(dy, __fmul_rn(g, sg));
+    store(dinp, dinp_bf16, r * 2 * H + j,
+          __fmul_rn(__fmul_rn(__fmul_rn(dy, up), sg), __fadd_rn(1.0f, __fmul_rn(g, __fsub_rn(1.0f, sg)))));
+    store(dinp, dinp_bf16, r * 2 * H + H + j, __fmul_rn(dy, __fmul_rn(g, sg)));
   }
 }
 
@@ -531,21 +547,16 @@ void gelu_forward(float* out, __nv_bfloat16* out_bf16, const float* inp, int64_t
   SIEVE_LAUNCHED();
 }
 
-void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n, cudaStream_t stream) {
-  if (n == 0) return;
-  gelu_backward_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(dinp, dout, inp, n);
-  SIEVE_LAUNCHED();
-}
-
 void swiglu_forward(float* out, __nv_bfloat16* out_bf16, const float* inp, int64_t N, int64_t H, cudaStream_t stream) {
   if (N * H == 0) return;
   swiglu_forward_kernel<<<grid_for(N * H, kThreads), kThreads, 0, stream>>>(out, out_bf16, inp, N, H);
   SIEVE_LAUNCHED();
 }
 
-void swiglu_backward(float* dinp, const float* dout, const float* inp, int64_t N, int64_t H, cudaStream_t stream) {
+void swiglu_backward(float* dinp, __nv_bfloat16* dinp_bf16, const float* dout, const float* inp, int64_t N, int64_t H,
+                     cudaStream_t stream) {
   if (N * H == 0) return;
-  swiglu_backward_kernel<<<grid_for(N * H, kThreads), kThreads, 0, stream>>>(dinp, dout, inp, N, H);
+  swiglu_backward_kernel<<<grid_for(N * H, kThreads), kThreads, 0, stream>>>(dinp, dinp_bf16, dout, inp, N, H);
   SIEVE_LAUNCHED();
 }
 
@@ -558,6 +569,11 @@ void residual_bias_forward(float* out, const float* res, const float* bias, int6
 }
 
 size_t bias_backward_scratch_floats(int64_t N, int64_t OC) { return (size_t)(row_chunks(N) * OC); }
+
+void gelu_backward_bias(float* dbias, float* dinp, __nv_bfloat16* dinp_bf16, const float* dout, const float* inp,
+                        float* scratch, int64_t N, int64_t H, cudaStream_t stream) {
+  column_sums(dbias, nullptr, GeluBiasTerms{dout, inp, dinp, dinp_bf16, H}, scratch, N, H, stream);
+}
 
 void bias_backward(float* dbias, __nv_bfloat16* dout_bf16, const float* dout, float* scratch, int64_t N, int64_t OC,
                    cudaStream_t stream) {

@@ -57,12 +57,11 @@ void rmsnorm_backward(float* dinp /* (N, C) += */, float* dweight /* (C) += */, 
 
 void gelu_forward(float* out /* (n) or null */, __nv_bfloat16* out_bf16 /* (n) or null */, const float* inp /* (n) */,
                   int64_t n, cudaStream_t stream);
-void gelu_backward(float* dinp /* (n) */, const float* dout /* (n) */, const float* inp /* (n) */, int64_t n,
-                   cudaStream_t stream);
 void swiglu_forward(float* out /* (N, H) or null */, __nv_bfloat16* out_bf16 /* (N, H) or null */,
                     const float* inp /* (N, 2H): [gate | up] */, int64_t N, int64_t H, cudaStream_t stream);
-void swiglu_backward(float* dinp /* (N, 2H) */, const float* dout /* (N, H) */, const float* inp /* (N, 2H) */,
-                     int64_t N, int64_t H, cudaStream_t stream);
+void swiglu_backward(float* dinp /* (N, 2H) or null */, __nv_bfloat16* dinp_bf16 /* (N, 2H) or null */,
+                     const float* dout /* (N, H) */, const float* inp /* (N, 2H) */, int64_t N, int64_t H,
+                     cudaStream_t stream);
 
 // ---- linear layers' elementwise parts
 
@@ -75,6 +74,14 @@ void residual_bias_forward(float* out /* (N, C) */, const float* res /* (N, C) *
 size_t bias_backward_scratch_floats(int64_t N, int64_t OC);
 void bias_backward(float* dbias /* (OC) += */, __nv_bfloat16* dout_bf16 /* (N, OC) or null */,
                    const float* dout /* (N, OC) */, float* scratch, int64_t N, int64_t OC, cudaStream_t stream);
+// GELU's backward (cpu gelu_backward) then bias_backward of the layer before it, in one pass and
+// the same bits:
+// dinp = gelu'(inp) dout into dinp_bf16 (and into dinp when not null), dbias += its column sums.
+// The fp32 dinp is neither written nor read back when only the bf16 copy is wanted.
+// Scratch: bias_backward_scratch_floats(N, H) floats.
+void gelu_backward_bias(float* dbias /* (H) += */, float* dinp /* (N, H) or null */,
+                        __nv_bfloat16* dinp_bf16 /* (N, H) */, const float* dout /* (N, H) */,
+                        const float* inp /* (N, H) */, float* scratch, int64_t N, int64_t H, cudaStream_t stream);
 
 // ---- embeddings
 

@@ -120,31 +120,6 @@ int64_t head_ld(int64_t V) { return (V + 63) / 64 * 64; }
 // A weight's scale-adapter segments SG (SCALE's A is (OC, SG)).
 int64_t scale_segments(const CudaModel& m, const TensorEntry& t) { return m.net.tensors[t.scale].shape[1]; }
 
-// What every GEMM multiplies, in bf16: W, or W~ = M (.) W (MASK), beta S(W) (SSTE) or A (.) W
-// (SCALE), written straight from the fp32 parameters by the fused kernels (no fp32 W~ is kept).
-void prepare_weights(CudaModel& m) {
-  to_bf16(m.weights_bf.get(), m.params.get(), m.net.num_params, m.stream);
-  for (const LayerLinears& ll : m.net.layers)
-    for (auto member : kLinears) {
-      const Linear& lin = ll.*member;
-      for (int64_t i = 0; i < lin.count; i++) {
-        const TensorEntry& t = m.net.tensors[lin.first + i];
-        __nv_bfloat16* out = m.weights_bf.get() + t.offset;
-        const float* w = m.params.get() + t.offset;
-        if (t.transform.kind == SIEVE_TRANSFORM_MASK)
-          masked_weight(nullptr, out, w, m.masks.get() + t.offset, t.size, m.stream);
-        else if (t.transform.kind == SIEVE_TRANSFORM_SSTE)
-          sste_threshold(nullptr, out, nullptr, w, t.transform.params[0], t.size, m.stream);
-        else if (t.transform.kind == SIEVE_TRANSFORM_SCALE)
-          weight_scale(nullptr, out, w, param(m, t.scale), t.shape[0], t.shape[1], scale_segments(m, t), m.stream);
-      }
-    }
-  const int64_t head = m.net.head;  // (V, C), then head_bf's zero rows stay as they were made
-  SIEVE_CUDA(cudaMemcpyAsync(m.head_bf.get(), weight_bf(m, head), m.net.tensors[head].size * sizeof(__nv_bfloat16),
-                             cudaMemcpyDeviceToDevice, m.stream));
-  m.weights_version++;
-}
-
 // What a linear layer's W~ is known to be (Mask24), and so which of its products may run on 2:4
 // weights: every tensor must be (the least of them decides), and the shapes and the weight's
 // address must be what cuSPARSELt takes (multiples of 16, 16-byte aligned).
@@ -184,20 +159,69 @@ SparseLinear& sparse_layer(CudaModel& m, const Linear& lin, bool transposable) {
   return *layer;
 }
 
-// out (N, cols) = y, or out += y when accumulate, plus bias (when given): a 2:4 GEMM's bf16
-// result into the fp32 activations.
-__global__ void widen_kernel(float* out, const __nv_bfloat16* y, const float* bias, int64_t N, int64_t cols,
-                             bool accumulate) {
+// Queues the compression of every linear layer whose W~ multiplies on 2:4 for N rows on the side
+// stream, in the order the forward reads them, once weights_bf is written: the first layers'
+// compressions are waited for, the rest run under the forward of the layers before them (each
+// product waits for its own, sparse_gemm.cuh).
+void compress_ahead(CudaModel& m, int64_t N) {
+  bool any = false;
+  for (const LayerLinears& ll : m.net.layers)
+    for (auto member : kLinears) {
+      const Linear& lin = ll.*member;
+      const Mask24 sparse = layer_mask24(m, lin, N);
+      if (sparse == kNot24) continue;
+      if (!any) SIEVE_CUDA(cudaStreamWaitEvent(m.compress_stream, m.weights_ready, 0));
+      any = true;
+      sparse_layer(m, lin, sparse == kTransposable)
+          .prepare(weight_bf(m, lin.first), m.weights_version, m.compress_stream);
+    }
+  if (any) SIEVE_CUDA(cudaEventRecord(m.compressions_done, m.compress_stream));
+}
+
+// What every GEMM multiplies, in bf16: W, or W~ = M (.) W (MASK), beta S(W) (SSTE) or A (.) W
+// (SCALE), written straight from the fp32 parameters by the fused kernels (no fp32 W~ is kept);
+// then the 2:4 ones compressed ahead for a forward of N rows.
+void prepare_weights(CudaModel& m, int64_t N) {
+  // a compression queued by the last call may not have been read by any product: it still reads
+  // weights_bf, which is about to change
+  SIEVE_CUDA(cudaStreamWaitEvent(m.stream, m.compressions_done, 0));
+  to_bf16(m.weights_bf.get(), m.params.get(), m.net.num_params, m.stream);
+  for (const LayerLinears& ll : m.net.layers)
+    for (auto member : kLinears) {
+      const Linear& lin = ll.*member;
+      for (int64_t i = 0; i < lin.count; i++) {
+        const TensorEntry& t = m.net.tensors[lin.first + i];
+        __nv_bfloat16* out = m.weights_bf.get() + t.offset;
+        const float* w = m.params.get() + t.offset;
+        if (t.transform.kind == SIEVE_TRANSFORM_MASK)
+          masked_weight(nullptr, out, w, m.masks.get() + t.offset, t.size, m.stream);
+        else if (t.transform.kind == SIEVE_TRANSFORM_SSTE)
+          sste_threshold(nullptr, out, nullptr, w, t.transform.params[0], t.size, m.stream);
+        else if (t.transform.kind == SIEVE_TRANSFORM_SCALE)
+          weight_scale(nullptr, out, w, param(m, t.scale), t.shape[0], t.shape[1], scale_segments(m, t), m.stream);
+      }
+    }
+  const int64_t head = m.net.head;  // (V, C), then head_bf's zero rows stay as they were made
+  SIEVE_CUDA(cudaMemcpyAsync(m.head_bf.get(), weight_bf(m, head), m.net.tensors[head].size * sizeof(__nv_bfloat16),
+                             cudaMemcpyDeviceToDevice, m.stream));
+  m.weights_version++;
+  SIEVE_CUDA(cudaEventRecord(m.weights_ready, m.stream));
+  compress_ahead(m, N);
+}
+
+// out (N, cols) = y + bias, or (res + bias) + y with a residual (bias, res: null for none): a 2:4
+// GEMM's bf16 result into the fp32 activations, in one pass.
+__global__ void widen_kernel(float* out, const __nv_bfloat16* y, const float* bias, const float* res, int64_t N,
+                             int64_t cols) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < N * cols; i += (int64_t)gridDim.x * blockDim.x) {
-    float v = __bfloat162float(y[i]);
-    if (bias) v += bias[i % cols];
-    out[i] = accumulate ? out[i] + v : v;
+    const float v = __bfloat162float(y[i]), b = bias ? bias[i % cols] : 0.0f;
+    out[i] = res ? (res[i] + b) + v : v + b;
   }
 }
 
-void widen(float* out, const __nv_bfloat16* y, const float* bias, int64_t N, int64_t cols, bool accumulate,
+void widen(float* out, const __nv_bfloat16* y, const float* bias, const float* res, int64_t N, int64_t cols,
            cudaStream_t stream) {
-  widen_kernel<<<grid_for(N * cols, 256), 256, 0, stream>>>(out, y, bias, N, cols, accumulate);
+  widen_kernel<<<grid_for(N * cols, 256), 256, 0, stream>>>(out, y, bias, res, N, cols);
   SIEVE_LAUNCHED();
 }
 
@@ -246,34 +270,47 @@ void slorb_backward(CudaModel& m, const Linear& lin, float* dinp, const __nv_bfl
   }
 }
 
-// out (N, OC) (=, or += when accumulate) inp W~^T + bias, from inp's bf16 copy; through
-// cuSPARSELt when W~ is known 2:4 (layer_mask24); then the SLoRB branch of its weights that have
-// one (xp: the block's slice of their X P^T).
-void linear_forward(CudaModel& m, const Linear& lin, float* out, const float* inp, const __nv_bfloat16* inp_bf,
-                    int64_t N, bool accumulate, __nv_bfloat16* xp) {
+// out (N, OC) = res + inp W~^T + bias (res: the residual, or null), from inp's bf16 copy, in one
+// pass over out; through cuSPARSELt when W~ is known 2:4 (layer_mask24); then the SLoRB branch of
+// its weights that have one (xp: the block's slice of their X P^T). inp, the fp32 input, is only
+// for the linear tap (null when there is none).
+void linear_forward(CudaModel& m, const Linear& lin, float* out, const float* res, const float* inp,
+                    const __nv_bfloat16* inp_bf, int64_t N, __nv_bfloat16* xp) {
   if (m.linear_tap) m.linear_tap(lin, inp, N);
   const double flops = 2.0 * (double)N * (double)lin.OC * (double)lin.IC;
   m.timing.gemm_flops += flops;
+  const float* bias = param(m, lin.bias);
   const Mask24 sparse = layer_mask24(m, lin, N);
   if (sparse != kNot24) {
     sparse_layer(m, lin, sparse == kTransposable)
         .forward(m.acts.sparse_bf, inp_bf, weight_bf(m, lin.first), m.weights_version, N, false, m.stream);
-    widen(out, m.acts.sparse_bf, accumulate ? nullptr : param(m, lin.bias), N, lin.OC, accumulate, m.stream);
+    widen(out, m.acts.sparse_bf, bias, res, N, lin.OC, m.stream);
     m.timing.sparse_gemm_flops += flops;
-  } else {
-    m.blas.gemm(false, true, N, lin.OC, lin.IC, 1.0f, inp_bf, lin.IC, weight_bf(m, lin.first), lin.IC,
-                accumulate ? 1.0f : 0.0f, out, lin.OC, m.stream);
-    if (lin.bias >= 0 && !accumulate) add_bias(out, param(m, lin.bias), N, lin.OC, m.stream);
+  } else if (!bias || Blas::bias_fits(bias)) {  // the residual and bias in cuBLASLt's epilogue
+    m.blas.gemm_add(false, true, N, lin.OC, lin.IC, 1.0f, inp_bf, lin.IC, weight_bf(m, lin.first), lin.IC, bias, res,
+                    out, lin.OC, m.stream);
+  } else if (res) {  // a misaligned bias: out = res + bias, then the GEMM adds to it
+    residual_bias_forward(out, res, bias, N, lin.OC, m.stream);
+    m.blas.gemm(false, true, N, lin.OC, lin.IC, 1.0f, inp_bf, lin.IC, weight_bf(m, lin.first), lin.IC, 1.0f, out,
+                lin.OC, m.stream);
+  } else {  // a misaligned bias, added after the GEMM
+    m.blas.gemm(false, true, N, lin.OC, lin.IC, 1.0f, inp_bf, lin.IC, weight_bf(m, lin.first), lin.IC, 0.0f, out,
+                lin.OC, m.stream);
+    add_bias(out, bias, N, lin.OC, m.stream);
   }
   slorb_forward(m, lin, out, inp_bf, xp, N);
+}
+
+bool has_mvue(const CudaModel& m, const Linear& lin) {
+  for (int64_t i = 0; i < lin.count; i++)
+    if (m.net.tensors[lin.first + i].mvue) return true;
+  return false;
 }
 
 // dout with the columns of MVUE weights sparsified 2:4 along the N tokens (the weight-gradient
 // GEMM's dZ), or dout itself when no weight of the layer has MVUE on.
 const float* mvue_dout(CudaModel& m, const Linear& lin, const float* dout, int64_t N) {
-  bool any = false;
-  for (int64_t i = 0; i < lin.count; i++) any = any || m.net.tensors[lin.first + i].mvue;
-  if (!any) return dout;
+  if (!has_mvue(m, lin)) return dout;
   float* out = m.acts.mvue_dout;
   for (int64_t i = 0; i < lin.count; i++) {
     const int64_t idx = lin.first + i;
@@ -299,20 +336,24 @@ bool has_scale(const CudaModel& m, const Linear& lin) {
 // branch's (xp: the block's slice of X P^T), dW~ = dout^T inp
 // straight into dW for the straight-through transforms, through SCALE's backward (dW += A (.) dW~,
 // dA += its segment sums of dW~ (.) W) for scaled weights; dbias += the column sums of dout, read
-// once with the bf16 copy of dout the GEMMs multiply.
+// once with the bf16 copy of dout the GEMMs multiply. With dout_ready, the caller has written that
+// copy into grad_bf and added dbias already; dout (fp32) is then read only by MVUE, and may be null
+// when the layer has none.
 void linear_backward(CudaModel& m, const Linear& lin, float* dinp, const float* dout, const __nv_bfloat16* inp,
-                     int64_t N, __nv_bfloat16* xp) {
+                     int64_t N, __nv_bfloat16* xp, bool dout_ready = false) {
   Activations& a = m.acts;
   __nv_bfloat16* dout_bf = a.grad_bf;
-  if (lin.bias >= 0)
-    bias_backward(grad(m, lin.bias), dout_bf, dout, a.reduce_scratch, N, lin.OC, m.stream);
-  else
-    to_bf16(dout_bf, dout, N * lin.OC, m.stream);
+  if (!dout_ready) {
+    if (lin.bias >= 0)
+      bias_backward(grad(m, lin.bias), dout_bf, dout, a.reduce_scratch, N, lin.OC, m.stream);
+    else
+      to_bf16(dout_bf, dout, N * lin.OC, m.stream);
+  }
   const double flops = 2.0 * (double)N * (double)lin.OC * (double)lin.IC;
   if (layer_mask24(m, lin, N) == kTransposable) {
     sparse_layer(m, lin, true)
         .backward_input(a.sparse_bf, dout_bf, weight_bf(m, lin.first), m.weights_version, N, false, m.stream);
-    widen(dinp, a.sparse_bf, nullptr, N, lin.IC, false, m.stream);
+    widen(dinp, a.sparse_bf, nullptr, nullptr, N, lin.IC, m.stream);
     m.timing.sparse_gemm_flops += flops;
   } else {
     m.blas.gemm(false, false, N, lin.IC, lin.OC, 1.0f, dout_bf, lin.OC, weight_bf(m, lin.first), lin.IC, 0.0f, dinp,
@@ -390,18 +431,15 @@ void carve_activations(Activations& a, Carver<float>& f, Carver<__nv_bfloat16>& 
   a.head_rows = head_chunk(N, V);
   a.x = f.take((L + 1) * N * C);
   a.xmid = f.take(L * N * C);
-  a.ln1 = f.take(L * N * C);
   a.ln1_mean = f.take(L * N);
   a.ln1_rstd = f.take(L * N);
   a.qkv = f.take(L * N * 3 * C);
   a.lse = f.take(L * B * NH * T);
   a.atty = f.take(L * N * C);
-  a.ln2 = f.take(L * N * C);
   a.ln2_mean = f.take(L * N);
   a.ln2_rstd = f.take(L * N);
   a.fc = f.take(L * N * FC);
-  a.act = f.take(L * N * H);
-  a.lnf = f.take(N * C);
+  a.tap_inp = f.take(N * std::max(C, H));
   a.lnf_mean = f.take(N);
   a.lnf_rstd = f.take(N);
   a.dx = f.take(N * C);
@@ -454,7 +492,7 @@ void ensure_activations(CudaModel& m, int64_t B, int64_t T) {
 
 // One block's slices of the activations (train_io in cpu/model.cc).
 struct BlockIO {
-  float *x_in, *x_mid, *x_out, *ln1, *ln1_mean, *ln1_rstd, *qkv, *lse, *atty, *ln2, *ln2_mean, *ln2_rstd, *fc, *act;
+  float *x_in, *x_mid, *x_out, *ln1_mean, *ln1_rstd, *qkv, *lse, *atty, *ln2_mean, *ln2_rstd, *fc;
   __nv_bfloat16 *ln1_bf, *atty_bf, *ln2_bf, *act_bf;
   __nv_bfloat16* slorb_xp;  // the block's (N, slorb.width) X P^T of its SLoRB weights
 };
@@ -466,17 +504,14 @@ BlockIO block_io(CudaModel& m, int64_t l) {
   io.x_in = a.x + l * N * C;
   io.x_out = a.x + (l + 1) * N * C;
   io.x_mid = a.xmid + l * N * C;
-  io.ln1 = a.ln1 + l * N * C;
   io.ln1_mean = a.ln1_mean + l * N;
   io.ln1_rstd = a.ln1_rstd + l * N;
   io.qkv = a.qkv + l * N * 3 * C;
   io.lse = a.lse + l * a.B * m.net.NH * a.T;
   io.atty = a.atty + l * N * C;
-  io.ln2 = a.ln2 + l * N * C;
   io.ln2_mean = a.ln2_mean + l * N;
   io.ln2_rstd = a.ln2_rstd + l * N;
   io.fc = a.fc + l * N * m.net.FC;
-  io.act = a.act + l * N * m.net.H;
   io.ln1_bf = a.ln1_bf + l * N * C;
   io.atty_bf = a.atty_bf + l * N * C;
   io.ln2_bf = a.ln2_bf + l * N * C;
@@ -505,22 +540,21 @@ void norm_backward(CudaModel& m, float* dx, const float* dout, const float* x, c
 void block_forward(CudaModel& m, const BlockIO& io, int64_t l, int64_t B, int64_t T) {
   const LayerLinears& ll = m.net.layers[l];
   const int64_t N = B * T, C = m.net.C;
+  float* tap_inp = m.linear_tap ? m.acts.tap_inp : nullptr;  // else the bf16 copies only
   // attention: x_mid = x_in + out(attention(qkv(norm1(x_in))))
-  norm_forward(m, io.ln1, io.ln1_bf, io.ln1_mean, io.ln1_rstd, io.x_in, ll.norm1_w, ll.norm1_b, N);
-  linear_forward(m, ll.qkv, io.qkv, io.ln1, io.ln1_bf, N, false, io.slorb_xp);
+  norm_forward(m, tap_inp, io.ln1_bf, io.ln1_mean, io.ln1_rstd, io.x_in, ll.norm1_w, ll.norm1_b, N);
+  linear_forward(m, ll.qkv, io.qkv, nullptr, tap_inp, io.ln1_bf, N, io.slorb_xp);
   if (!m.net.gpt2()) rope_forward(io.qkv, m.rope_cos.get(), m.rope_sin.get(), B, T, C, m.net.NH, m.stream);
   attention_forward(io.atty, io.atty_bf, io.lse, io.qkv, B, T, C, m.net.NH, m.stream);
-  residual_bias_forward(io.x_mid, io.x_in, param(m, ll.out.bias), N, C, m.stream);
-  linear_forward(m, ll.out, io.x_mid, io.atty, io.atty_bf, N, true, io.slorb_xp);
+  linear_forward(m, ll.out, io.x_mid, io.x_in, io.atty, io.atty_bf, N, io.slorb_xp);
   // MLP: x_out = x_mid + down(act(up(norm2(x_mid))))
-  norm_forward(m, io.ln2, io.ln2_bf, io.ln2_mean, io.ln2_rstd, io.x_mid, ll.norm2_w, ll.norm2_b, N);
-  linear_forward(m, ll.up, io.fc, io.ln2, io.ln2_bf, N, false, io.slorb_xp);
+  norm_forward(m, tap_inp, io.ln2_bf, io.ln2_mean, io.ln2_rstd, io.x_mid, ll.norm2_w, ll.norm2_b, N);
+  linear_forward(m, ll.up, io.fc, nullptr, tap_inp, io.ln2_bf, N, io.slorb_xp);
   if (m.net.gpt2())
-    gelu_forward(io.act, io.act_bf, io.fc, N * m.net.H, m.stream);
+    gelu_forward(tap_inp, io.act_bf, io.fc, N * m.net.H, m.stream);
   else
-    swiglu_forward(io.act, io.act_bf, io.fc, N, m.net.H, m.stream);
-  residual_bias_forward(io.x_out, io.x_mid, param(m, ll.down.bias), N, C, m.stream);
-  linear_forward(m, ll.down, io.x_out, io.act, io.act_bf, N, true, io.slorb_xp);
+    swiglu_forward(tap_inp, io.act_bf, io.fc, N, m.net.H, m.stream);
+  linear_forward(m, ll.down, io.x_out, io.x_mid, tap_inp, io.act_bf, N, io.slorb_xp);
 }
 
 // On entry acts.dx is d loss / d x_out of block l; on exit it is d loss / d x_in.
@@ -530,11 +564,14 @@ void block_backward(CudaModel& m, const BlockIO& io, int64_t l, int64_t B, int64
   const int64_t N = B * T, C = m.net.C;
   // MLP
   linear_backward(m, ll.down, a.dact, a.dx, io.act_bf, N, io.slorb_xp);
-  if (m.net.gpt2())
-    gelu_backward(a.dfc, a.dact, io.fc, N * m.net.H, m.stream);
+  // the activation's backward writes the bf16 copy of dfc the up layer's GEMMs read (GELU: and the
+  // up layer's bias gradient) in the same pass; dfc in fp32 only for MVUE
+  float* dfc = has_mvue(m, ll.up) ? a.dfc : nullptr;
+  if (m.net.gpt2())  // GPT-2's linear layers have biases, LLaMA's none
+    gelu_backward_bias(grad(m, ll.up.bias), dfc, a.grad_bf, a.dact, io.fc, a.reduce_scratch, N, m.net.H, m.stream);
   else
-    swiglu_backward(a.dfc, a.dact, io.fc, N, m.net.H, m.stream);
-  linear_backward(m, ll.up, a.dln, a.dfc, io.ln2_bf, N, io.slorb_xp);
+    swiglu_backward(dfc, a.grad_bf, a.dact, io.fc, N, m.net.H, m.stream);
+  linear_backward(m, ll.up, a.dln, dfc, io.ln2_bf, N, io.slorb_xp, true);
   norm_backward(m, a.dx, a.dln, io.x_mid, io.ln2_mean, io.ln2_rstd, ll.norm2_w, ll.norm2_b, N);
   // attention
   linear_backward(m, ll.out, a.datty, a.dx, io.atty_bf, N, io.slorb_xp);
@@ -545,7 +582,7 @@ void block_backward(CudaModel& m, const BlockIO& io, int64_t l, int64_t B, int64
 }
 
 // The forward of the blocks and the final norm over acts (B, T) windows whose tokens the
-// embedding plan holds; leaves lnf (and lnf_bf) for the head.
+// embedding plan holds; leaves lnf_bf for the head.
 void forward_blocks(CudaModel& m, int64_t B, int64_t T) {
   Activations& a = m.acts;
   const int64_t N = B * T;
@@ -555,7 +592,7 @@ void forward_blocks(CudaModel& m, int64_t B, int64_t T) {
     block_forward(m, block_io(m, l), l, B, T);
     check_cancel(m);
   }
-  norm_forward(m, a.lnf, a.lnf_bf, a.lnf_mean, a.lnf_rstd, a.x + m.net.L * N * m.net.C, m.net.norm_f_w,
+  norm_forward(m, nullptr, a.lnf_bf, a.lnf_mean, a.lnf_rstd, a.x + m.net.L * N * m.net.C, m.net.norm_f_w,
                m.net.norm_f_b, N);
 }
 
@@ -566,7 +603,7 @@ sieve_loss train_step(CudaModel& m, const int32_t* inputs, const int32_t* target
   const double t_start = now_seconds();
   m.flat(SIEVE_BUFFER_GRADS);
   ensure_activations(m, B, T);
-  prepare_weights(m);
+  prepare_weights(m, B * T);
   Activations& a = m.acts;
   const int64_t N = B * T, C = m.net.C, V = m.net.V;
   check_cancel(m);
@@ -708,6 +745,9 @@ float optimize(CudaModel& m, const sieve_optim_opts& o, int64_t t_step) {
 
 CudaModel::CudaModel(const sieve_model& m) : model(m), net(m.layout), slorb(m.layout) {
   SIEVE_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  SIEVE_CUDA(cudaStreamCreateWithFlags(&compress_stream, cudaStreamNonBlocking));
+  SIEVE_CUDA(cudaEventCreateWithFlags(&weights_ready, cudaEventDisableTiming));
+  SIEVE_CUDA(cudaEventCreateWithFlags(&compressions_done, cudaEventDisableTiming));
   params = DeviceBuffer<float>(net.num_params);
   fill(params.get(), 0.0f, net.num_params, stream);
   weights_bf = DeviceBuffer<__nv_bfloat16>(net.num_params);
@@ -726,6 +766,10 @@ CudaModel::CudaModel(const sieve_model& m) : model(m), net(m.layout), slorb(m.la
 }
 
 CudaModel::~CudaModel() {
+  if (compress_stream) cudaStreamSynchronize(compress_stream);  // before the layers' buffers go
+  for (cudaEvent_t e : {weights_ready, compressions_done})
+    if (e) cudaEventDestroy(e);
+  if (compress_stream) cudaStreamDestroy(compress_stream);
   if (stream) cudaStreamDestroy(stream);
 }
 
@@ -821,10 +865,10 @@ namespace {
 // logits, or (both null: input_hessians' tap) the blocks only.
 void infer_chunks(CudaModel& m, float* nll, float* logits, const int32_t* tokens, int64_t B, int64_t T,
                   sieve_progress_fn progress, void* user) {
-  prepare_weights(m);
   const int64_t C = m.net.C, V = m.net.V;
   // windows per chunk: about 16k tokens, enough rows to keep the GEMMs busy
   const int64_t Bc = std::max<int64_t>(1, std::min<int64_t>(B, 16384 / T));
+  prepare_weights(m, Bc * T);
   ensure_activations(m, Bc, T);
   Activations& a = m.acts;
   std::vector<int32_t> next;

@@ -41,11 +41,13 @@ namespace sieve::cuda {
 // Pointers into the training arenas for one (B, T), N = B T (carve_activations in model.cu).
 // The per-layer arrays keep one slice per block for the backward; the gradients of
 // activations are one block's worth, reused by every block. *_bf are the bf16 copies the
-// GEMMs read.
+// GEMMs read. The norms' and activation functions' outputs exist only as those copies: their
+// fp32 values are written (into tap_inp) only for a linear tap, which reads them at once.
 struct Activations {
   int64_t B = 0, T = 0, head_rows = 0;
-  float *x, *xmid, *ln1, *ln1_mean, *ln1_rstd, *qkv, *lse, *atty, *ln2, *ln2_mean, *ln2_rstd, *fc, *act;
-  float *lnf, *lnf_mean, *lnf_rstd;
+  float *x, *xmid, *ln1_mean, *ln1_rstd, *qkv, *lse, *atty, *ln2_mean, *ln2_rstd, *fc;
+  float *lnf_mean, *lnf_rstd;
+  float* tap_inp;  // (N, max(C, H)): a linear layer's fp32 input while a tap is set
   float *dx, *dln, *datty, *dqkv, *dfc, *dact, *mvue_dout;
   // one LM-head chunk of (head_rows, V) logits with rows head_ld(V) apart, the teacher's rows
   // alike; the per-position CE and KL
@@ -99,6 +101,10 @@ class CudaModel final : public ModelBackend {
   const Layout& net;         // the tensor table and seam settings
   const SlorbColumns slorb;  // where each SLoRB weight's X P^T sits in Activations::slorb_xp
   cudaStream_t stream = nullptr;
+  // The 2:4 weights' compressions run here, ahead of the forward that reads them (prepare_weights);
+  // weights_ready marks weights_bf written, compressions_done the last compression queued.
+  cudaStream_t compress_stream = nullptr;
+  cudaEvent_t weights_ready = nullptr, compressions_done = nullptr;
   Blas blas;
 
   DeviceBuffer<float> params, grads, masks, adam_m, adam_v;  // (P) each, one layout

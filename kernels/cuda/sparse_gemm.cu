@@ -40,6 +40,28 @@ constexpr int64_t kCompressN = 64;
 
 bool aligned16(const void* p) { return (uintptr_t)p % 16 == 0; }
 
+// A CUDA event for ordering work across streams (no timing), created on first record.
+class StreamMark {
+ public:
+  StreamMark() = default;
+  StreamMark(const StreamMark&) = delete;
+  StreamMark& operator=(const StreamMark&) = delete;
+  ~StreamMark() {
+    if (ev_) cudaEventDestroy(ev_);
+  }
+  void record(cudaStream_t stream) {
+    if (!ev_) SIEVE_CUDA(cudaEventCreateWithFlags(&ev_, cudaEventDisableTiming));
+    SIEVE_CUDA(cudaEventRecord(ev_, stream));
+  }
+  // Work queued on `stream` after this waits for what preceded the last record (nothing if none).
+  void wait_on(cudaStream_t stream) const {
+    if (ev_) SIEVE_CUDA(cudaStreamWaitEvent(stream, ev_, 0));
+  }
+
+ private:
+  cudaEvent_t ev_ = nullptr;
+};
+
 struct LtPlan {
   const cusparseLtHandle_t* h;
   LtObject<cusparseLtMatDescriptor_t> b, c;  // the dense operand; C = D
@@ -142,6 +164,9 @@ struct SparseLinear::State {
   const void* held_w = nullptr;
   uint64_t held_version = 0;
   int64_t compressions = 0;
+  // The compressed copies may be made on one stream and read on another: every product waits
+  // for the last compression, and a compression for the last product that read the old copies.
+  StreamMark compressed, read;
 
   const cusparseLtHandle_t* h() const { return &lt->handle.v; }
 
@@ -228,11 +253,14 @@ bool SparseLinear::prepare(const __nv_bfloat16* w, uint64_t w_version, cudaStrea
               (long long)s.OC, (long long)s.IC);
   if (s.held && s.held_w == w && s.held_version == w_version) return false;
   s.held = false;  // a failed compression leaves nothing trusted
+  s.read.wait_on(stream);
+  s.compressed.wait_on(stream);  // an earlier compression, on another stream, writes the same buffers
   SIEVE_CUSPARSELT(cusparseLtSpMMACompress(s.h(), &s.fwd.compress_plan->plan.v, w, s.fwd.compressed.get(),
                                            s.fwd.compress_scratch.get(), stream));
   if (s.transposable)
     SIEVE_CUSPARSELT(cusparseLtSpMMACompress(s.h(), &s.bwd.compress_plan->plan.v, w, s.bwd.compressed.get(),
                                              s.bwd.compress_scratch.get(), stream));
+  s.compressed.record(stream);
   s.held = true;
   s.held_w = w;
   s.held_version = w_version;
@@ -253,7 +281,9 @@ void SparseLinear::forward(__nv_bfloat16* out, const __nv_bfloat16* inp, const _
               "(cuSPARSELt)",
               (long long)N, (long long)s.OC, (long long)N, (long long)s.IC);
   prepare(w, w_version, stream);
+  s.compressed.wait_on(stream);
   s.multiply(s.fwd, out, inp, N, accumulate, stream);
+  s.read.record(stream);
 }
 
 void SparseLinear::backward_input(__nv_bfloat16* dinp, const __nv_bfloat16* dout, const __nv_bfloat16* w,
@@ -273,7 +303,9 @@ void SparseLinear::backward_input(__nv_bfloat16* dinp, const __nv_bfloat16* dout
               "(cuSPARSELt)",
               (long long)N, (long long)s.IC, (long long)N, (long long)s.OC);
   prepare(w, w_version, stream);
+  s.compressed.wait_on(stream);
   s.multiply(s.bwd, dinp, dout, N, accumulate, stream);
+  s.read.record(stream);
 }
 
 bool SparseLinear::pattern_ok(const __nv_bfloat16* w, bool along_oc, cudaStream_t stream) const {

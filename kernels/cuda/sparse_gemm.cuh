@@ -23,8 +23,11 @@
 //   - N, OC and IC must be positive multiples of 16 and every pointer 16-byte aligned
 //     (cuSPARSELt's limits for 16-bit 2:4 operands); anything else is refused with
 //     SIEVE_E_INVALID_ARGUMENT naming the shape.
-//   - Work is queued on the given stream. One SparseLt, with the layers made from it, serves one
-//     stream at a time: the matmul workspace is shared. A layer must not outlive its SparseLt.
+//   - Work is queued on the given stream. The products of one SparseLt's layers share its matmul
+//     workspace, so they run on one stream; a compression may run on another (prepare on a side
+//     stream, ahead of the products): each product waits for the compression it reads, and a
+//     compression for the products that read the copies it replaces (events; no host waits). A
+//     layer must not outlive its SparseLt.
 //   - Needs libcusparseLt 0.6 or later at run time (the bf16 compute type CUSPARSE_COMPUTE_32F).
 #pragma once
 
@@ -67,7 +70,8 @@ class SparseLinear {
   SparseLinear& operator=(const SparseLinear&) = delete;
 
   // Compresses w (OC, IC) unless (w, w_version) is the pair last compressed; true when it did.
-  // forward and backward_input call it first; call it alone to pay (or time) the compression.
+  // forward and backward_input call it first; call it alone, on a side stream, to compress ahead
+  // of the products (w must be written before: order that stream after the writer), or to time it.
   bool prepare(const __nv_bfloat16* w, uint64_t w_version, cudaStream_t stream);
 
   // out (N, OC) = inp (N, IC) W^T, or out += ... when accumulate.

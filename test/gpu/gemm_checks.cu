@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -173,6 +174,41 @@ SIEVE_GPU_CHECK(gemm_padded_leading_dimensions) {
   dense_case<float>(c, blas, false, false, 37, 53, 29, 3, 1.0f, 0.0f, kTolF32);
   dense_case<float>(c, blas, true, true, 40, 24, 72, 8, 2.0f, -1.0f, kTolF32);
   dense_case<bf16>(c, blas, false, true, 33, 48, 64, 5, 1.0f, 0.5f, kTolBf16);
+}
+
+// The epilogue of gemm_add: C = alpha op(A) op(B) + R + bias per column, each of R and the bias
+// optional, C's old values (NaN) never read unless C is R; a bias that is not 16-byte aligned is
+// refused.
+SIEVE_GPU_CHECK(gemm_add_epilogue) {
+  Blas blas;
+  for (bool ta : {false, true})
+    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{37, 52, 29}, {64, 96, 768}})
+      for (int form = 0; form < 4; form++) {  // bias, residual, both, both with R == C
+        const bool with_bias = form != 1, with_res = form != 0, in_place = form == 3;
+        const auto A = rounded(normal(M * K)), B = rounded(normal(K * N)), bias = normal(N + 4), R = normal(M * N);
+        auto dA = to_device(to_bf16(A)), dB = to_device(to_bf16(B));
+        auto dbias = to_device(bias), dR = to_device(R);
+        auto dC = to_device(std::vector<float>((size_t)(M * N), std::nanf("")));
+        float* out = in_place ? dR.get() : dC.get();
+        blas.gemm_add(ta, false, M, N, K, 1.5f, dA.get(), ta ? M : K, dB.get(), N, with_bias ? dbias.get() + 4 : nullptr,
+                      with_res ? dR.get() : nullptr, out, N, nullptr);
+        // ta: the same A values read as (K, M)
+        std::vector<double> ref = ref_gemm(ta, false, M, N, K, 1.5, A, ta ? M : K, B, N, 0.0, {}, N);
+        for (int64_t i = 0; i < M; i++)
+          for (int64_t j = 0; j < N; j++) {
+            if (with_bias) ref[(size_t)(i * N + j)] += bias[(size_t)(4 + j)];
+            if (with_res) ref[(size_t)(i * N + j)] += R[(size_t)(i * N + j)];
+          }
+        const char* what[] = {" + bias", " + R", " + R + bias", " + R + bias (C = R)"};
+        c.close(std::string(tname(ta, false)) + " " + std::to_string(M) + "x" + std::to_string(N) + "x" +
+                    std::to_string(K) + what[form],
+                in_place ? dR.download() : dC.download(), ref, kTolF32);
+      }
+  DeviceBuffer<bf16> A(64), B(64);
+  DeviceBuffer<float> C(64), bias(8);
+  refused(c, "a bias 4 bytes off", [&] {
+    blas.gemm_add(false, false, 4, 4, 4, 1, A.get(), 4, B.get(), 4, bias.get() + 1, nullptr, C.get(), 4, nullptr);
+  });
 }
 
 SIEVE_GPU_CHECK(gemm_plans_are_cached_per_problem) {

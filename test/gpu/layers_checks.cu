@@ -159,14 +159,14 @@ std::vector<float> activation_input(int64_t n) {
   return x;
 }
 
+// (GELU's backward: gelu_backward_bias_matches_cpu_bitwise)
 void gelu_case(Check& c, int64_t n) {
-  const auto x = activation_input(n), dy = normal(n);
-  std::vector<float> out(n), dx(n);
+  const auto x = activation_input(n);
+  std::vector<float> out(n);
   cpu::gelu_forward(out.data(), x.data(), n);
-  cpu::gelu_backward(dx.data(), dy.data(), x.data(), n);
 
-  auto dX = to_device(x), dDy = to_device(dy);
-  DeviceBuffer<float> gOut(n), gDx(n);
+  auto dX = to_device(x);
+  DeviceBuffer<float> gOut(n);
   DeviceBuffer<bf16> gOutBf(n);
   const std::string s = "gelu n=" + std::to_string(n);
   gpu::gelu_forward(gOut.get(), gOutBf.get(), dX.get(), n, 0);
@@ -174,10 +174,6 @@ void gelu_case(Check& c, int64_t n) {
   c.equal(s + " out bf16", to_float(gOutBf.download()), rounded(out));
   gpu::gelu_forward(nullptr, gOutBf.get(), dX.get(), n, 0);  // the bf16 copy alone
   c.equal(s + " bf16 only", to_float(gOutBf.download()), rounded(out));
-  gpu::gelu_backward(gDx.get(), dDy.get(), dX.get(), n, 0);
-  c.equal(s + " dinp", gDx.download(), dx);
-  gpu::gelu_backward(dDy.get(), dDy.get(), dX.get(), n, 0);  // in place: dinp = dout
-  c.equal(s + " dinp in place", dDy.download(), dx);
 }
 
 void swiglu_case(Check& c, int64_t N, int64_t H) {
@@ -193,8 +189,12 @@ void swiglu_case(Check& c, int64_t N, int64_t H) {
   gpu::swiglu_forward(gOut.get(), gOutBf.get(), dX.get(), N, H, 0);
   c.equal(s + " out", gOut.download(), out);
   c.equal(s + " out bf16", to_float(gOutBf.download()), rounded(out));
-  gpu::swiglu_backward(gDx.get(), dDy.get(), dX.get(), N, H, 0);
+  DeviceBuffer<bf16> gDxBf(N * 2 * H);
+  gpu::swiglu_backward(gDx.get(), gDxBf.get(), dDy.get(), dX.get(), N, H, 0);
   c.equal(s + " dinp", gDx.download(), dx);
+  c.equal(s + " dinp bf16", to_float(gDxBf.download()), rounded(dx));
+  gpu::swiglu_backward(nullptr, gDxBf.get(), dDy.get(), dX.get(), N, H, 0);  // the bf16 copy alone
+  c.equal(s + " dinp bf16 only", to_float(gDxBf.download()), rounded(dx));
 }
 
 }  // namespace
@@ -252,6 +252,30 @@ SIEVE_GPU_CHECK(bias_backward_matches_cpu_bitwise) {
     c.equal(shape("dbias", N, OC), runs[0], db);
     c.equal(shape("dout's bf16 copy", N, OC), to_float(gBf.download()), rounded(dout));
     same_bits(c, shape("dbias", N, OC), runs[0], runs[1]);
+  }
+}
+
+// GELU's backward, fused with the up layer's dbias, against the two CPU passes it stands for, with
+// and without the fp32 dinp.
+SIEVE_GPU_CHECK(gelu_backward_bias_matches_cpu_bitwise) {
+  const std::pair<int64_t, int64_t> shapes[] = {{37, 48}, {64, 50}, {65, 50}, {1000, 3072}};
+  for (auto [N, H] : shapes) {
+    const auto x = activation_input(N * H), dy = normal(N * H), db0 = normal(H);
+    std::vector<float> dx(N * H), db = db0;
+    cpu::gelu_backward(dx.data(), dy.data(), x.data(), N * H);
+    cpu::matmul_backward(nullptr, nullptr, db.data(), dx.data(), nullptr, nullptr, N, 1, H, nullptr);
+    auto dX = to_device(x), dDy = to_device(dy);
+    DeviceBuffer<float> gDb(H), gDx(N * H), scratch((int64_t)gpu::bias_backward_scratch_floats(N, H));
+    DeviceBuffer<bf16> gBf(N * H);
+    for (bool with_fp32 : {true, false}) {
+      const std::string s = shape(with_fp32 ? "gelu+dbias" : "gelu+dbias (bf16 only)", N, H);
+      gDb.upload(db0);
+      gpu::gelu_backward_bias(gDb.get(), with_fp32 ? gDx.get() : nullptr, gBf.get(), dDy.get(), dX.get(),
+                              scratch.get(), N, H, 0);
+      c.equal(s + " dbias", gDb.download(), db);
+      c.equal(s + " dinp bf16", to_float(gBf.download()), rounded(dx));
+      if (with_fp32) c.equal(s + " dinp", gDx.download(), dx);
+    }
   }
 }
 
