@@ -11,7 +11,9 @@
 # bench/RESULTS.md's entry) and OUT/machine.txt. Exits non-zero when a check failed.
 #
 # To spend device time on part of it: BENCHES="attention train" (sieve_gpu_bench's filters),
-# TORCH="train" (torch_reference.py's sections; "none" skips PyTorch), C6=0 (no CPU comparison).
+# CHECKS="attention" (sieve_gpu_checks' filters), TORCH="train" (torch_reference.py's sections;
+# "none" skips PyTorch), C6=0 (no CPU comparison). BIN=DIR runs another build's binaries (built with
+# kernels/cuda/build.sh DIR), e.g. a change and its baseline side by side in one call.
 # PROFILE=<a sieve_gpu_bench filter> (e.g. train_gpt2_small) also times every kernel of a few of that
 # bench's steps with Nsight Compute (kernels serialised, clocks left as they are) and sums the times by
 # kernel (bench/gpu/kernel_times.py): OUT/profile.txt, where a step's time goes.
@@ -21,7 +23,8 @@
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 OUT="${1:?usage: bench/gpu/run.sh OUT}"
-BIN="$ROOT/build/gpu"
+BUILD="${BIN:-$ROOT/build/gpu}"
+BIN="$(cd "$BUILD" 2>/dev/null && pwd)" || { echo "bench/gpu/run.sh: no build at $BUILD" >&2; exit 1; }
 mkdir -p "$OUT"
 cd "$ROOT"
 
@@ -44,7 +47,8 @@ done
   echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 } | tee "$OUT/machine.txt"
 
-"$BIN/sieve_gpu_checks" 2>&1 | tee "$OUT/checks.txt"
+# shellcheck disable=SC2086
+"$BIN/sieve_gpu_checks" ${CHECKS:-} 2>&1 | tee "$OUT/checks.txt"
 checks=${PIPESTATUS[0]}
 
 # shellcheck disable=SC2086
