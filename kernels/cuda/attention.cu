@@ -458,8 +458,12 @@ constexpr int kMmaThreads = 32 * kWarps;  // 128
 constexpr size_t bf16_smem(int D, int tiles, int floats) {
   return sizeof(bf16) * (size_t)tiles * kTile * (D + 8) + sizeof(float) * (size_t)floats;
 }
-// The largest (dK/dV at D = 128: K, V, Q, dO, lse, D) leaves room for two blocks per SM on sm_90.
+// The largest (dK/dV at D = 128: K, V, Q, dO, lse, D) leaves room for two blocks per SM on sm_90;
+// at D = 64 so does dK/dV's with its staging (Q, dO, lse, D in fp32), and the forward's (K, V in
+// fp32) for three.
 static_assert(bf16_smem(128, 4, 2 * kTile) <= 113 * 1024, "two blocks per SM");
+static_assert(bf16_smem(64, 4, 4 * kTile + 2 * kTile * 64) <= 113 * 1024, "two blocks per SM");
+static_assert(bf16_smem(64, 3, 2 * kTile * 64) <= 75 * 1024, "three blocks per SM");
 
 // Rows [r0, r0 + kTile) of a head's (T, HS) fp32 slice (row stride ld in global memory) into
 // shared memory as bf16 (kTile, D + 8), rounded to nearest even, zero past T and past HS.
@@ -513,6 +517,85 @@ __device__ __forceinline__ void load_kv_tile(bf16* Ks, bf16* Vs, const float* __
 }
 
 __device__ __forceinline__ uint32_t smem_address(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+// Staging (D = 64): a tile's fp32 rows are copied into shared memory with cp.async while the block
+// computes on the previous tile, then rounded into its bf16 tile between two barriers, so the
+// loads' latency hides behind the products instead of stalling every warp between the barriers
+// (the synchronous loads leave the tensor cores idle while a block waits). The staging, two fp32
+// tiles (32 KB), fits beside the bf16 tiles of two blocks per SM (three for the forward) at
+// D = 64 only; D = 128 and the scalar (misaligned) loads keep load_tile_bf16.
+template <int D>
+constexpr bool kStaged = D == 64;
+
+// 16 bytes from global to shared memory, asynchronously; zero-filled when !valid (src then is not
+// read, but must be a global address).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(dst)), "l"(src),
+               "r"(valid ? 16 : 0));
+}
+// 4 bytes, the same way (lse and D: their rows need not be 16-byte aligned).
+__device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_address(dst)), "l"(src),
+               "r"(valid ? 4 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+// This thread's copies landed; a barrier after it makes every thread's visible to all.
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+// Rows [r0, r0 + kTile) of a head's (T, HS) fp32 slice into fp32 staging (kTile, D), zero past T
+// and past HS, asynchronously. Needs load_tile_bf16's vec conditions (16-byte float4s inside or
+// outside HS).
+template <int D>
+__device__ __forceinline__ void stage_tile(float* dst, const float* __restrict__ src, int64_t ld, int r0, int T,
+                                           int HS) {
+  constexpr int N = kTile * (D / 4) / kMmaThreads;
+#pragma unroll
+  for (int i = 0; i < N; i++) {
+    const int e = threadIdx.x + i * kMmaThreads, r = e / (D / 4), d = (e % (D / 4)) * 4;
+    const bool valid = r0 + r < T && d < HS;
+    cp_async16(dst + r * D + d, valid ? src + (int64_t)(r0 + r) * ld + d : src, valid);
+  }
+}
+
+// A staged fp32 tile into a bf16 tile (kTile, D + 8), rounded to nearest even.
+template <int D>
+__device__ __forceinline__ void unstage_tile(bf16* dst, const float* src) {
+  constexpr int N = kTile * (D / 4) / kMmaThreads;
+#pragma unroll
+  for (int i = 0; i < N; i++) {
+    const int e = threadIdx.x + i * kMmaThreads, r = e / (D / 4), d = (e % (D / 4)) * 4;
+    const float4 x = *reinterpret_cast<const float4*>(src + r * D + d);
+    const __nv_bfloat162 lo = __floats2bfloat162_rn(x.x, x.y), hi = __floats2bfloat162_rn(x.z, x.w);
+    uint2 packed;
+    packed.x = *reinterpret_cast<const uint32_t*>(&lo);
+    packed.y = *reinterpret_cast<const uint32_t*>(&hi);
+    *reinterpret_cast<uint2*>(dst + r * (D + 8) + d) = packed;
+  }
+}
+
+// The keys and values [k0, k0 + kTile) into Ks and Vs for a loop over key tiles up to k_last:
+// from the staging Kf, Vf (issued by the previous call, or before the loop for the first tile),
+// then the next tile's copies issued, when staged; else loaded directly (load_kv_tile). Every
+// warp is done with the previous tile on entry's barrier and sees the new one on return.
+template <int D>
+__device__ __forceinline__ void next_kv_tile(bf16* Ks, bf16* Vs, float* Kf, float* Vf, const float* __restrict__ k,
+                                             const float* __restrict__ v, int64_t ld, int k0, int k_last, int T,
+                                             int HS, bool vec) {
+  if (!(kStaged<D> && vec)) {
+    load_kv_tile<D>(Ks, Vs, k, v, ld, k0, T, HS, vec);
+    return;
+  }
+  cp_async_wait_all();
+  __syncthreads();
+  unstage_tile<D>(Ks, Kf);
+  unstage_tile<D>(Vs, Vf);
+  __syncthreads();
+  if (k0 + kTile <= k_last) {
+    stage_tile<D>(Kf, k, ld, k0 + kTile, T, HS);
+    stage_tile<D>(Vf, v, ld, k0 + kTile, T, HS);
+    cp_async_commit();
+  }
+}
 
 // ldmatrix.x4 (plain or .trans) at this lane's row address p; volatile: it reads shared memory
 // behind the compiler's back, so it must stay between the barriers around it.
@@ -660,6 +743,8 @@ __global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attention_forwar
   bf16* Qs = reinterpret_cast<bf16*>(smem);
   bf16* Ks = Qs + kTile * ld;
   bf16* Vs = Ks + kTile * ld;
+  float* Kf = reinterpret_cast<float*>(Vs + kTile * ld);  // the staging, when kStaged<D>
+  float* Vf = Kf + kTile * D;
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
@@ -670,6 +755,12 @@ __global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attention_forwar
   const float* k = q + C;
   const float* v = q + 2 * C;
 
+  const int q_last = min(q0 + kTile, T) - 1;
+  if (kStaged<D> && vec) {
+    stage_tile<D>(Kf, k, ldg, 0, T, HS);
+    stage_tile<D>(Vf, v, ldg, 0, T, HS);
+    cp_async_commit();
+  }
   load_tile_bf16<D>(Qs, q, ldg, q0, T, HS, vec);
   __syncthreads();
   uint32_t qf[D / 16][4];
@@ -681,9 +772,8 @@ __global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attention_forwar
   float l[2] = {0.0f, 0.0f};  // this thread's share of the row sum, rescaled with the row's max
   float o[NO][4];
   zero(o);
-  const int q_last = min(q0 + kTile, T) - 1;
   for (int k0 = 0; k0 <= q_last; k0 += kTile) {
-    load_kv_tile<D>(Ks, Vs, k, v, ldg, k0, T, HS, vec);
+    next_kv_tile<D>(Ks, Vs, Kf, Vf, k, v, ldg, k0, q_last, T, HS, vec);
     float s[NS][4];
     zero(s);
 #pragma unroll
@@ -771,6 +861,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) attention_dq_bf16_kernel(float
   bf16* dOs = Qs + kTile * ld;
   bf16* Ks = dOs + kTile * ld;
   bf16* Vs = Ks + kTile * ld;
+  float* Kf = reinterpret_cast<float*>(Vs + kTile * ld);  // the staging, when kStaged<D>
+  float* Vf = Kf + kTile * D;
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
@@ -781,6 +873,12 @@ __global__ void __launch_bounds__(kMmaThreads, 2) attention_dq_bf16_kernel(float
   const float* k = q + C;
   const float* v = q + 2 * C;
 
+  const int q_last = min(q0 + kTile, T) - 1;
+  if (kStaged<D> && vec) {
+    stage_tile<D>(Kf, k, ldg, 0, T, HS);
+    stage_tile<D>(Vf, v, ldg, 0, T, HS);
+    cp_async_commit();
+  }
   load_tile_bf16<D>(Qs, q, ldg, q0, T, HS, vec);
   load_tile_bf16<D>(dOs, dout + (int64_t)b * T * C + (int64_t)h * HS, C, q0, T, HS, vec);
   float row_lse[2], row_D[2];  // rows g, g + 8 of the warp's 16
@@ -792,9 +890,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) attention_dq_bf16_kernel(float
   }
   float dq[NO][4];
   zero(dq);
-  const int q_last = min(q0 + kTile, T) - 1;
   for (int k0 = 0; k0 <= q_last; k0 += kTile) {
-    load_kv_tile<D>(Ks, Vs, k, v, ldg, k0, T, HS, vec);
+    next_kv_tile<D>(Ks, Vs, Kf, Vf, k, v, ldg, k0, q_last, T, HS, vec);
     float s[NS][4], dp[NS][4];
     score_tile<D, kTile>(s, Qs, Ks, 16 * warp, lane);
     score_tile<D, kTile>(dp, dOs, Vs, 16 * warp, lane);
@@ -830,6 +927,10 @@ __global__ void __launch_bounds__(kMmaThreads, 2) attention_dkv_bf16_kernel(floa
   bf16* dOs = Qs + kTile * ld;
   float* col_lse = reinterpret_cast<float*>(dOs + kTile * ld);  // the query tile's lse and D
   float* col_D = col_lse + kTile;
+  float* Qf = col_D + kTile;  // the staging of Q, dO, lse and D, when kStaged<D>
+  float* dOf = Qf + kTile * D;
+  float* lse_f = dOf + kTile * D;
+  float* D_f = lse_f + kTile;
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
@@ -844,17 +945,38 @@ __global__ void __launch_bounds__(kMmaThreads, 2) attention_dkv_bf16_kernel(floa
   float dk[NO][4], dv[NO][4];
   zero(dk);
   zero(dv);
+  const bool staged = kStaged<D> && vec;
+  // the query tile q0's Q, dO, lse and D into the staging (threads 0..63 copy lse, 64..127 D)
+  const auto stage = [&](int q0) {
+    stage_tile<D>(Qf, q, ldg, q0, T, HS);
+    stage_tile<D>(dOf, dy, C, q0, T, HS);
+    const int i = threadIdx.x % kTile, c = q0 + i;
+    const float* src = (threadIdx.x < kTile ? lse : Dv) + (int64_t)bh * T;
+    cp_async4((threadIdx.x < kTile ? lse_f : D_f) + i, c < T ? src + c : src, c < T);
+    cp_async_commit();
+  };
+  if (staged) stage(k0);
   // queries before k0 see none of these keys
   for (int q0 = k0; q0 < T; q0 += kTile) {
-    __syncthreads();  // the previous tile's Q, dO, lse and D are read by every warp
-    load_tile_bf16<D>(Qs, q, ldg, q0, T, HS, vec);
-    load_tile_bf16<D>(dOs, dy, C, q0, T, HS, vec);
-    if (threadIdx.x < kTile) {
-      const int c = q0 + threadIdx.x;
-      col_lse[threadIdx.x] = c < T ? lse[(int64_t)bh * T + c] : 0.0f;
-      col_D[threadIdx.x] = c < T ? Dv[(int64_t)bh * T + c] : 0.0f;
+    if (staged) {
+      cp_async_wait_all();
+      __syncthreads();  // the previous tile's Q, dO, lse and D are read by every warp; this one's landed
+      unstage_tile<D>(Qs, Qf);
+      unstage_tile<D>(dOs, dOf);
+      if (threadIdx.x < kTile) col_lse[threadIdx.x] = lse_f[threadIdx.x], col_D[threadIdx.x] = D_f[threadIdx.x];
+      __syncthreads();
+      if (q0 + kTile < T) stage(q0 + kTile);
+    } else {
+      __syncthreads();  // the previous tile's Q, dO, lse and D are read by every warp
+      load_tile_bf16<D>(Qs, q, ldg, q0, T, HS, vec);
+      load_tile_bf16<D>(dOs, dy, C, q0, T, HS, vec);
+      if (threadIdx.x < kTile) {
+        const int c = q0 + threadIdx.x;
+        col_lse[threadIdx.x] = c < T ? lse[(int64_t)bh * T + c] : 0.0f;
+        col_D[threadIdx.x] = c < T ? Dv[(int64_t)bh * T + c] : 0.0f;
+      }
+      __syncthreads();
     }
-    __syncthreads();
     // the query tile in parts of NQ columns: at D = 128 two live 16 x 64 fp32 score tiles next to
     // dK and dV would not fit in the registers; the parts keep the order of the sums
 #pragma unroll 1
@@ -971,7 +1093,7 @@ void backward_d(float* dqkv, const float* dout, const float* qkv, const float* l
 template <int D>
 void forward_bf16_d(float* out, __nv_bfloat16* out_bf16, float* lse, const float* qkv, const Shape& s, bool vec,
                     cudaStream_t stream) {
-  constexpr size_t bytes = bf16_smem(D, 3, 0);  // Q, K, V
+  constexpr size_t bytes = bf16_smem(D, 3, kStaged<D> ? 2 * kTile * D : 0);  // Q, K, V; K, V staged
   static const bool opted = (allow_smem(attention_forward_bf16_kernel<D>, bytes), true);
   (void)opted;
   const dim3 grid((unsigned)(s.B * s.NH), tiles(s.T, kTile));
@@ -986,7 +1108,8 @@ void backward_bf16_d(float* dqkv, const float* dout, const float* qkv, const flo
   const float scale = 1.0f / std::sqrt((float)s.HS);
   const dim3 grid((unsigned)(s.B * s.NH), tiles(s.T, kTile));
   {
-    constexpr size_t bytes = bf16_smem(D, 4, 2 * kTile);  // K, V, Q, dO; lse, D
+    // K, V, Q, dO; lse, D; Q, dO, lse, D staged
+    constexpr size_t bytes = bf16_smem(D, 4, 2 * kTile + (kStaged<D> ? 2 * kTile * D + 2 * kTile : 0));
     static const bool opted = (allow_smem(attention_dkv_bf16_kernel<D>, bytes), true);
     (void)opted;
     attention_dkv_bf16_kernel<D><<<grid, kMmaThreads, bytes, stream>>>(dqkv, dout, qkv, lse, Dv, s.T, s.C, s.NH, s.HS,
@@ -994,7 +1117,7 @@ void backward_bf16_d(float* dqkv, const float* dout, const float* qkv, const flo
     SIEVE_LAUNCHED();
   }
   {
-    constexpr size_t bytes = bf16_smem(D, 4, 0);  // Q, dO, K, V
+    constexpr size_t bytes = bf16_smem(D, 4, kStaged<D> ? 2 * kTile * D : 0);  // Q, dO, K, V; K, V staged
     static const bool opted = (allow_smem(attention_dq_bf16_kernel<D>, bytes), true);
     (void)opted;
     attention_dq_bf16_kernel<D><<<grid, kMmaThreads, bytes, stream>>>(dqkv, dout, qkv, lse, Dv, s.T, s.C, s.NH, s.HS,
