@@ -65,6 +65,8 @@ function e2e(): string[] {
   const figure = (s: Stage) => {
     const m = s.metrics;
     if (s.kind === 'evaluate') return Object.keys(m).filter((k) => k.endsWith('/ppl')).map((k) => `${k} ${fmt(m[k])}`).join(', ');
+    if (s.kind === 'quantize')
+      return `calibration loss ${fmt(m['quant/calibration_loss_before'])} → ${fmt(m['quant/calibration_loss'])}, ${fmt(m['quant/bits_per_weight'])} bits per weight`;
     return `loss (last 10) ${fmt(m['train/loss_last10'])}, ${fmt(m['train/tokens_per_sec'])} tokens/s`;
   };
   const lines = ['**e2e** (bench/gpu/e2e.yaml, stages run by sieve\'s activity code through bench/gpu/drive.ts)', '', '| stage | device | seconds | figures |', '| --- | --- | ---: | --- |'];
