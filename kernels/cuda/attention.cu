@@ -573,6 +573,15 @@ __device__ __forceinline__ void unstage_tile(bf16* dst, const float* src) {
   }
 }
 
+// The keys and values [k0, k0 + kTile) into the staging Kf, Vf, asynchronously (one commit group).
+template <int D>
+__device__ __forceinline__ void stage_kv(float* Kf, float* Vf, const float* __restrict__ k,
+                                         const float* __restrict__ v, int64_t ld, int k0, int T, int HS) {
+  stage_tile<D>(Kf, k, ld, k0, T, HS);
+  stage_tile<D>(Vf, v, ld, k0, T, HS);
+  cp_async_commit();
+}
+
 // The keys and values [k0, k0 + kTile) into Ks and Vs for a loop over key tiles up to k_last:
 // from the staging Kf, Vf (issued by the previous call, or before the loop for the first tile),
 // then the next tile's copies issued, when staged; else loaded directly (load_kv_tile). Every
@@ -590,11 +599,7 @@ __device__ __forceinline__ void next_kv_tile(bf16* Ks, bf16* Vs, float* Kf, floa
   unstage_tile<D>(Ks, Kf);
   unstage_tile<D>(Vs, Vf);
   __syncthreads();
-  if (k0 + kTile <= k_last) {
-    stage_tile<D>(Kf, k, ld, k0 + kTile, T, HS);
-    stage_tile<D>(Vf, v, ld, k0 + kTile, T, HS);
-    cp_async_commit();
-  }
+  if (k0 + kTile <= k_last) stage_kv<D>(Kf, Vf, k, v, ld, k0 + kTile, T, HS);
 }
 
 // ldmatrix.x4 (plain or .trans) at this lane's row address p; volatile: it reads shared memory
@@ -756,11 +761,7 @@ __global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attention_forwar
   const float* v = q + 2 * C;
 
   const int q_last = min(q0 + kTile, T) - 1;
-  if (kStaged<D> && vec) {
-    stage_tile<D>(Kf, k, ldg, 0, T, HS);
-    stage_tile<D>(Vf, v, ldg, 0, T, HS);
-    cp_async_commit();
-  }
+  if (kStaged<D> && vec) stage_kv<D>(Kf, Vf, k, v, ldg, 0, T, HS);  // the first tile, for next_kv_tile
   load_tile_bf16<D>(Qs, q, ldg, q0, T, HS, vec);
   __syncthreads();
   uint32_t qf[D / 16][4];
@@ -874,11 +875,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) attention_dq_bf16_kernel(float
   const float* v = q + 2 * C;
 
   const int q_last = min(q0 + kTile, T) - 1;
-  if (kStaged<D> && vec) {
-    stage_tile<D>(Kf, k, ldg, 0, T, HS);
-    stage_tile<D>(Vf, v, ldg, 0, T, HS);
-    cp_async_commit();
-  }
+  if (kStaged<D> && vec) stage_kv<D>(Kf, Vf, k, v, ldg, 0, T, HS);  // the first tile, for next_kv_tile
   load_tile_bf16<D>(Qs, q, ldg, q0, T, HS, vec);
   load_tile_bf16<D>(dOs, dout + (int64_t)b * T * C + (int64_t)h * HS, C, q0, T, HS, vec);
   float row_lse[2], row_D[2];  // rows g, g + 8 of the warp's 16
