@@ -253,6 +253,116 @@ void column_sums(float* out0, float* out1, const Terms& terms, float* scratch, i
   SIEVE_LAUNCHED();
 }
 
+// ---------------------------------------------------------------- LayerNorm's backward, fused by chunk
+
+// Where every row is whole float4s (C % 4 == 0, 16-byte aligned), one block per chunk of
+// kRowChunk rows does both of layernorm_backward_rows and column_partials' work for the chunk:
+// dout and inp come from memory once (the partials re-read the chunk's rows while L2 holds them)
+// and a float4 per load. Same bits as those two kernels: a row's 16 lanes are held 4 to a thread
+// (thread q of the row's 4 holds lanes 4q .. 4q + 3 in its float4's components, so lane j still
+// sums elements j, j + 16, ... in order) and combined in the CPU's tree; each column's partial
+// adds the chunk's rows in row order.
+constexpr int kRowThreads = 4;
+static_assert(kThreads == kRowChunk * kRowThreads, "a block holds one chunk's rows, 4 threads each");
+
+// The CPU's total of a row's 16 lanes (w = 8, 4, 2, 1: lane j += lane j + w), the lanes held 4 to a
+// thread as above, in each of the row's 4 threads (lanes `group` of the warp).
+__device__ __forceinline__ float row_total(float4 a, unsigned group) {
+  // w = 8: lanes j, j + 8 are threads q, q + 2 (q < 2); w = 4: lanes j, j + 4 are threads 0, 1
+  for (int d = 2; d > 0; d >>= 1) {
+    a.x = __fadd_rn(a.x, __shfl_down_sync(group, a.x, d, kRowThreads));
+    a.y = __fadd_rn(a.y, __shfl_down_sync(group, a.y, d, kRowThreads));
+    a.z = __fadd_rn(a.z, __shfl_down_sync(group, a.z, d, kRowThreads));
+    a.w = __fadd_rn(a.w, __shfl_down_sync(group, a.w, d, kRowThreads));
+  }
+  // w = 2, then 1, inside thread 0
+  const float total = __fadd_rn(__fadd_rn(a.x, a.z), __fadd_rn(a.y, a.w));
+  return __shfl_sync(group, total, 0, kRowThreads);
+}
+
+// sum_d += dn, sum_dx += dn xhat for one element (layernorm_backward_rows' first pass)
+__device__ __forceinline__ void row_sums(float& sum_d, float& sum_dx, float x, float dy, float w, float m, float s) {
+  const float xh = __fmul_rn(__fsub_rn(x, m), s), dn = __fmul_rn(dy, w);
+  sum_d = __fadd_rn(sum_d, dn);
+  sum_dx = __fadd_rn(sum_dx, __fmul_rn(dn, xh));
+}
+// dx += s (dn - mean_d - xhat mean_dx) for one element (its second pass)
+__device__ __forceinline__ float row_grad(float dx, float x, float dy, float w, float m, float s, float mean_d,
+                                          float mean_dx) {
+  const float xh = __fmul_rn(__fsub_rn(x, m), s), dn = __fmul_rn(dy, w);
+  return __fadd_rn(dx, __fmul_rn(s, __fsub_rn(__fsub_rn(dn, mean_d), __fmul_rn(xh, mean_dx))));
+}
+// LayerNormTerms for one element
+__device__ __forceinline__ void column_terms(float& dw, float& db, float x, float dy, float m, float s) {
+  dw = __fadd_rn(dw, __fmul_rn(dy, __fmul_rn(__fsub_rn(x, m), s)));
+  db = __fadd_rn(db, dy);
+}
+
+__global__ void __launch_bounds__(kThreads)
+    layernorm_backward_chunks(float* __restrict__ dinp, float* __restrict__ partial, const float* __restrict__ dout,
+                              const float* __restrict__ inp, const float* __restrict__ mean,
+                              const float* __restrict__ rstd, const float* __restrict__ weight, int64_t N, int64_t C) {
+  __shared__ float chunk_mean[kRowChunk], chunk_rstd[kRowChunk];
+  const int64_t k = blockIdx.x, r0 = k * kRowChunk, C4 = C / 4;
+  const int rows = (int)(N - r0 < kRowChunk ? N - r0 : kRowChunk);
+  const float4* x4 = reinterpret_cast<const float4*>(inp);
+  const float4* dy4 = reinterpret_cast<const float4*>(dout);
+  const float4* w4 = reinterpret_cast<const float4*>(weight);
+
+  const int i = threadIdx.x / kRowThreads, q = threadIdx.x % kRowThreads;
+  if (i < rows) {  // a row's 4 threads are consecutive lanes: they skip together
+    const unsigned group = 0xfu << (threadIdx.x & 28);
+    const int64_t row = (r0 + i) * C4;
+    const float m = mean[r0 + i], s = rstd[r0 + i];
+    if (q == 0) chunk_mean[i] = m, chunk_rstd[i] = s;
+    float4 sum_d = make_float4(0.0f, 0.0f, 0.0f, 0.0f), sum_dx = sum_d;
+    for (int64_t c = q; c < C4; c += kRowThreads) {
+      const float4 x = x4[row + c], dy = dy4[row + c], w = w4[c];
+      row_sums(sum_d.x, sum_dx.x, x.x, dy.x, w.x, m, s);
+      row_sums(sum_d.y, sum_dx.y, x.y, dy.y, w.y, m, s);
+      row_sums(sum_d.z, sum_dx.z, x.z, dy.z, w.z, m, s);
+      row_sums(sum_d.w, sum_dx.w, x.w, dy.w, w.w, m, s);
+    }
+    const float mean_d = __fdiv_rn(row_total(sum_d, group), (float)C);
+    const float mean_dx = __fdiv_rn(row_total(sum_dx, group), (float)C);
+    float4* dx4 = reinterpret_cast<float4*>(dinp);
+    for (int64_t c = q; c < C4; c += kRowThreads) {
+      const float4 x = x4[row + c], dy = dy4[row + c], w = w4[c];
+      float4 dx = dx4[row + c];
+      dx.x = row_grad(dx.x, x.x, dy.x, w.x, m, s, mean_d, mean_dx);
+      dx.y = row_grad(dx.y, x.y, dy.y, w.y, m, s, mean_d, mean_dx);
+      dx.z = row_grad(dx.z, x.z, dy.z, w.z, m, s, mean_d, mean_dx);
+      dx.w = row_grad(dx.w, x.w, dy.w, w.w, m, s, mean_d, mean_dx);
+      dx4[row + c] = dx;
+    }
+  }
+  __syncthreads();  // the chunk's statistics
+
+  // the chunk's column partials, rows in order; kBatch rows' loads in flight before their sums
+  constexpr int kBatch = 8;
+  const int64_t total = row_chunks(N) * C;
+  for (int64_t c = threadIdx.x; c < C4; c += kThreads) {
+    float4 dw = make_float4(0.0f, 0.0f, 0.0f, 0.0f), db = dw;
+    for (int i0 = 0; i0 < rows; i0 += kBatch) {
+      float4 x[kBatch], dy[kBatch];
+#pragma unroll
+      for (int j = 0; j < kBatch; j++)
+        if (i0 + j < rows) x[j] = x4[(r0 + i0 + j) * C4 + c], dy[j] = dy4[(r0 + i0 + j) * C4 + c];
+#pragma unroll
+      for (int j = 0; j < kBatch; j++) {
+        if (i0 + j >= rows) break;
+        const float m = chunk_mean[i0 + j], s = chunk_rstd[i0 + j];
+        column_terms(dw.x, db.x, x[j].x, dy[j].x, m, s);
+        column_terms(dw.y, db.y, x[j].y, dy[j].y, m, s);
+        column_terms(dw.z, db.z, x[j].z, dy[j].z, m, s);
+        column_terms(dw.w, db.w, x[j].w, dy[j].w, m, s);
+      }
+    }
+    reinterpret_cast<float4*>(partial + k * C)[c] = dw;
+    reinterpret_cast<float4*>(partial + total + k * C)[c] = db;
+  }
+}
+
 // ---------------------------------------------------------------- elementwise
 
 constexpr float kGeluScale = 0.7978845608028654f;  // sqrt(2 / pi)
@@ -517,6 +627,17 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
                         const float* mean, const float* rstd, const float* weight, float* scratch, int64_t N, int64_t C,
                         cudaStream_t stream) {
   if (N == 0) return;
+  const auto aligned16 = [](const void* p) { return (uintptr_t)p % 16 == 0; };
+  if (C > 0 && C % 4 == 0 && aligned16(dinp) && aligned16(dout) && aligned16(inp) && aligned16(weight) &&
+      aligned16(scratch)) {
+    const int64_t chunks = row_chunks(N);
+    layernorm_backward_chunks<<<(unsigned)chunks, kThreads, 0, stream>>>(dinp, scratch, dout, inp, mean, rstd, weight,
+                                                                         N, C);
+    SIEVE_LAUNCHED();
+    column_finish<<<grid_for(C, kThreads), kThreads, 0, stream>>>(dweight, dbias, scratch, chunks, C);
+    SIEVE_LAUNCHED();
+    return;
+  }
   layernorm_backward_rows<<<grid_for(N, kRowsPerBlock), kThreads, 0, stream>>>(dinp, dout, inp, mean, rstd, weight, N,
                                                                                C);
   SIEVE_LAUNCHED();

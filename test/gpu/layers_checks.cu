@@ -199,8 +199,44 @@ void swiglu_case(Check& c, int64_t N, int64_t H) {
 
 }  // namespace
 
+// The backward fused by chunk (C % 4 == 0, 16-byte aligned pointers) against the two kernels the
+// same call runs where a pointer is misaligned: the same bits in dinp, dweight and dbias.
+void layernorm_fused_case(Check& c, int64_t N, int64_t C) {
+  const auto x = rows_input(N, C), w = normal(C), dy = normal(N * C), dx0 = normal(N * C), dw0 = normal(C),
+             db0 = normal(C);
+  std::vector<float> mean(N), rstd(N), out(N * C);
+  cpu::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), normal(C).data(), 1e-5f, N, C);
+  auto dW = to_device(w), dMean = to_device(mean), dRstd = to_device(rstd), gDw = to_device(dw0), gDb = to_device(db0);
+  DeviceBuffer<float> scratch((int64_t)gpu::norm_backward_scratch_floats(N, C));
+  std::vector<float> got[2][3];
+  for (int shift = 0; shift < 2; shift++) {  // 0: the fused kernel; 1: one float in, the two kernels
+    DeviceBuffer<float> gX(N * C + 1), gDy(N * C + 1), gDx(N * C + 1);
+    const auto put = [&](DeviceBuffer<float>& d, const std::vector<float>& h) {
+      SIEVE_CUDA(cudaMemcpy(d.get() + shift, h.data(), sizeof(float) * h.size(), cudaMemcpyHostToDevice));
+    };
+    put(gX, x), put(gDy, dy), put(gDx, dx0);
+    gDw.upload(dw0);
+    gDb.upload(db0);
+    gpu::layernorm_backward(gDx.get() + shift, gDw.get(), gDb.get(), gDy.get() + shift, gX.get() + shift, dMean.get(),
+                            dRstd.get(), dW.get(), scratch.get(), N, C, 0);
+    got[shift][0].resize(N * C);
+    SIEVE_CUDA(cudaMemcpy(got[shift][0].data(), gDx.get() + shift, sizeof(float) * N * C, cudaMemcpyDeviceToHost));
+    got[shift][1] = gDw.download(), got[shift][2] = gDb.download();
+  }
+  const std::string s = shape("layernorm fused", N, C);
+  same_bits(c, s + " dinp", got[0][0], got[1][0]);
+  same_bits(c, s + " dweight", got[0][1], got[1][1]);
+  same_bits(c, s + " dbias", got[0][2], got[1][2]);
+}
+
 SIEVE_GPU_CHECK(layernorm_matches_cpu) {
   for (auto [N, C] : kNormShapes) layernorm_case(c, N, C);
+}
+
+// rows past a chunk, a last chunk of one row, C not a multiple of 16 (lanes 4..15 short), GPT-2 medium's C
+SIEVE_GPU_CHECK(layernorm_backward_fused_matches_rows) {
+  for (auto [N, C] : std::vector<std::pair<int64_t, int64_t>>{{37, 48}, {65, 20}, {1000, 768}, {129, 1024}, {3, 4}})
+    layernorm_fused_case(c, N, C);
 }
 
 SIEVE_GPU_CHECK(rmsnorm_matches_cpu) {
