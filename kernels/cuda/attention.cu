@@ -38,8 +38,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-bool aligned(const void* p, uintptr_t bytes) { return ((uintptr_t)p & (bytes - 1)) == 0; }
-
 // Head column of a thread's j-th accumulator column (j < D / 16). From D = 64 up a thread owns
 // runs of 4 consecutive columns, read from shared memory as one float4.
 template <int D>

@@ -39,6 +39,9 @@ namespace sieve::cuda {
 // After every kernel launch.
 #define SIEVE_LAUNCHED() SIEVE_CUDA(cudaGetLastError())
 
+// Whether p is a multiple of `bytes` (a power of two); null is.
+inline bool aligned(const void* p, uintptr_t bytes) { return ((uintptr_t)p & (bytes - 1)) == 0; }
+
 // Blocks of `threads` covering n items, capped so a grid-stride loop does the rest.
 inline unsigned grid_for(int64_t n, int threads, int64_t cap = 65535LL * 8) {
   int64_t blocks = (n + threads - 1) / threads;

@@ -627,9 +627,8 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
                         const float* mean, const float* rstd, const float* weight, float* scratch, int64_t N, int64_t C,
                         cudaStream_t stream) {
   if (N == 0) return;
-  const auto aligned16 = [](const void* p) { return (uintptr_t)p % 16 == 0; };
-  if (C > 0 && C % 4 == 0 && aligned16(dinp) && aligned16(dout) && aligned16(inp) && aligned16(weight) &&
-      aligned16(scratch)) {
+  if (C > 0 && C % 4 == 0 && aligned(dinp, 16) && aligned(dout, 16) && aligned(inp, 16) && aligned(weight, 16) &&
+      aligned(scratch, 16)) {
     const int64_t chunks = row_chunks(N);
     layernorm_backward_chunks<<<(unsigned)chunks, kThreads, 0, stream>>>(dinp, scratch, dout, inp, mean, rstd, weight,
                                                                          N, C);

@@ -38,8 +38,6 @@ union LtObject {
 // plans of every N.
 constexpr int64_t kCompressN = 64;
 
-bool aligned16(const void* p) { return (uintptr_t)p % 16 == 0; }
-
 // A CUDA event for ordering work across streams (no timing), created on first record.
 class StreamMark {
  public:
@@ -249,7 +247,7 @@ int64_t SparseLinear::compressions() const { return st_->compressions; }
 bool SparseLinear::prepare(const __nv_bfloat16* w, uint64_t w_version, cudaStream_t stream) {
   State& s = *st_;
   check_ptr(w, "SparseLinear: w");
-  SIEVE_CHECK(aligned16(w), "SparseLinear: w (OC=%lld, IC=%lld) is not 16-byte aligned (cuSPARSELt)",
+  SIEVE_CHECK(aligned(w, 16), "SparseLinear: w (OC=%lld, IC=%lld) is not 16-byte aligned (cuSPARSELt)",
               (long long)s.OC, (long long)s.IC);
   if (s.held && s.held_w == w && s.held_version == w_version) return false;
   s.held = false;  // a failed compression leaves nothing trusted
@@ -276,7 +274,7 @@ void SparseLinear::forward(__nv_bfloat16* out, const __nv_bfloat16* inp, const _
               (long long)N, (long long)s.IC);
   check_ptr(out, "SparseLinear forward: out");
   check_ptr(inp, "SparseLinear forward: inp");
-  SIEVE_CHECK(aligned16(out) && aligned16(inp),
+  SIEVE_CHECK(aligned(out, 16) && aligned(inp, 16),
               "SparseLinear forward: out (N=%lld, OC=%lld) and inp (N=%lld, IC=%lld) must be 16-byte aligned "
               "(cuSPARSELt)",
               (long long)N, (long long)s.OC, (long long)N, (long long)s.IC);
@@ -298,7 +296,7 @@ void SparseLinear::backward_input(__nv_bfloat16* dinp, const __nv_bfloat16* dout
               (long long)N, (long long)s.OC);
   check_ptr(dinp, "SparseLinear backward_input: dinp");
   check_ptr(dout, "SparseLinear backward_input: dout");
-  SIEVE_CHECK(aligned16(dinp) && aligned16(dout),
+  SIEVE_CHECK(aligned(dinp, 16) && aligned(dout, 16),
               "SparseLinear backward_input: dinp (N=%lld, IC=%lld) and dout (N=%lld, OC=%lld) must be 16-byte aligned "
               "(cuSPARSELt)",
               (long long)N, (long long)s.IC, (long long)N, (long long)s.OC);
@@ -311,7 +309,7 @@ void SparseLinear::backward_input(__nv_bfloat16* dinp, const __nv_bfloat16* dout
 bool SparseLinear::pattern_ok(const __nv_bfloat16* w, bool along_oc, cudaStream_t stream) const {
   const State& s = *st_;
   check_ptr(w, "SparseLinear pattern_ok: w");
-  SIEVE_CHECK(aligned16(w), "SparseLinear pattern_ok: w (OC=%lld, IC=%lld) is not 16-byte aligned (cuSPARSELt)",
+  SIEVE_CHECK(aligned(w, 16), "SparseLinear pattern_ok: w (OC=%lld, IC=%lld) is not 16-byte aligned (cuSPARSELt)",
               (long long)s.OC, (long long)s.IC);
   DeviceBuffer<int> invalid(1);  // cuSPARSELt writes 0 for a valid pattern, 1 otherwise
   SIEVE_CUSPARSELT(cusparseLtSpMMAPruneCheck2(s.h(), &s.a.v, 1,

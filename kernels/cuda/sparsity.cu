@@ -20,8 +20,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-bool aligned(const void* p, uintptr_t bytes) { return ((uintptr_t)p & (bytes - 1)) == 0; }
-
 // ---------------------------------------------------------------- device helpers
 
 // |x|, with NaN ranked below every number: fmaxf returns the non-NaN operand.

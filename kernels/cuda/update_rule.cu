@@ -20,8 +20,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-bool aligned16(const void* p) { return ((uintptr_t)p & 15) == 0; }
-
 // The host-side factors of a step, computed exactly as cpu/update_rule.cc does (double pow).
 struct BiasCorrection {
   float step_size, bc2_sqrt;
@@ -116,7 +114,7 @@ template <class Rule>
 void launch_update(float* w, float* m, float* v, const float* grad, const float* mask, const Rule& rule, int64_t n,
                    cudaStream_t stream) {
   if (n == 0) return;
-  const bool vec = aligned16(w) && aligned16(m) && aligned16(v) && aligned16(grad) && aligned16(mask);
+  const bool vec = aligned(w, 16) && aligned(m, 16) && aligned(v, 16) && aligned(grad, 16) && aligned(mask, 16);
   const unsigned grid = grid_for(vec ? (n + 3) / 4 : n, kThreads);
   if (vec)
     update_kernel<Rule, true><<<grid, kThreads, 0, stream>>>(w, m, v, grad, mask, rule, n);
@@ -194,7 +192,7 @@ void global_norm(double* norm, const float* x, int64_t n, double* scratch, cudaS
   const int64_t chunks = global_norm_scratch(n);
   if (chunks > 0) {
     SIEVE_CHECK(chunks < (int64_t(1) << 31), "global_norm: n = %lld is too large", (long long)n);
-    if (aligned16(x))
+    if (aligned(x, 16))
       sum_squares_chunks<true><<<(unsigned)chunks, kThreads, 0, stream>>>(scratch, x, n);
     else
       sum_squares_chunks<false><<<(unsigned)chunks, kThreads, 0, stream>>>(scratch, x, n);
