@@ -16,7 +16,9 @@
 # kernels/cuda/build.sh DIR), e.g. a change and its baseline side by side in one call.
 # PROFILE=<a sieve_gpu_bench filter> (e.g. train_gpt2_small) also times every kernel of a few of that
 # bench's steps with Nsight Compute (kernels serialised, clocks left as they are) and sums the times by
-# kernel (bench/gpu/kernel_times.py): OUT/profile.txt, where a step's time goes.
+# kernel (bench/gpu/kernel_times.py): OUT/profile.txt, where a step's time goes. PROFILE_ROW=<part of
+# a train row's name> (e.g. "medium S-STE") times exactly that row's last step instead of
+# PROFILE_SKIP (default 3000) launches into the bench.
 # E2E=1 also runs bench/gpu/e2e.yaml's stages through sieve's activity code (bench/gpu/drive.ts),
 # on device cuda and then device cpu, from what bench/gpu/bundle.sh packed (OUT/e2e-*.jsonl, .log);
 # E2E_DEVICES=cuda skips the CPU run.
@@ -64,10 +66,11 @@ if [[ -n "${PROFILE:-}" ]]; then
   NCU="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
   if [[ -z "$NCU" ]]; then echo "bench/gpu/run.sh: no ncu on this machine: no profile" >&2
   else
-    # past the first rows' warm-up steps; 1500 launches are a few GPT-2 steps
-    "$NCU" --clock-control none --metrics gpu__time_duration.sum --print-units base --print-kernel-base function \
-      --launch-skip "${PROFILE_SKIP:-3000}" --launch-count 1500 --csv --log-file "$OUT/ncu.csv" \
-      "$BIN/sieve_gpu_bench" "$PROFILE" > /dev/null 2>&1
+    if [[ -n "${PROFILE_ROW:-}" ]]; then range=(--profile-from-start off)
+    else range=(--launch-skip "${PROFILE_SKIP:-3000}" --launch-count 1500)  # past the first rows' warm-up: a few GPT-2 steps
+    fi
+    SIEVE_PROFILE_ROW="${PROFILE_ROW:-}" "$NCU" --clock-control none --metrics gpu__time_duration.sum --print-units base \
+      --print-kernel-base function "${range[@]}" --csv --log-file "$OUT/ncu.csv" "$BIN/sieve_gpu_bench" "$PROFILE" > /dev/null 2>&1
     python3 bench/gpu/kernel_times.py "$OUT/ncu.csv" | tee "$OUT/profile.txt"
   fi
 fi

@@ -6,8 +6,11 @@
 // S-STE (fused soft threshold; cuSPARSELt forward GEMMs) and SR-STE with transposable masks
 // (cuSPARSELt forward and input-gradient GEMMs) — against the same model dense, in the same run;
 // and the same three at LLaMA-7B's width (4 layers), where the GEMMs are most of a step.
+#include <cuda_profiler_api.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -43,8 +46,9 @@ sieve_config llama(int64_t layers, int64_t dim, int64_t heads, int64_t hidden) {
 // How the block linear weights are trained.
 enum class Sparsity { dense, sste, srste_transposable };
 
-// Median seconds of one training step over `steps` after `warmup`.
-double step_seconds(sieve_model* m, int64_t B, int64_t T, int64_t V, int warmup, int steps) {
+// Median seconds of one training step over `steps` after `warmup`. With `profile`, the last step
+// runs between cudaProfilerStart and Stop: what `ncu --profile-from-start off` sees of the bench.
+double step_seconds(sieve_model* m, int64_t B, int64_t T, int64_t V, int warmup, int steps, bool profile) {
   std::mt19937 gen(7);
   std::uniform_int_distribution<int32_t> tok(0, (int32_t)V - 1);
   std::vector<int32_t> in(B * T), tg(B * T);
@@ -56,6 +60,8 @@ double step_seconds(sieve_model* m, int64_t B, int64_t T, int64_t V, int warmup,
   oo.lr = 3e-4f, oo.beta1 = 0.9f, oo.beta2 = 0.95f, oo.eps = 1e-8f, oo.weight_decay = 0.1f, oo.grad_clip = 1.0f;
   std::vector<double> times;
   for (int s = 0; s < warmup + steps; s++) {
+    const bool profiled = profile && s == warmup + steps - 1;
+    if (profiled) cudaProfilerStart();
     const auto t0 = std::chrono::steady_clock::now();
     sieve_loss l{};
     float norm = 0;
@@ -63,6 +69,7 @@ double step_seconds(sieve_model* m, int64_t B, int64_t T, int64_t V, int warmup,
     ok(sieve_model_forward_backward(m, &l, in.data(), tg.data(), nullptr, &lo, B, T), "forward_backward");
     ok(sieve_model_optimizer_step(m, &norm, &oo), "optimizer_step");
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (profiled) cudaProfilerStop();
     if (s >= warmup) times.push_back(dt);
   }
   std::sort(times.begin(), times.end());
@@ -100,6 +107,7 @@ void sparsify(sieve_model* m, Sparsity sparsity) {
 }
 
 // One row: tokens/s of (cfg, sparsity) at B=16, T=1024, and its ratio to `dense_seconds` when given.
+// The environment's SIEVE_PROFILE_ROW, when part of `what`, marks the row's last step for a profiler.
 double train_row(gb::Bench& b, const char* target, const std::string& what, const sieve_config& cfg,
                  Sparsity sparsity, double dense_seconds = 0) {
   const int64_t B = 16, T = 1024;
@@ -110,7 +118,8 @@ double train_row(gb::Bench& b, const char* target, const std::string& what, cons
     ok(sieve_model_init(m, 1), "init");
     sparsify(m, sparsity);
     ok(sieve_model_reset_timers(m), "reset_timers");
-    s = step_seconds(m, B, T, cfg.vocab, 3, 10);
+    const char* profiled = std::getenv("SIEVE_PROFILE_ROW");
+    s = step_seconds(m, B, T, cfg.vocab, 3, 10, profiled && *profiled && what.find(profiled) != std::string::npos);
     sieve_timers tm{};
     ok(sieve_model_timers(m, &tm), "timers");
     const double steps = 13.0;
