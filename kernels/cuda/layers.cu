@@ -171,46 +171,66 @@ __global__ void __launch_bounds__(kThreads)
 
 // ---------------------------------------------------------------- column sums over rows, in fixed chunks
 
-// The terms summed over rows for each column: Terms::kOut sums, term(acc, r, c) adds row r's.
+// The terms summed over rows for each column: Terms::kOut sums. load(r, c) reads row r's inputs at
+// column c (no writes: the caller issues several rows' loads before their sums), add(acc, v, r, c)
+// adds its terms and writes what the pass also produces.
 struct LayerNormTerms {  // [dweight: dy xhat | dbias: dy]
   static constexpr int kOut = 2;
+  struct Vals { float dy, x, m, s; };
   const float *dout, *inp, *mean, *rstd;
   int64_t C;
-  __device__ __forceinline__ void operator()(float* acc, int64_t r, int64_t c) const {
-    const float dy = dout[r * C + c], xh = __fmul_rn(__fsub_rn(inp[r * C + c], mean[r]), rstd[r]);
-    acc[0] = __fadd_rn(acc[0], __fmul_rn(dy, xh));
-    acc[1] = __fadd_rn(acc[1], dy);
+  __device__ __forceinline__ Vals load(int64_t r, int64_t c) const {
+    return {dout[r * C + c], inp[r * C + c], mean[r], rstd[r]};
+  }
+  __device__ __forceinline__ void add(float* acc, const Vals& v, int64_t, int64_t) const {
+    const float xh = __fmul_rn(__fsub_rn(v.x, v.m), v.s);
+    acc[0] = __fadd_rn(acc[0], __fmul_rn(v.dy, xh));
+    acc[1] = __fadd_rn(acc[1], v.dy);
   }
 };
 struct RmsNormTerms {  // dweight: dy x s
   static constexpr int kOut = 1;
+  struct Vals { float dy, x, s; };
   const float *dout, *inp, *rstd;
   int64_t C;
-  __device__ __forceinline__ void operator()(float* acc, int64_t r, int64_t c) const {
-    acc[0] = __fadd_rn(acc[0], __fmul_rn(__fmul_rn(dout[r * C + c], inp[r * C + c]), rstd[r]));
+  __device__ __forceinline__ Vals load(int64_t r, int64_t c) const { return {dout[r * C + c], inp[r * C + c], rstd[r]}; }
+  __device__ __forceinline__ void add(float* acc, const Vals& v, int64_t, int64_t) const {
+    acc[0] = __fadd_rn(acc[0], __fmul_rn(__fmul_rn(v.dy, v.x), v.s));
   }
 };
 struct ColumnTerms {  // dbias: dout (and dout's bf16 copy, on the way)
   static constexpr int kOut = 1;
+  struct Vals { float x; };
   const float* dout;
   __nv_bfloat16* dout_bf16;  // or null
   int64_t C;
-  __device__ __forceinline__ void operator()(float* acc, int64_t r, int64_t c) const {
-    const float x = dout[r * C + c];
-    acc[0] += x;
-    if (dout_bf16) dout_bf16[r * C + c] = __float2bfloat16_rn(x);
+  __device__ __forceinline__ Vals load(int64_t r, int64_t c) const { return {dout[r * C + c]}; }
+  __device__ __forceinline__ void add(float* acc, const Vals& v, int64_t r, int64_t c) const {
+    acc[0] = __fadd_rn(acc[0], v.x);
+    if (dout_bf16) dout_bf16[r * C + c] = __float2bfloat16_rn(v.x);
   }
 };
 
-// partial[o][k][c] = sum over chunk k's rows, in row order from 0, of term o at (r, c).
+// partial[o][k][c] = sum over chunk k's rows, in row order from 0, of term o at (r, c). A thread
+// loads kBatch rows before adding them: one dependent load at a time left too few bytes in flight
+// to fill the memory system (a one-wave grid at C = 1024).
 template <class Terms>
 __global__ void __launch_bounds__(kThreads) column_partials(float* __restrict__ partial, Terms terms, int64_t N,
                                                             int64_t C) {
+  constexpr int kBatch = 8;
   const int64_t total = row_chunks(N) * C;
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t k = i / C, c = i % C, r1 = N < (k + 1) * kRowChunk ? N : (k + 1) * kRowChunk;
     float acc[Terms::kOut] = {};
-    for (int64_t r = k * kRowChunk; r < r1; r++) terms(acc, r, c);
+    for (int64_t r0 = k * kRowChunk; r0 < r1; r0 += kBatch) {
+      typename Terms::Vals v[kBatch];
+#pragma unroll
+      for (int j = 0; j < kBatch; j++)
+        if (r0 + j < r1) v[j] = terms.load(r0 + j, c);
+#pragma unroll
+      for (int j = 0; j < kBatch; j++)
+        if (r0 + j < r1) terms.add(acc, v[j], r0 + j, c);
+    }
 #pragma unroll
     for (int o = 0; o < Terms::kOut; o++) partial[o * total + i] = acc[o];
   }
@@ -396,14 +416,16 @@ __device__ __forceinline__ float gelu_backward_at(float x, float dy) {
 // fp32 values only when asked (dinp not null).
 struct GeluBiasTerms {
   static constexpr int kOut = 1;
+  struct Vals { float x, dy; };
   const float* dout;
   const float* inp;
   float* dinp;                // or null
   __nv_bfloat16* dinp_bf16;
   int64_t C;
-  __device__ __forceinline__ void operator()(float* acc, int64_t r, int64_t c) const {
+  __device__ __forceinline__ Vals load(int64_t r, int64_t c) const { return {inp[r * C + c], dout[r * C + c]}; }
+  __device__ __forceinline__ void add(float* acc, const Vals& v, int64_t r, int64_t c) const {
     const int64_t i = r * C + c;
-    const float x = gelu_backward_at(inp[i], dout[i]);
+    const float x = gelu_backward_at(v.x, v.dy);
     acc[0] = __fadd_rn(acc[0], x);
     if (dinp) dinp[i] = x;
     dinp_bf16[i] = __float2bfloat16_rn(x);
