@@ -383,6 +383,74 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// RMSNorm's backward, fused the same way: dx += s (dn - xhat mean(dn xhat)), xhat = x s, one row
+// sum; dweight's chunk partials dy x s.
+__global__ void __launch_bounds__(kThreads)
+    rmsnorm_backward_chunks(float* __restrict__ dinp, float* __restrict__ partial, const float* __restrict__ dout,
+                            const float* __restrict__ inp, const float* __restrict__ rstd,
+                            const float* __restrict__ weight, int64_t N, int64_t C) {
+  __shared__ float chunk_rstd[kRowChunk];
+  const int64_t k = blockIdx.x, r0 = k * kRowChunk, C4 = C / 4;
+  const int rows = (int)(N - r0 < kRowChunk ? N - r0 : kRowChunk);
+  const float4* x4 = reinterpret_cast<const float4*>(inp);
+  const float4* dy4 = reinterpret_cast<const float4*>(dout);
+  const float4* w4 = reinterpret_cast<const float4*>(weight);
+
+  const int i = threadIdx.x / kRowThreads, q = threadIdx.x % kRowThreads;
+  if (i < rows) {  // a row's 4 threads are consecutive lanes: they skip together
+    const unsigned group = 0xfu << (threadIdx.x & 28);
+    const int64_t row = (r0 + i) * C4;
+    const float s = rstd[r0 + i];
+    if (q == 0) chunk_rstd[i] = s;
+    const auto term = [](float dy, float w, float x) { return __fmul_rn(__fmul_rn(dy, w), x); };
+    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int64_t c = q; c < C4; c += kRowThreads) {
+      const float4 x = x4[row + c], dy = dy4[row + c], w = w4[c];
+      acc.x = __fadd_rn(acc.x, term(dy.x, w.x, x.x));
+      acc.y = __fadd_rn(acc.y, term(dy.y, w.y, x.y));
+      acc.z = __fadd_rn(acc.z, term(dy.z, w.z, x.z));
+      acc.w = __fadd_rn(acc.w, term(dy.w, w.w, x.w));
+    }
+    const float mean_dx = __fdiv_rn(__fmul_rn(row_total(acc, group), s), (float)C);
+    const auto grad = [&](float dx, float x, float dy, float w) {
+      return __fadd_rn(dx, __fmul_rn(s, __fsub_rn(__fmul_rn(dy, w), __fmul_rn(__fmul_rn(x, s), mean_dx))));
+    };
+    float4* dx4 = reinterpret_cast<float4*>(dinp);
+    for (int64_t c = q; c < C4; c += kRowThreads) {
+      const float4 x = x4[row + c], dy = dy4[row + c], w = w4[c];
+      float4 dx = dx4[row + c];
+      dx.x = grad(dx.x, x.x, dy.x, w.x);
+      dx.y = grad(dx.y, x.y, dy.y, w.y);
+      dx.z = grad(dx.z, x.z, dy.z, w.z);
+      dx.w = grad(dx.w, x.w, dy.w, w.w);
+      dx4[row + c] = dx;
+    }
+  }
+  __syncthreads();  // the chunk's statistics
+
+  // the chunk's column partials, rows in order; kBatch rows' loads in flight before their sums
+  constexpr int kBatch = 8;
+  for (int64_t c = threadIdx.x; c < C4; c += kThreads) {
+    float4 dw = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int i0 = 0; i0 < rows; i0 += kBatch) {
+      float4 x[kBatch], dy[kBatch];
+#pragma unroll
+      for (int j = 0; j < kBatch; j++)
+        if (i0 + j < rows) x[j] = x4[(r0 + i0 + j) * C4 + c], dy[j] = dy4[(r0 + i0 + j) * C4 + c];
+#pragma unroll
+      for (int j = 0; j < kBatch; j++) {
+        if (i0 + j >= rows) break;
+        const float s = chunk_rstd[i0 + j];
+        dw.x = __fadd_rn(dw.x, __fmul_rn(__fmul_rn(dy[j].x, x[j].x), s));
+        dw.y = __fadd_rn(dw.y, __fmul_rn(__fmul_rn(dy[j].y, x[j].y), s));
+        dw.z = __fadd_rn(dw.z, __fmul_rn(__fmul_rn(dy[j].z, x[j].z), s));
+        dw.w = __fadd_rn(dw.w, __fmul_rn(__fmul_rn(dy[j].w, x[j].w), s));
+      }
+    }
+    reinterpret_cast<float4*>(partial + k * C)[c] = dw;
+  }
+}
+
 // ---------------------------------------------------------------- elementwise
 
 constexpr float kGeluScale = 0.7978845608028654f;  // sqrt(2 / pi)
@@ -676,6 +744,15 @@ void rmsnorm_forward(float* out, __nv_bfloat16* out_bf16, float* rstd, const flo
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* rstd,
                       const float* weight, float* scratch, int64_t N, int64_t C, cudaStream_t stream) {
   if (N == 0) return;
+  if (C > 0 && C % 4 == 0 && aligned(dinp, 16) && aligned(dout, 16) && aligned(inp, 16) && aligned(weight, 16) &&
+      aligned(scratch, 16)) {
+    const int64_t chunks = row_chunks(N);
+    rmsnorm_backward_chunks<<<(unsigned)chunks, kThreads, 0, stream>>>(dinp, scratch, dout, inp, rstd, weight, N, C);
+    SIEVE_LAUNCHED();
+    column_finish<<<grid_for(C, kThreads), kThreads, 0, stream>>>(dweight, nullptr, scratch, chunks, C);
+    SIEVE_LAUNCHED();
+    return;
+  }
   rmsnorm_backward_rows<<<grid_for(N, kRowsPerBlock), kThreads, 0, stream>>>(dinp, dout, inp, rstd, weight, N, C);
   SIEVE_LAUNCHED();
   column_sums(dweight, nullptr, RmsNormTerms{dout, inp, rstd, C}, scratch, N, C, stream);

@@ -199,15 +199,14 @@ void swiglu_case(Check& c, int64_t N, int64_t H) {
 
 }  // namespace
 
-// The backward fused by chunk (C % 4 == 0, 16-byte aligned pointers) against the two kernels the
-// same call runs where a pointer is misaligned: the same bits in dinp, dweight and dbias.
-void layernorm_fused_case(Check& c, int64_t N, int64_t C) {
-  const auto x = rows_input(N, C), w = normal(C), dy = normal(N * C), dx0 = normal(N * C), dw0 = normal(C),
-             db0 = normal(C);
-  std::vector<float> mean(N), rstd(N), out(N * C);
-  cpu::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), normal(C).data(), 1e-5f, N, C);
-  auto dW = to_device(w), dMean = to_device(mean), dRstd = to_device(rstd), gDw = to_device(dw0), gDb = to_device(db0);
-  DeviceBuffer<float> scratch((int64_t)gpu::norm_backward_scratch_floats(N, C));
+// A norm's backward fused by chunk (C % 4 == 0, 16-byte aligned pointers) against the row and
+// column kernels the same call runs where a pointer is misaligned: the same bits in dinp and the
+// parameter gradients. backward(dinp, dout, inp, dweight, dbias) runs the norm's backward of x (N, C).
+template <class Backward>
+void norm_fused_case(Check& c, const char* name, const std::vector<float>& x, int64_t N, int64_t C,
+                     Backward backward) {
+  const auto dy = normal(N * C), dx0 = normal(N * C), dw0 = normal(C), db0 = normal(C);
+  auto gDw = to_device(dw0), gDb = to_device(db0);
   std::vector<float> got[2][3];
   for (int shift = 0; shift < 2; shift++) {  // 0: the fused kernel; 1: one float in, the two kernels
     DeviceBuffer<float> gX(N * C + 1), gDy(N * C + 1), gDx(N * C + 1);
@@ -217,26 +216,51 @@ void layernorm_fused_case(Check& c, int64_t N, int64_t C) {
     put(gX, x), put(gDy, dy), put(gDx, dx0);
     gDw.upload(dw0);
     gDb.upload(db0);
-    gpu::layernorm_backward(gDx.get() + shift, gDw.get(), gDb.get(), gDy.get() + shift, gX.get() + shift, dMean.get(),
-                            dRstd.get(), dW.get(), scratch.get(), N, C, 0);
+    backward(gDx.get() + shift, gDy.get() + shift, gX.get() + shift, gDw.get(), gDb.get());
     got[shift][0].resize(N * C);
     SIEVE_CUDA(cudaMemcpy(got[shift][0].data(), gDx.get() + shift, sizeof(float) * N * C, cudaMemcpyDeviceToHost));
     got[shift][1] = gDw.download(), got[shift][2] = gDb.download();
   }
-  const std::string s = shape("layernorm fused", N, C);
+  const std::string s = shape(name, N, C) + " fused";
   same_bits(c, s + " dinp", got[0][0], got[1][0]);
   same_bits(c, s + " dweight", got[0][1], got[1][1]);
-  same_bits(c, s + " dbias", got[0][2], got[1][2]);
+  same_bits(c, s + " dbias", got[0][2], got[1][2]);  // rmsnorm leaves it as it was
+}
+
+// rows past a chunk, a last chunk of one row, C not a multiple of 16 (lanes 4..15 short), GPT-2
+// medium's C
+const std::pair<int64_t, int64_t> kFusedShapes[] = {{37, 48}, {65, 20}, {1000, 768}, {129, 1024}, {3, 4}};
+
+SIEVE_GPU_CHECK(layernorm_backward_fused_matches_rows) {
+  for (const auto& nc : kFusedShapes) {
+    const int64_t N = nc.first, C = nc.second;
+    const auto x = rows_input(N, C), w = normal(C);
+    std::vector<float> out(N * C), mean(N), rstd(N);
+    cpu::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), normal(C).data(), 1e-5f, N, C);
+    auto gW = to_device(w), gMean = to_device(mean), gRstd = to_device(rstd);
+    DeviceBuffer<float> scratch((int64_t)gpu::norm_backward_scratch_floats(N, C));
+    norm_fused_case(c, "layernorm", x, N, C, [&](float* dx, const float* dy, const float* xs, float* dw, float* db) {
+      gpu::layernorm_backward(dx, dw, db, dy, xs, gMean.get(), gRstd.get(), gW.get(), scratch.get(), N, C, 0);
+    });
+  }
+}
+
+SIEVE_GPU_CHECK(rmsnorm_backward_fused_matches_rows) {
+  for (const auto& nc : kFusedShapes) {
+    const int64_t N = nc.first, C = nc.second;
+    const auto x = rows_input(N, C), w = normal(C);
+    std::vector<float> out(N * C), rstd(N);
+    cpu::rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), 1e-6f, N, C);
+    auto gW = to_device(w), gRstd = to_device(rstd);
+    DeviceBuffer<float> scratch((int64_t)gpu::norm_backward_scratch_floats(N, C));
+    norm_fused_case(c, "rmsnorm", x, N, C, [&](float* dx, const float* dy, const float* xs, float* dw, float*) {
+      gpu::rmsnorm_backward(dx, dw, dy, xs, gRstd.get(), gW.get(), scratch.get(), N, C, 0);
+    });
+  }
 }
 
 SIEVE_GPU_CHECK(layernorm_matches_cpu) {
   for (auto [N, C] : kNormShapes) layernorm_case(c, N, C);
-}
-
-// rows past a chunk, a last chunk of one row, C not a multiple of 16 (lanes 4..15 short), GPT-2 medium's C
-SIEVE_GPU_CHECK(layernorm_backward_fused_matches_rows) {
-  for (auto [N, C] : std::vector<std::pair<int64_t, int64_t>>{{37, 48}, {65, 20}, {1000, 768}, {129, 1024}, {3, 4}})
-    layernorm_fused_case(c, N, C);
 }
 
 SIEVE_GPU_CHECK(rmsnorm_matches_cpu) {
