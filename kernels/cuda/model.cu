@@ -219,8 +219,9 @@ __global__ void widen_kernel(float* out, const __nv_bfloat16* y, const float* bi
     out[i] = widened(__bfloat162float(y[i]), bias ? bias[i % cols] : 0.0f, res ? res + i : nullptr);
 }
 
-// The same, 4 columns a thread (cols % 4 == 0, out/res/bias 16-byte and y 8-byte aligned): the
-// bandwidth-bound pass it is, where one element a thread with a 64-bit modulo each was not.
+// The same, 4 columns a thread (cols % 4 == 0, out/res/bias 16-byte and y 8-byte aligned; n4 below
+// 2^31, so the 32-bit index cannot wrap past it): the bandwidth-bound pass it is, where one element
+// a thread with a 64-bit modulo each was not.
 __global__ void widen4_kernel(float4* out, const uint2* y, const float4* bias, const float4* res, uint32_t n4,
                               uint32_t cols4) {
   for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n4; i += gridDim.x * blockDim.x) {
@@ -239,7 +240,7 @@ __global__ void widen4_kernel(float4* out, const uint2* y, const float4* bias, c
 void widen(float* out, const __nv_bfloat16* y, const float* bias, const float* res, int64_t N, int64_t cols,
            cudaStream_t stream) {
   const int64_t n4 = N * cols / 4;
-  if (cols % 4 == 0 && n4 <= UINT32_MAX && aligned(out, 16) && aligned(y, 8) && aligned(bias, 16) &&
+  if (cols % 4 == 0 && n4 <= INT32_MAX && aligned(out, 16) && aligned(y, 8) && aligned(bias, 16) &&
       aligned(res, 16)) {
     widen4_kernel<<<grid_for(n4, 256), 256, 0, stream>>>(
         reinterpret_cast<float4*>(out), reinterpret_cast<const uint2*>(y), reinterpret_cast<const float4*>(bias),
