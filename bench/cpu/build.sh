@@ -2,7 +2,7 @@
 # bench/cpu/build.sh — builds bench/cpu/train.cc with the engine (kernels/core, kernels/cpu) into
 # one program that needs nothing but the C library, for the GPU machine's CPUs (target C6).
 #
-#   bash bench/cpu/build.sh [OUT]      (OUT defaults to build/gpu) → OUT/sieve_cpu_train
+#   bash bench/cpu/build.sh [OUT]      (OUT defaults to build-gpu) → OUT/sieve_cpu_train
 #
 # The flags are the engine's own (kernels/CMakeLists.txt, binding.gyp): -O3, OpenMP, no FMA
 # contraction, AVX2, and OpenBLAS; here OpenBLAS (Debian's libopenblas.a, DYNAMIC_ARCH, so it
@@ -12,7 +12,7 @@
 # kernels for every CPU it knows come along (xz makes them ~2 MB, if carrying space is short).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-OUT="${1:-$ROOT/build/gpu}"
+OUT="${1:-$ROOT/build-gpu}"
 OBJ="$ROOT/build/cpu-train-obj"  # not under OUT: OUT is what travels to the GPU machine
 mkdir -p "$OBJ"
 cd "$ROOT"

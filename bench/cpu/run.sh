@@ -5,7 +5,7 @@
 #
 #   bash bench/cpu/run.sh [JSONL]
 #
-# For each thread count n: sieve (build/gpu/sieve_cpu_train) then PyTorch (bench/cpu/torch_train.py)
+# For each thread count n: sieve (build-gpu/sieve_cpu_train) then PyTorch (bench/cpu/torch_train.py)
 # train every config on cores 0..n-1 (taskset -c 0-(n-1), OMP_NUM_THREADS=n), then prints a table
 # of tokens/s and the ratio sieve / PyTorch (C6: >= 1.0 at both thread counts). With JSONL, appends
 # one row per config and thread count ({"bench", "target", "what", ...}, as bench/gpu/report.ts
@@ -19,7 +19,7 @@
 # (family 6 model 207) and would run its generic Prescott kernels, several times slower.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-BIN="${SIEVE_CPU_TRAIN:-$ROOT/build/gpu/sieve_cpu_train}"
+BIN="${SIEVE_CPU_TRAIN:-$ROOT/build-gpu/sieve_cpu_train}"
 JSONL="${1:-}"
 THREADS="${C6_THREADS:-2 16}"
 CONFIGS="${C6_CONFIGS:-0.1M,1M,10M,43M}"

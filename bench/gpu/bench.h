@@ -1,4 +1,4 @@
-// bench.h — the GPU benchmarks' harness (bench/gpu/*.cu, one binary: build/gpu/sieve_gpu_bench).
+// bench.h — the GPU benchmarks' harness (bench/gpu/*.cu, one binary: build-gpu/sieve_gpu_bench).
 //
 // Register a benchmark with SIEVE_GPU_BENCH(name) { ... b.row({...}); }. Timing follows
 // ../shared's method: CUDA events around the region, warm-up first, the median of many

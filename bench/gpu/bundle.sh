@@ -4,13 +4,13 @@
 #
 #   build/sieve-drive.js    drive.ts and the TypeScript it imports, bundled by esbuild (the native
 #                           addon stays outside: kernels/index.ts loads ../build/Release/sieve.node,
-#                           which finds ../gpu/libsieve_cuda.so, so the bundle sits in build/)
+#                           which finds ../../build-gpu/libsieve_cuda.so, so the bundle sits in build/)
 #   build/device/node.xz    this machine's Node.js, compressed
 #   build/device/libs.tar.xz the shared libraries the addon needs beyond glibc (OpenBLAS and what
 #                           it links), which the GPU machine's image may not have
 #   build/device/e2e.yaml, train.txt, eval.txt   the recipe and its corpus as files
 #
-# Carry build/gpu, build/Release/sieve.node, build/sieve-drive.js and build/device; bench/gpu/run.sh
+# Carry build-gpu, build/Release/sieve.node, build/sieve-drive.js and build/device; bench/gpu/run.sh
 # with E2E=1 unpacks them there.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"

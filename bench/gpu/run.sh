@@ -3,7 +3,7 @@
 # the GPU benchmarks with PyTorch's figures beside them, and the CPU-scaling comparison (C6).
 #
 #   bash kernels/cuda/build.sh && bash bench/cpu/build.sh     # here, where nvcc (or the pip packages) is
-#   bash bench/gpu/run.sh OUT                                 # there, with build/gpu carried along
+#   bash bench/gpu/run.sh OUT                                 # there, with build-gpu carried along
 #
 # The machine needs only its driver, cuBLASLt and cuSPARSELt: they are looked for on the
 # loader path, then in the CUDA toolkit, then in PyTorch's wheels (which carry both). Writes
@@ -25,7 +25,7 @@
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 OUT="${1:?usage: bench/gpu/run.sh OUT}"
-BUILD="${BIN:-$ROOT/build/gpu}"
+BUILD="${BIN:-$ROOT/build-gpu}"
 BIN="$(cd "$BUILD" 2>/dev/null && pwd)" || { echo "bench/gpu/run.sh: no build at $BUILD" >&2; exit 1; }
 mkdir -p "$OUT"
 cd "$ROOT"

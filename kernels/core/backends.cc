@@ -21,17 +21,19 @@ namespace sieve {
 namespace {
 
 // Where libsieve_cuda.so may be: $SIEVE_CUDA_LIBRARY, else beside the binary holding this
-// code (the addon build/Release/sieve.node, or a GPU check) and in build/gpu next to it.
+// code (a GPU check), else in the checkout's build-gpu/ (from the addon, build/Release/sieve.node).
+// Not under build/: node-gyp deletes that folder whenever npm rebuilds the addon.
 std::vector<std::string> cuda_library_candidates() {
   if (const char* path = std::getenv("SIEVE_CUDA_LIBRARY"); path && *path) return {path};
   Dl_info self{};
-  std::string dir = ".";
-  if (dladdr(reinterpret_cast<void*>(&backend_for), &self) && self.dli_fname) {
-    dir = self.dli_fname;
-    const size_t slash = dir.rfind('/');
-    dir = slash == std::string::npos ? "." : dir.substr(0, slash);
-  }
-  return {dir + "/libsieve_cuda.so", dir + "/../gpu/libsieve_cuda.so"};
+  std::string binary = "./sieve";
+  if (dladdr(reinterpret_cast<void*>(&backend_for), &self) && self.dli_fname) binary = self.dli_fname;
+  auto parent = [](const std::string& path) {
+    const size_t slash = path.rfind('/');
+    return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
+  };
+  const std::string dir = parent(binary);
+  return {dir + "/libsieve_cuda.so", parent(parent(dir)) + "/build-gpu/libsieve_cuda.so"};
 }
 
 struct CudaLoad {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kernels/cuda/build.sh — builds the CUDA backend where nvcc exists (`npm install` never runs it).
 #
-#   bash kernels/cuda/build.sh [OUT]      (OUT defaults to build/gpu)
+#   bash kernels/cuda/build.sh [OUT]      (OUT defaults to build-gpu)
 #
 # Makes, for sm_90 (Hopper) plus SIEVE_CUDA_ARCHS if set (e.g. "sm_100"):
 #   OUT/libsieve_cuda.so   kernels/cuda/*.cu: the GPU model and kernels (cuBLASLt, cuSPARSELt, our own),
@@ -16,7 +16,7 @@
 # source or any header under kernels/, test/gpu or bench/gpu is newer.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-OUT="${1:-$ROOT/build/gpu}"
+OUT="${1:-$ROOT/build-gpu}"
 mkdir -p "$OUT/obj"
 
 PIP="${SIEVE_CUDA_PIP:-/opt/cuda-pip}/nvidia/cu13"

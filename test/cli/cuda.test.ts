@@ -6,11 +6,13 @@
 // holds on a machine where one was built too.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { lastJson, serve, sieve, startServer, stopAll, tempHome, tinyRecipe, waitFor, writeRecipe } from './helpers';
 
+const ROOT = path.resolve(__dirname, '..', '..');
 const noCuda = { SIEVE_CUDA_LIBRARY: path.join(tempHome('no-cuda'), 'libsieve_cuda.so') };
 const cudaRecipe = (dir: string) => writeRecipe(dir, 'gpu.yaml', `device: cuda\n${tinyRecipe({ name: 'gpu' })}`);
 const missing = /this build of sieve has no CUDA backend \(no libsieve_cuda\.so at \S+no-cuda-\w+\/libsieve_cuda\.so; build it with kernels\/cuda\/build\.sh where nvcc exists, or set SIEVE_CUDA_LIBRARY\)/;
@@ -39,6 +41,18 @@ test('a host without a CUDA backend refuses to serve the gpu queue', { timeout: 
   const r = await sieve(home, ['worker', '--queue', 'gpu'], { ...remote, ...noCuda });
   assert.equal(r.code, 1);
   assert.match(r.stderr, /this machine cannot serve the gpu queue: this build of sieve has no CUDA backend/);
+});
+
+// Without SIEVE_CUDA_LIBRARY the addon (build/Release/sieve.node) looks in the checkout's build-gpu/,
+// outside build/, which node-gyp deletes whenever npm rebuilds the addon.
+const builtHere = existsSync(path.join(ROOT, 'build-gpu', 'libsieve_cuda.so')) && 'a CUDA backend is built in this checkout';
+test('without SIEVE_CUDA_LIBRARY the CUDA backend is looked for in the checkout\'s build-gpu/', { timeout: 60_000, skip: builtHere }, async () => {
+  const home = tempHome('cuda-default');
+  const env = { ...remote, SIEVE_CUDA_LIBRARY: '' };
+  const r = await sieve(home, ['worker', '--queue', 'gpu'], env);
+  assert.equal(r.code, 1);
+  const where = path.join(ROOT, 'build', 'Release', 'libsieve_cuda.so') + ', ' + path.join(ROOT, 'build-gpu', 'libsieve_cuda.so');
+  assert.ok(r.stderr.includes(`no CUDA backend (no libsieve_cuda.so at ${where};`), r.stderr);
 });
 
 test('on a shared server with no GPU worker the run is queued, saying so; status names the queue and the command', { timeout: 180_000 }, async () => {

@@ -1,4 +1,4 @@
-// check.h — the GPU checks' harness (test/gpu/*.cu, one binary: build/gpu/sieve_gpu_checks).
+// check.h — the GPU checks' harness (test/gpu/*.cu, one binary: build-gpu/sieve_gpu_checks).
 //
 // A check compares a CUDA kernel's output with the CPU reference (kernels/cpu, linked in) on
 // fresh random inputs, by the relative error ||out - ref|| / ||ref|| in double, against a
