@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
       }
     }
     fflush(stdout);
+    if (json) fflush(json);  // a bench cut short by a time limit keeps the rows it finished
   }
   if (json) fclose(json);
   return failed ? 1 : 0;
