@@ -318,6 +318,25 @@ __device__ __forceinline__ void column_terms(float& dw, float& db, float x, floa
   db = __fadd_rn(db, dy);
 }
 
+// The chunk's column pass of a fused norm backward: f(i, x, dy) for its rows i in order at float4
+// column c, kBatch rows' loads in flight before their sums (the rows are in L2 from the row pass).
+template <class F>
+__device__ __forceinline__ void chunk_column(const float4* __restrict__ x4, const float4* __restrict__ dy4,
+                                             int64_t r0, int rows, int64_t C4, int64_t c, F f) {
+  constexpr int kBatch = 8;
+  for (int i0 = 0; i0 < rows; i0 += kBatch) {
+    float4 x[kBatch], dy[kBatch];
+#pragma unroll
+    for (int j = 0; j < kBatch; j++)
+      if (i0 + j < rows) x[j] = x4[(r0 + i0 + j) * C4 + c], dy[j] = dy4[(r0 + i0 + j) * C4 + c];
+#pragma unroll
+    for (int j = 0; j < kBatch; j++) {
+      if (i0 + j >= rows) break;
+      f(i0 + j, x[j], dy[j]);
+    }
+  }
+}
+
 __global__ void __launch_bounds__(kThreads)
     layernorm_backward_chunks(float* __restrict__ dinp, float* __restrict__ partial, const float* __restrict__ dout,
                               const float* __restrict__ inp, const float* __restrict__ mean,
@@ -358,26 +377,17 @@ __global__ void __launch_bounds__(kThreads)
   }
   __syncthreads();  // the chunk's statistics
 
-  // the chunk's column partials, rows in order; kBatch rows' loads in flight before their sums
-  constexpr int kBatch = 8;
+  // the chunk's column partials of dweight and dbias
   const int64_t total = row_chunks(N) * C;
   for (int64_t c = threadIdx.x; c < C4; c += kThreads) {
     float4 dw = make_float4(0.0f, 0.0f, 0.0f, 0.0f), db = dw;
-    for (int i0 = 0; i0 < rows; i0 += kBatch) {
-      float4 x[kBatch], dy[kBatch];
-#pragma unroll
-      for (int j = 0; j < kBatch; j++)
-        if (i0 + j < rows) x[j] = x4[(r0 + i0 + j) * C4 + c], dy[j] = dy4[(r0 + i0 + j) * C4 + c];
-#pragma unroll
-      for (int j = 0; j < kBatch; j++) {
-        if (i0 + j >= rows) break;
-        const float m = chunk_mean[i0 + j], s = chunk_rstd[i0 + j];
-        column_terms(dw.x, db.x, x[j].x, dy[j].x, m, s);
-        column_terms(dw.y, db.y, x[j].y, dy[j].y, m, s);
-        column_terms(dw.z, db.z, x[j].z, dy[j].z, m, s);
-        column_terms(dw.w, db.w, x[j].w, dy[j].w, m, s);
-      }
-    }
+    chunk_column(x4, dy4, r0, rows, C4, c, [&](int i, const float4& x, const float4& dy) {
+      const float m = chunk_mean[i], s = chunk_rstd[i];
+      column_terms(dw.x, db.x, x.x, dy.x, m, s);
+      column_terms(dw.y, db.y, x.y, dy.y, m, s);
+      column_terms(dw.z, db.z, x.z, dy.z, m, s);
+      column_terms(dw.w, db.w, x.w, dy.w, m, s);
+    });
     reinterpret_cast<float4*>(partial + k * C)[c] = dw;
     reinterpret_cast<float4*>(partial + total + k * C)[c] = db;
   }
@@ -428,25 +438,16 @@ __global__ void __launch_bounds__(kThreads)
   }
   __syncthreads();  // the chunk's statistics
 
-  // the chunk's column partials, rows in order; kBatch rows' loads in flight before their sums
-  constexpr int kBatch = 8;
+  // the chunk's column partials of dweight
   for (int64_t c = threadIdx.x; c < C4; c += kThreads) {
     float4 dw = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    for (int i0 = 0; i0 < rows; i0 += kBatch) {
-      float4 x[kBatch], dy[kBatch];
-#pragma unroll
-      for (int j = 0; j < kBatch; j++)
-        if (i0 + j < rows) x[j] = x4[(r0 + i0 + j) * C4 + c], dy[j] = dy4[(r0 + i0 + j) * C4 + c];
-#pragma unroll
-      for (int j = 0; j < kBatch; j++) {
-        if (i0 + j >= rows) break;
-        const float s = chunk_rstd[i0 + j];
-        dw.x = __fadd_rn(dw.x, __fmul_rn(__fmul_rn(dy[j].x, x[j].x), s));
-        dw.y = __fadd_rn(dw.y, __fmul_rn(__fmul_rn(dy[j].y, x[j].y), s));
-        dw.z = __fadd_rn(dw.z, __fmul_rn(__fmul_rn(dy[j].z, x[j].z), s));
-        dw.w = __fadd_rn(dw.w, __fmul_rn(__fmul_rn(dy[j].w, x[j].w), s));
-      }
-    }
+    chunk_column(x4, dy4, r0, rows, C4, c, [&](int i, const float4& x, const float4& dy) {
+      const float s = chunk_rstd[i];
+      dw.x = __fadd_rn(dw.x, __fmul_rn(__fmul_rn(dy.x, x.x), s));
+      dw.y = __fadd_rn(dw.y, __fmul_rn(__fmul_rn(dy.y, x.y), s));
+      dw.z = __fadd_rn(dw.z, __fmul_rn(__fmul_rn(dy.z, x.z), s));
+      dw.w = __fadd_rn(dw.w, __fmul_rn(__fmul_rn(dy.w, x.w), s));
+    });
     reinterpret_cast<float4*>(partial + k * C)[c] = dw;
   }
 }
