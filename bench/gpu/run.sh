@@ -53,6 +53,7 @@ done
 "$BIN/sieve_gpu_checks" ${CHECKS:-} 2>&1 | tee "$OUT/checks.txt"
 checks=${PIPESTATUS[0]}
 
+: > "$OUT/bench.jsonl"  # this run's rows only: the bench and the PyTorch script append to it
 # shellcheck disable=SC2086
 "$BIN/sieve_gpu_bench" --json "$OUT/bench.jsonl" ${BENCHES:-} 2>&1 | tee "$OUT/bench.txt"
 TORCH="${TORCH:-gemm sparsity train}"
