@@ -25,14 +25,13 @@ namespace {
 // Not under build/: node-gyp deletes that folder whenever npm rebuilds the addon.
 std::vector<std::string> cuda_library_candidates() {
   if (const char* path = std::getenv("SIEVE_CUDA_LIBRARY"); path && *path) return {path};
-  Dl_info self{};
-  std::string binary = "./sieve";
-  if (dladdr(reinterpret_cast<void*>(&backend_for), &self) && self.dli_fname) binary = self.dli_fname;
   auto parent = [](const std::string& path) {
     const size_t slash = path.rfind('/');
     return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
   };
-  const std::string dir = parent(binary);
+  Dl_info self{};
+  std::string dir = ".";
+  if (dladdr(reinterpret_cast<void*>(&backend_for), &self) && self.dli_fname) dir = parent(self.dli_fname);
   return {dir + "/libsieve_cuda.so", parent(parent(dir)) + "/build-gpu/libsieve_cuda.so"};
 }
 
