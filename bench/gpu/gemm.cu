@@ -2,7 +2,8 @@
 // our dense GEMM (cuBLASLt, cuda/gemm.cuh), bf16, at M = 16384 tokens and the FFN shapes of
 // GPT-2 small/medium (G2) and LLaMA-7B/70B (G1): out (M, N) = X (M, K) W^T, W (N, K) 2:4 along K.
 // Each row also gives the cost of compressing W once, which a training step pays whenever the
-// weight changes. TFLOP/s count 2 M N K for both products (the 2:4 figure is dense-equivalent).
+// weight changes: by our compress24 where SparseLinear verified it ("own compression" 1), and by
+// cuSPARSELt's compression kernel. TFLOP/s count 2 M N K for both products (the 2:4 figure is dense-equivalent).
 // torch_reference.py measures torch's paths for the same rows ("what" matches).
 //
 // Method: bench.h's median of CUDA-event timings after warm-up. Inputs are random and never zero.
@@ -125,9 +126,11 @@ SIEVE_GPU_BENCH(gemm_24_vs_dense) {
       const int k = i % sets;
       plain[k]->forward(out.get(), X[k].get(), W[k].get(), 1, M, false, nullptr);
     });
-    // a new version every call, so every call compresses
+    // a new version every call, so every call compresses: ours (compress24, where verified) and cuSPARSELt's
     const double compress = median_ms([&](int i) { searched[0]->prepare(W[0].get(), 100 + (uint64_t)i, nullptr); }, 3,
                                       20);
+    SparseLinear lib(lt, N, K, false, SparseAlgo::default_id, sieve::cuda::Compression::cusparselt);
+    const double compress_lib = median_ms([&](int i) { lib.prepare(W[0].get(), 100 + (uint64_t)i, nullptr); }, 3, 20);
     const double flops = 2.0 * (double)M * (double)N * (double)K;
     snprintf(what, sizeof what, "M=%lld K=%lld N=%lld (%s)", (long long)M, (long long)K, (long long)N, s.model);
     b.row({s.target,
@@ -140,6 +143,8 @@ SIEVE_GPU_BENCH(gemm_24_vs_dense) {
             {"vs dense", dense / sparse},
             {"vs dense default alg", dense / sparse_default},
             {"ms compress", compress},
+            {"ms compress cuSPARSELt", compress_lib},
+            {"own compression", searched[0]->own_compression(false) ? 1.0 : 0.0},
             {"alg", (double)searched[0]->algorithm(M, false)},
             {"sets", (double)sets}}});
   }

@@ -155,7 +155,8 @@ SparseLinear& sparse_layer(CudaModel& m, const Linear& lin, bool transposable) {
   if (!m.sparse_lt) m.sparse_lt = std::make_unique<SparseLt>();
   std::unique_ptr<SparseLinear>& layer = m.sparse_layers[lin.first];
   if (!layer || layer->transposable() != transposable)
-    layer = std::make_unique<SparseLinear>(*m.sparse_lt, lin.OC, lin.IC, transposable);
+    layer = std::make_unique<SparseLinear>(*m.sparse_lt, lin.OC, lin.IC, transposable, SparseAlgo::search,
+                                           compression_from_env());
   return *layer;
 }
 

@@ -8,8 +8,12 @@
 #include "sparse_gemm.cuh"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <map>
+#include <tuple>
 
+#include "compress24.cuh"
 #include "device_buffer.cuh"
 
 // Since cuSPARSELt 0.8 an algorithm selection holds resources that this function releases;
@@ -109,6 +113,7 @@ std::unique_ptr<LtPlan> make_plan(const cusparseLtHandle_t* h, const cusparseLtM
 struct Side {
   cusparseOperation_t op = CUSPARSE_OPERATION_NON_TRANSPOSE;
   int64_t M = 0, K = 0;
+  bool own = false;  // compressed by compress24 (verified for this shape and op)
   std::unique_ptr<LtPlan> compress_plan;
   size_t compressed_bytes = 0;
   DeviceBuffer<char> compressed, compress_scratch;
@@ -122,6 +127,8 @@ struct Side {
 struct SparseLt::State {
   LtObject<cusparseLtHandle_t> handle;
   DeviceBuffer<char> workspace;
+  // (M, K, op) -> whether compress24 wrote cuSPARSELt's bytes for it
+  std::map<std::tuple<int64_t, int64_t, int>, bool> own_layout;
 
   // A workspace of at least `bytes`. Growing waits for the device, since work queued earlier
   // may still use the old one; it happens only while plans are being made.
@@ -155,6 +162,7 @@ struct SparseLinear::State {
   int64_t OC, IC;
   bool transposable;
   SparseAlgo algo;
+  Compression compression;
   LtObject<cusparseLtMatDescriptor_t> a;  // W (OC, IC), row-major, 2:4
   bool has_a = false;
   Side fwd, bwd;
@@ -186,6 +194,34 @@ struct SparseLinear::State {
     SIEVE_CUSPARSELT(cusparseLtSpMMACompressedSize(h(), &s.compress_plan->plan.v, &s.compressed_bytes, &buffer_bytes));
     s.compressed = DeviceBuffer<char>((int64_t)s.compressed_bytes);
     s.compress_scratch = DeviceBuffer<char>((int64_t)std::max<size_t>(buffer_bytes, 256));
+    s.own = compression == Compression::own && own_layout_holds(s);
+  }
+
+  // Whether compress24 writes, for this side's shape and op, the bytes cuSPARSELt's compression
+  // writes: compared once per SparseLt on a random 2:4 probe, since the layout is undocumented.
+  bool own_layout_holds(Side& s) {
+    const bool transposed = s.op == CUSPARSE_OPERATION_TRANSPOSE;
+    if (!compress24_fits(s.M, s.K) || s.compressed_bytes != (size_t)(s.M * s.K / 8 * 9)) return false;
+    const auto key = std::make_tuple(s.M, s.K, (int)transposed);
+    auto it = lt->own_layout.find(key);
+    if (it != lt->own_layout.end()) return it->second;
+    DeviceBuffer<__nv_bfloat16> probe(OC * IC);
+    DeviceBuffer<char> mine((int64_t)s.compressed_bytes);
+    fill_probe24(probe.get(), OC, IC, transposed, 0x5eed24 + (uint64_t)s.M * 131 + (uint64_t)s.K, nullptr);
+    SIEVE_CUSPARSELT(cusparseLtSpMMACompress(h(), &s.compress_plan->plan.v, probe.get(), s.compressed.get(),
+                                             s.compress_scratch.get(), nullptr));
+    compress24(probe.get(), OC, IC, transposed, mine.get(), nullptr);
+    const bool same = same_bytes(s.compressed.get(), mine.get(), (int64_t)s.compressed_bytes, nullptr);
+    lt->own_layout.emplace(key, same);
+    return same;
+  }
+
+  void compress(Side& s, const __nv_bfloat16* w, cudaStream_t stream) {
+    if (s.own)
+      compress24(w, OC, IC, s.op == CUSPARSE_OPERATION_TRANSPOSE, s.compressed.get(), stream);
+    else
+      SIEVE_CUSPARSELT(cusparseLtSpMMACompress(h(), &s.compress_plan->plan.v, w, s.compressed.get(),
+                                               s.compress_scratch.get(), stream));
   }
 
   LtPlan& plan_for(Side& s, int64_t N) {
@@ -223,8 +259,16 @@ struct SparseLinear::State {
   }
 };
 
-SparseLinear::SparseLinear(SparseLt& lt, int64_t OC, int64_t IC, bool transposable, SparseAlgo algo)
-    : st_(new State{lt.st_.get(), OC, IC, transposable, algo}) {
+Compression compression_from_env() {
+  const char* v = std::getenv("SIEVE_CUDA_COMPRESS");
+  if (!v || !*v || !strcmp(v, "own")) return Compression::own;
+  if (!strcmp(v, "cusparselt")) return Compression::cusparselt;
+  fail(SIEVE_E_INVALID_ARGUMENT, "SIEVE_CUDA_COMPRESS=%s: expected own or cusparselt", v);
+}
+
+SparseLinear::SparseLinear(SparseLt& lt, int64_t OC, int64_t IC, bool transposable, SparseAlgo algo,
+                           Compression compression)
+    : st_(new State{lt.st_.get(), OC, IC, transposable, algo, compression}) {
   SIEVE_CHECK(OC > 0 && IC > 0 && OC % 16 == 0 && IC % 16 == 0,
               "SparseLinear: W (OC=%lld, IC=%lld): cuSPARSELt's 2:4 bf16 operands need every dimension a positive "
               "multiple of 16",
@@ -243,6 +287,7 @@ int64_t SparseLinear::OC() const { return st_->OC; }
 int64_t SparseLinear::IC() const { return st_->IC; }
 bool SparseLinear::transposable() const { return st_->transposable; }
 int64_t SparseLinear::compressions() const { return st_->compressions; }
+bool SparseLinear::own_compression(bool backward) const { return (backward ? st_->bwd : st_->fwd).own; }
 
 bool SparseLinear::prepare(const __nv_bfloat16* w, uint64_t w_version, cudaStream_t stream) {
   State& s = *st_;
@@ -253,11 +298,8 @@ bool SparseLinear::prepare(const __nv_bfloat16* w, uint64_t w_version, cudaStrea
   s.held = false;  // a failed compression leaves nothing trusted
   s.read.wait_on(stream);
   s.compressed.wait_on(stream);  // an earlier compression, on another stream, writes the same buffers
-  SIEVE_CUSPARSELT(cusparseLtSpMMACompress(s.h(), &s.fwd.compress_plan->plan.v, w, s.fwd.compressed.get(),
-                                           s.fwd.compress_scratch.get(), stream));
-  if (s.transposable)
-    SIEVE_CUSPARSELT(cusparseLtSpMMACompress(s.h(), &s.bwd.compress_plan->plan.v, w, s.bwd.compressed.get(),
-                                             s.bwd.compress_scratch.get(), stream));
+  s.compress(s.fwd, w, stream);
+  if (s.transposable) s.compress(s.bwd, w, stream);
   s.compressed.record(stream);
   s.held = true;
   s.held_w = w;
@@ -311,7 +353,10 @@ bool SparseLinear::pattern_ok(const __nv_bfloat16* w, bool along_oc, cudaStream_
   check_ptr(w, "SparseLinear pattern_ok: w");
   SIEVE_CHECK(aligned(w, 16), "SparseLinear pattern_ok: w (OC=%lld, IC=%lld) is not 16-byte aligned (cuSPARSELt)",
               (long long)s.OC, (long long)s.IC);
-  DeviceBuffer<int> invalid(1);  // cuSPARSELt writes 0 for a valid pattern, 1 otherwise
+  // cuSPARSELt sets it to 1 for an invalid pattern and leaves it alone otherwise (a fresh
+  // allocation that reuses freed memory reads as invalid unless cleared first)
+  DeviceBuffer<int> invalid(1);
+  SIEVE_CUDA(cudaMemsetAsync(invalid.get(), 0, sizeof(int), stream));
   SIEVE_CUSPARSELT(cusparseLtSpMMAPruneCheck2(s.h(), &s.a.v, 1,
                                               along_oc ? CUSPARSE_OPERATION_TRANSPOSE
                                                        : CUSPARSE_OPERATION_NON_TRANSPOSE,

@@ -17,6 +17,12 @@
 //   - W is compressed only when (w, w_version) differs from the pair last compressed: the caller
 //     bumps w_version whenever it changes the weight or its mask. New values written under the
 //     same version and pointer are not seen (the checks use this to prove the cache).
+//   - Compression::own writes the compressed copies with compress24 (compress24.cuh), a kernel at
+//     the memory's rate where cuSPARSELt's compression is not, for each product whose shape it fits and for
+//     which it produced cuSPARSELt's bytes exactly on a random 2:4 probe of that shape and op
+//     (checked once per SparseLt, shape and op, when a layer is made; the check synchronises the
+//     device). Any other product, and every product under Compression::cusparselt, is compressed
+//     by cuSPARSELt (cusparseLtSpMMACompress).
 //   - Descriptors and plans are built once per (product, N) and kept. With SparseAlgo::search,
 //     cusparseLtMatmulSearch picks the kernel once per (product, N), into a scratch output so an
 //     accumulating call is not disturbed; that first call synchronises the stream.
@@ -60,11 +66,20 @@ enum class SparseAlgo {
   default_id,  // cuSPARSELt's default kernel (config 0), what torch's to_sparse_semi_structured runs
 };
 
+enum class Compression {
+  own,         // compress24 where it is verified to write cuSPARSELt's bytes, else cuSPARSELt
+  cusparselt,  // cusparseLtSpMMACompress always
+};
+
+// SIEVE_CUDA_COMPRESS: unset or "own" -> own, "cusparselt" -> cusparselt; anything else is
+// refused with SIEVE_E_INVALID_ARGUMENT naming the variable.
+Compression compression_from_env();
+
 class SparseLinear {
  public:
   // W (OC, IC). transposable: W is 2:4 along OC too, and backward_input will be called.
   SparseLinear(SparseLt& lt, int64_t OC, int64_t IC, bool transposable = false,
-               SparseAlgo algo = SparseAlgo::search);
+               SparseAlgo algo = SparseAlgo::search, Compression compression = Compression::own);
   ~SparseLinear();
   SparseLinear(const SparseLinear&) = delete;
   SparseLinear& operator=(const SparseLinear&) = delete;
@@ -87,6 +102,8 @@ class SparseLinear {
 
   // How many times prepare() compressed (for the checks).
   int64_t compressions() const;
+  // Whether the forward (or input-gradient) copy is written by compress24 rather than cuSPARSELt.
+  bool own_compression(bool backward) const;
   // The kernel (cuSPARSELt config id) the plan of (product, N) runs; -1 before its first call.
   int algorithm(int64_t N, bool backward) const;
 

@@ -10,6 +10,7 @@
 //   - bf16 results: kTolBf16 (1e-2). The final rounding to bf16 alone is up to 2^-9 = 2e-3 of
 //     each value (about 1e-3 as a norm).
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <limits>
 #include <string>
@@ -28,6 +29,7 @@ namespace {
 using bf16 = __nv_bfloat16;
 using sieve::cuda::Blas;
 using sieve::cuda::DeviceBuffer;
+using sieve::cuda::Compression;
 using sieve::cuda::SparseAlgo;
 using sieve::cuda::SparseLinear;
 using sieve::cuda::SparseLt;
@@ -387,4 +389,52 @@ SIEVE_GPU_CHECK(sparse_refuses_bad_shapes) {
   refused(c, "w 2 bytes off alignment", [&] { layer.forward(y.get(), x.get(), w.get() + 1, 1, 16, false, nullptr); });
   refused(c, "backward_input N = 8", [&] { layer.backward_input(x.get(), y.get(), w.get(), 1, 8, false, nullptr); });
   refused(c, "null out", [&] { layer.forward(nullptr, x.get(), w.get(), 1, 16, false, nullptr); });
+}
+
+// compress24 (our writer of cuSPARSELt's compressed form) against cuSPARSELt's own compression:
+// the same products, bit for bit, from layers that differ only in who compressed W. Both run
+// cuSPARSELt's default kernel, so equal bytes give equal results. Some kept entries are zero,
+// where compress24's choice of kept position may differ from cuSPARSELt's but the product may not.
+SIEVE_GPU_CHECK(own_compression_matches_cusparselt) {
+  SparseLt lt;
+  struct Shape {
+    int64_t N, OC, IC;
+    bool own_fwd, own_bwd;  // whether compress24 fits (M % 64, K % 32) each product
+  };
+  for (Shape s : {Shape{64, 64, 64, true, true}, Shape{128, 3072, 768, true, true}, Shape{64, 768, 3072, true, true},
+                  Shape{32, 192, 320, true, true}, Shape{48, 128, 96, true, false}, Shape{16, 96, 128, false, true}}) {
+    auto W = rounded(pruned(normal(s.OC * s.IC), s.OC, s.IC, true));
+    for (float& w : W)
+      if (std::uniform_real_distribution<float>(0, 1)(sieve::gpu_check::rng()) < 0.05f) w = 0.0f;
+    const auto X = rounded(normal(s.N * s.IC)), G = rounded(normal(s.N * s.OC));
+    auto dW = to_device(to_bf16(W)), dX = to_device(to_bf16(X)), dG = to_device(to_bf16(G));
+    SparseLinear own(lt, s.OC, s.IC, true, SparseAlgo::default_id, Compression::own);
+    SparseLinear lib(lt, s.OC, s.IC, true, SparseAlgo::default_id, Compression::cusparselt);
+    char what[96];
+    snprintf(what, sizeof what, "%lldx%lldx%lld", (long long)s.N, (long long)s.OC, (long long)s.IC);
+    c.expect(own.own_compression(false) == s.own_fwd && own.own_compression(true) == s.own_bwd,
+             std::string(what) + ": compress24 used for forward " + std::to_string(own.own_compression(false)) +
+                 ", input gradient " + std::to_string(own.own_compression(true)) +
+                 " (a 0 where it fits: its bytes differed from cuSPARSELt's on the probe)");
+    c.expect(!lib.own_compression(false) && !lib.own_compression(true),
+             std::string(what) + ": Compression::cusparselt used compress24");
+    DeviceBuffer<bf16> y_own(s.N * s.OC), y_lib(s.N * s.OC), d_own(s.N * s.IC), d_lib(s.N * s.IC);
+    own.forward(y_own.get(), dX.get(), dW.get(), 1, s.N, false, nullptr);
+    lib.forward(y_lib.get(), dX.get(), dW.get(), 1, s.N, false, nullptr);
+    own.backward_input(d_own.get(), dG.get(), dW.get(), 1, s.N, false, nullptr);
+    lib.backward_input(d_lib.get(), dG.get(), dW.get(), 1, s.N, false, nullptr);
+    c.equal(std::string(what) + " out", to_float(y_own.download()), to_float(y_lib.download()));
+    c.equal(std::string(what) + " dinp", to_float(d_own.download()), to_float(d_lib.download()));
+    c.close(std::string(what) + " out vs float64", to_float(y_own.download()),
+            ref_gemm(false, true, s.N, s.OC, s.IC, 1, X, s.IC, W, s.IC, 0, {}, s.OC), kTolBf16);
+  }
+  // the model's choice comes from SIEVE_CUDA_COMPRESS; a value it does not know is refused
+  const char* saved = std::getenv("SIEVE_CUDA_COMPRESS");
+  const std::string keep = saved ? saved : "";
+  setenv("SIEVE_CUDA_COMPRESS", "cusparseLT", 1);
+  refused(c, "SIEVE_CUDA_COMPRESS=cusparseLT", [] { sieve::cuda::compression_from_env(); });
+  setenv("SIEVE_CUDA_COMPRESS", "cusparselt", 1);
+  c.expect(sieve::cuda::compression_from_env() == Compression::cusparselt, "SIEVE_CUDA_COMPRESS=cusparselt not read");
+  if (saved) setenv("SIEVE_CUDA_COMPRESS", keep.c_str(), 1);
+  else unsetenv("SIEVE_CUDA_COMPRESS");
 }
