@@ -4,7 +4,7 @@
 // products saved).
 //
 // The form was found by compressing probe matrices with cusparseLtSpMMACompress2 (cuSPARSELt
-// 0.8.0, H100/H200; docs/cuda.md "Compressed 2:4 form"). For op(A) = (M, K), 2:4 along K:
+// 0.8.0 on an H100; docs/cuda.md "Compressed 2:4 form"). For op(A) = (M, K), 2:4 along K:
 //   - values: the two kept elements of every group of 4, in order, laid out like the stored matrix
 //     with K halved: (M, K/2) row-major for the forward product's W (OC, IC); (K/2, M) row-major
 //     for the input gradient's op(A) = W^T, whose groups run down W's columns.
