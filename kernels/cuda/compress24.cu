@@ -119,7 +119,7 @@ __global__ void fill_probe24_kernel(bf16* w, int64_t OC, int64_t IC, bool transp
     const uint64_t h = mix(seed ^ mix((uint64_t)g));
     const int keep = pairs[h % 6];
     for (int i = 0; i < 4; i++) {
-      // nonzero, finite: exponent around 1, random mantissa and sign
+      // nonzero and finite: magnitudes 2^-7 to 2, random mantissa and sign
       const unsigned short bits = (unsigned short)(0x3C00 | (h >> (8 + 11 * i) & 0x3FF) | (h >> (52 + i) & 1) << 15);
       const bf16 x = keep >> i & 1 ? __ushort_as_bfloat16(bits) : __float2bfloat16(0.0f);
       w[transposed ? (k + i) * IC + m : m * IC + k + i] = x;
