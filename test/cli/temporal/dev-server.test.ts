@@ -44,11 +44,13 @@ test('two leases share one server; the last release stops it', { timeout: 120_00
   assert.equal(server.record(), null);
   // It shuts down on its own; a lease taken meanwhile waits for it and starts a fresh one on the store.
   const c = await server.lease();
-  assert.equal(alive(a.record.pid), false, 'the released server is gone before another starts');
+  // Exited is gone: a server this process started stays a zombie until node reaps it, which may
+  // come a moment after the stop returned (the server's own decisions read it the same way).
+  assert.notEqual(liveness(a.record), 'alive', 'the released server is gone before another starts');
   assert.notEqual(c.record.pid, a.record.pid);
   await c.release();
   await server.stop();
-  assert.equal(alive(c.record.pid), false);
+  assert.notEqual(liveness(c.record), 'alive');
 });
 
 test('a killed server is restarted on the same store and port', { timeout: 120_000 }, async () => {
