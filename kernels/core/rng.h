@@ -20,7 +20,14 @@ namespace sieve {
 
 constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
 
-inline uint64_t splitmix64_mix(uint64_t z) {
+// Callable from CUDA kernels as well: the GPU's draws are these, bit for bit.
+#ifdef __CUDACC__
+#define SIEVE_HOST_DEVICE __host__ __device__
+#else
+#define SIEVE_HOST_DEVICE
+#endif
+
+SIEVE_HOST_DEVICE inline uint64_t splitmix64_mix(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);

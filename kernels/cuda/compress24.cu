@@ -1,6 +1,7 @@
 // compress24.cu — cuSPARSELt's sm_90 compressed 2:4 form, written directly (compress24.cuh).
 #include "compress24.cuh"
 
+#include "core/rng.h"
 #include "device_buffer.cuh"
 
 namespace sieve::cuda {
@@ -102,21 +103,13 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-__device__ __forceinline__ uint64_t mix(uint64_t x) {  // splitmix64's finaliser
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 // One thread per group of op(A) (M, K): two of its four elements kept, at one of the six pairs.
 __global__ void fill_probe24_kernel(bf16* w, int64_t OC, int64_t IC, bool transposed, uint64_t seed) {
   const int64_t K = transposed ? OC : IC, groups = OC * IC / 4;
   const int pairs[6] = {0x3, 0x5, 0x9, 0x6, 0xA, 0xC};
   for (int64_t g = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; g < groups; g += (int64_t)gridDim.x * blockDim.x) {
     const int64_t m = g / (K / 4), k = g % (K / 4) * 4;
-    const uint64_t h = mix(seed ^ mix((uint64_t)g));
+    const uint64_t h = splitmix64_mix(seed ^ splitmix64_mix((uint64_t)g));
     const int keep = pairs[h % 6];
     for (int i = 0; i < 4; i++) {
       // nonzero and finite: magnitudes 2^-7 to 2, random mantissa and sign

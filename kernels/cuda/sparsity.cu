@@ -273,13 +273,8 @@ __global__ void __launch_bounds__(kThreads) masked_decay_kernel(float* __restric
 
 // ---- MVUE: core/rng.h's draws, on the device
 
-__device__ __forceinline__ uint64_t splitmix(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
 __device__ __forceinline__ double unit_draw(uint64_t key, uint64_t k) {
-  return (double)(splitmix(key + (k + 1) * kGolden) >> 11) * 0x1.0p-53;
+  return (double)(splitmix64_mix(key + (k + 1) * kGolden) >> 11) * 0x1.0p-53;
 }
 __device__ __forceinline__ double pick(const double (&a)[4], int i) {
   return i == 0 ? a[0] : i == 1 ? a[1] : i == 2 ? a[2] : a[3];
@@ -301,7 +296,7 @@ __global__ void __launch_bounds__(kThreads) mvue24_kernel(float* __restrict__ ou
                                                           uint64_t seed) {
   const int64_t d = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (d >= D) return;
-  const uint64_t key = splitmix(seed + (uint64_t)(d + 1) * 0xD1B54A32D192ED03ULL);  // core/rng.h mvue_column_key
+  const uint64_t key = splitmix64_mix(seed + (uint64_t)(d + 1) * 0xD1B54A32D192ED03ULL);  // core/rng.h mvue_column_key
   const int64_t groups = N / 4;
   for (int64_t q = blockIdx.y; q < (N + 3) / 4; q += gridDim.y) {
     if (q == groups) {  // a trailing partial group is kept as it is
