@@ -280,18 +280,24 @@ __device__ __forceinline__ double pick(const double (&a)[4], int i) {
   return i == 0 ? a[0] : i == 1 ? a[1] : i == 2 ? a[2] : a[3];
 }
 
-// p_i of MVUE24_approx (cpu::mvue24_probabilities): a_i / S + a_i sum_{j != i} (a_j / S) / (S - a_j)
-__device__ __forceinline__ double inclusion(const double (&a)[4], double S, int i) {
+// p_i of MVUE24_approx (cpu::mvue24_probabilities): a_i / S + a_i sum_{j != i} (a_j / S) / (S - a_j),
+// from q_j = a_j / S and t_j = q_j / (S - a_j), which the two draws' p share (the divisions are
+// most of the kernel's time; the sum still adds the t_j in the CPU's order, so the bits are its).
+__device__ __forceinline__ double inclusion(const double (&a)[4], const double (&q)[4], const double (&t)[4], int i) {
   double second = 0;
 #pragma unroll
   for (int j = 0; j < 4; j++)
-    if (j != i) second = __dadd_rn(second, __ddiv_rn(__ddiv_rn(a[j], S), __dsub_rn(S, a[j])));
-  const double ai = pick(a, i);
-  return __dadd_rn(__ddiv_rn(ai, S), __dmul_rn(ai, second));
+    if (j != i) second = __dadd_rn(second, t[j]);
+  return __dadd_rn(pick(q, i), __dmul_rn(pick(a, i), second));
 }
 
-// Threads: x over columns d (coalesced within each row), y over groups q.
-__global__ void __launch_bounds__(kThreads) mvue24_kernel(float* __restrict__ out, const float* __restrict__ g,
+__device__ __forceinline__ void store(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+
+// Threads: x over columns d (coalesced within each row), y over groups q. Out is fp32, or bf16
+// rounded to nearest even (the weight-gradient GEMM's operand, written without an fp32 pass).
+template <class Out>
+__global__ void __launch_bounds__(kThreads) mvue24_kernel(Out* __restrict__ out, const float* __restrict__ g,
                                                           int64_t N, int64_t D, int64_t ldo, int64_t ldg,
                                                           uint64_t seed) {
   const int64_t d = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
@@ -300,7 +306,7 @@ __global__ void __launch_bounds__(kThreads) mvue24_kernel(float* __restrict__ ou
   const int64_t groups = N / 4;
   for (int64_t q = blockIdx.y; q < (N + 3) / 4; q += gridDim.y) {
     if (q == groups) {  // a trailing partial group is kept as it is
-      for (int64_t r = 4 * q; r < N; r++) out[r * ldo + d] = g[r * ldg + d];
+      for (int64_t r = 4 * q; r < N; r++) store(&out[r * ldo + d], g[r * ldg + d]);
       continue;
     }
     float x[4], y[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -338,13 +344,19 @@ __global__ void __launch_bounds__(kThreads) mvue24_kernel(float* __restrict__ ou
           break;
         }
       }
-      const float v1 = __double2float_rn(__ddiv_rn((double)x[i1], inclusion(a, S, i1)));
-      const float v2 = __double2float_rn(__ddiv_rn((double)x[i2], inclusion(a, S, i2)));
+      double q[4], t[4];
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        q[j] = __ddiv_rn(a[j], S);
+        t[j] = __ddiv_rn(q[j], __dsub_rn(S, a[j]));
+      }
+      const float v1 = __double2float_rn(__ddiv_rn((double)x[i1], inclusion(a, q, t, i1)));
+      const float v2 = __double2float_rn(__ddiv_rn((double)x[i2], inclusion(a, q, t, i2)));
 #pragma unroll
       for (int i = 0; i < 4; i++) y[i] = i == i1 ? v1 : i == i2 ? v2 : 0.0f;
     }
 #pragma unroll
-    for (int i = 0; i < 4; i++) out[(4 * q + i) * ldo + d] = y[i];
+    for (int i = 0; i < 4; i++) store(&out[(4 * q + i) * ldo + d], y[i]);
   }
 }
 
@@ -546,8 +558,11 @@ void weight_scale_backward(float* dw, float* dscale, const float* dwt, const flo
   SIEVE_LAUNCHED();
 }
 
-void mvue24(float* out, const float* g, int64_t N, int64_t D, int64_t ldo, int64_t ldg, uint64_t seed,
-            cudaStream_t stream) {
+namespace {
+
+template <class Out>
+void launch_mvue24(Out* out, const float* g, int64_t N, int64_t D, int64_t ldo, int64_t ldg, uint64_t seed,
+                   cudaStream_t stream) {
   SIEVE_CHECK(N >= 0 && D >= 0 && ldo >= D && ldg >= D, "mvue24: N = %lld, D = %lld, ldo = %lld, ldg = %lld",
               (long long)N, (long long)D, (long long)ldo, (long long)ldg);
   if (N == 0 || D == 0) return;
@@ -555,6 +570,18 @@ void mvue24(float* out, const float* g, int64_t N, int64_t D, int64_t ldo, int64
   const dim3 grid((unsigned)((D + kThreads - 1) / kThreads), (unsigned)(qs < 65535 ? qs : 65535));
   mvue24_kernel<<<grid, kThreads, 0, stream>>>(out, g, N, D, ldo, ldg, seed);
   SIEVE_LAUNCHED();
+}
+
+}  // namespace
+
+void mvue24(float* out, const float* g, int64_t N, int64_t D, int64_t ldo, int64_t ldg, uint64_t seed,
+            cudaStream_t stream) {
+  launch_mvue24(out, g, N, D, ldo, ldg, seed, stream);
+}
+
+void mvue24(__nv_bfloat16* out, const float* g, int64_t N, int64_t D, int64_t ldo, int64_t ldg, uint64_t seed,
+            cudaStream_t stream) {
+  launch_mvue24(out, g, N, D, ldo, ldg, seed, stream);
 }
 
 void slorb_init_mean(float* s, const float* w, const float* mask, int64_t R, int64_t K, int64_t k,

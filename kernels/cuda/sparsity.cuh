@@ -89,6 +89,9 @@ void masked_decay(float* grad /* (n) */, const float* w /* (n) */, const float* 
 // A trailing partial group and a group holding a non-finite value are copied unchanged.
 void mvue24(float* out /* (N, ldo) */, const float* g /* (N, ldg) */, int64_t N, int64_t D, int64_t ldo, int64_t ldg,
             uint64_t seed, cudaStream_t stream);
+// The same draws with out rounded to bf16 (nearest even): bit for bit to_bf16 of the fp32 form.
+void mvue24(__nv_bfloat16* out /* (N, ldo) */, const float* g /* (N, ldg) */, int64_t N, int64_t D, int64_t ldo,
+            int64_t ldg, uint64_t seed, cudaStream_t stream);
 
 // ---- SLoRB (METHODS 4.5)
 

@@ -370,6 +370,17 @@ SIEVE_GPU_CHECK(mvue24_matches_cpu) {
     const std::string name = std::to_string(k.N) + "x" + std::to_string(k.D) + " ld " + std::to_string(k.ldo) + "/" +
                              std::to_string(k.ldg);
     cases.same(name, out, ref);
+    // the bf16 form (the weight-gradient GEMM's operand): the fp32 draws rounded to nearest even
+    std::vector<__nv_bfloat16> out0_bf(out0.size(), __float2bfloat16_rn(7.0f));
+    Dev<__nv_bfloat16> dout_bf(out0_bf);
+    sieve::cuda::mvue24(dout_bf.get(), dg.get(), k.N, k.D, k.ldo, k.ldg, seed, 0);
+    const auto raw = dout_bf.download();
+    std::vector<float> out_bf(raw.size()), ref_bf(ref.size());
+    for (size_t i = 0; i < raw.size(); i++) {
+      out_bf[i] = __bfloat162float(raw[i]);
+      ref_bf[i] = __bfloat162float(__float2bfloat16_rn(ref[i]));
+    }
+    cases.same(name + " bf16", out_bf, ref_bf);
     int64_t over = 0;
     for (int64_t q = 0; q < k.N / 4; q++)
       for (int64_t d = 0; d < k.D; d++) {
