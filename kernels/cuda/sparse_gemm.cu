@@ -1,10 +1,14 @@
 // sparse_gemm.cu — SparseLt and SparseLinear (sparse_gemm.cuh) on cuSPARSELt.
 //
-// Layout of both products, the one torch's cuSPARSELt path uses for a linear layer: the sparse
-// operand is cuSPARSELt's A, the row-major W (OC, IC); the activations are its B, stored (N, K)
-// row-major and taken transposed; the result D (M, N) is column-major with leading dimension M,
-// which is byte for byte the row-major (N, M) the caller wants. The forward product uses op(A) = W
-// (M = OC, K = IC); the input gradient uses op(A) = W^T (M = IC, K = OC).
+// Layout of SparseLinear's products, the one torch's cuSPARSELt path uses for a linear layer: the
+// sparse operand is cuSPARSELt's A, the row-major W (OC, IC); the activations are its B, stored
+// (N, K) row-major and taken transposed; the result D (M, N) is column-major with leading dimension
+// M, which is byte for byte the row-major (N, M) the caller wants. The forward product uses
+// op(A) = W (M = OC, K = IC); the input gradient uses op(A) = W^T (M = IC, K = OC).
+//
+// SparseWeightGrad's: A is dout (N, OC) row-major taken transposed (op(A) = dout^T, M = OC, K = N,
+// the input gradient's form with dout in W's place); B is inp (N, IC) row-major as it is; D is
+// dW (OC, IC) row-major.
 #include "sparse_gemm.cuh"
 
 #include <algorithm>
@@ -91,16 +95,29 @@ struct LtPlan {
   }
 };
 
-// D (M, N) = op(A) (M, K) B^T, B stored (N, K) row-major; A is the structured descriptor.
+// Where a product's dense operands live (the file's opening comment).
+enum class Layout {
+  linear,       // D (M, N) column-major = op(A) (M, K) B^T, B stored (N, K) row-major
+  weight_grad,  // D (M, N) row-major = op(A) (M, K) B, B stored (K, N) row-major
+};
+
+// The plan of D = op(A) B' for the structured descriptor a, in `layout`.
 std::unique_ptr<LtPlan> make_plan(const cusparseLtHandle_t* h, const cusparseLtMatDescriptor_t* a,
-                                  cusparseOperation_t op_a, int64_t M, int64_t K, int64_t N) {
+                                  cusparseOperation_t op_a, int64_t M, int64_t K, int64_t N,
+                                  Layout layout = Layout::linear) {
   auto p = std::make_unique<LtPlan>(h);
-  SIEVE_CUSPARSELT(cusparseLtDenseDescriptorInit(h, &p->b.v, N, K, K, 16, CUDA_R_16BF, CUSPARSE_ORDER_ROW));
+  const bool linear = layout == Layout::linear;
+  if (linear)
+    SIEVE_CUSPARSELT(cusparseLtDenseDescriptorInit(h, &p->b.v, N, K, K, 16, CUDA_R_16BF, CUSPARSE_ORDER_ROW));
+  else
+    SIEVE_CUSPARSELT(cusparseLtDenseDescriptorInit(h, &p->b.v, K, N, N, 16, CUDA_R_16BF, CUSPARSE_ORDER_ROW));
   p->has_b = true;
-  SIEVE_CUSPARSELT(cusparseLtDenseDescriptorInit(h, &p->c.v, M, N, M, 16, CUDA_R_16BF, CUSPARSE_ORDER_COL));
+  SIEVE_CUSPARSELT(cusparseLtDenseDescriptorInit(h, &p->c.v, M, N, linear ? M : N, 16, CUDA_R_16BF,
+                                                 linear ? CUSPARSE_ORDER_COL : CUSPARSE_ORDER_ROW));
   p->has_c = true;
-  SIEVE_CUSPARSELT(cusparseLtMatmulDescriptorInit(h, &p->md.v, op_a, CUSPARSE_OPERATION_TRANSPOSE, a, &p->b.v,
-                                                  &p->c.v, &p->c.v, CUSPARSE_COMPUTE_32F));
+  SIEVE_CUSPARSELT(cusparseLtMatmulDescriptorInit(
+      h, &p->md.v, op_a, linear ? CUSPARSE_OPERATION_TRANSPOSE : CUSPARSE_OPERATION_NON_TRANSPOSE, a, &p->b.v,
+      &p->c.v, &p->c.v, CUSPARSE_COMPUTE_32F));
   SIEVE_CUSPARSELT(cusparseLtMatmulAlgSelectionInit(h, &p->alg.v, &p->md.v, CUSPARSELT_MATMUL_ALG_DEFAULT));
   p->has_alg = true;
   SIEVE_CUSPARSELT(cusparseLtMatmulPlanInit(h, &p->plan.v, &p->md.v, &p->alg.v));
@@ -120,25 +137,67 @@ struct Side {
   std::map<int64_t, std::unique_ptr<LtPlan>> plans;
 };
 
-}  // namespace
-
 // ---- SparseLt
+
+// `buffer` grown to at least `bytes` (whole MiB). Growing waits for the device, since work queued
+// earlier may still use the old one; it happens only while plans are being made.
+void* at_least(DeviceBuffer<char>& buffer, size_t bytes) {
+  if ((int64_t)bytes > buffer.size()) {
+    SIEVE_CUDA(cudaDeviceSynchronize());
+    buffer = DeviceBuffer<char>(0);
+    buffer = DeviceBuffer<char>((int64_t)((bytes + (1 << 20) - 1) >> 20 << 20));
+  }
+  return buffer.get();
+}
+
+}  // namespace
 
 struct SparseLt::State {
   LtObject<cusparseLtHandle_t> handle;
   DeviceBuffer<char> workspace;
+  // the weight-gradient products' compressed operand and cuSPARSELt's compression scratch
+  DeviceBuffer<char> operand, operand_scratch;
   // (M, K, op) -> whether compress24 wrote cuSPARSELt's bytes for it
   std::map<std::tuple<int64_t, int64_t, int>, bool> own_layout;
 
-  // A workspace of at least `bytes`. Growing waits for the device, since work queued earlier
-  // may still use the old one; it happens only while plans are being made.
-  void* workspace_for(size_t bytes) {
-    if ((int64_t)bytes > workspace.size()) {
-      SIEVE_CUDA(cudaDeviceSynchronize());
-      workspace = DeviceBuffer<char>(0);
-      workspace = DeviceBuffer<char>((int64_t)((bytes + (1 << 20) - 1) >> 20 << 20));
-    }
-    return workspace.get();
+  const cusparseLtHandle_t* h() const { return &handle.v; }
+  void* workspace_for(size_t bytes) { return at_least(workspace, bytes); }
+
+  // Whether compress24 writes, for op(A) (M, K) of a stored (rows, cols) bf16 matrix (M = rows
+  // unless transposed), the `bytes` cuSPARSELt's compression writes through `plan`: compared once
+  // per SparseLt, shape and op on a random 2:4 probe, since the layout is undocumented.
+  bool own_layout_holds(const LtPlan& plan, int64_t rows, int64_t cols, bool transposed, size_t bytes) {
+    const int64_t M = transposed ? cols : rows, K = transposed ? rows : cols;
+    if (!compress24_fits(M, K) || bytes != (size_t)(M * K / 8 * 9)) return false;
+    const auto key = std::make_tuple(M, K, (int)transposed);
+    auto it = own_layout.find(key);
+    if (it != own_layout.end()) return it->second;
+    size_t same_as_bytes = 0, scratch_bytes = 0;
+    SIEVE_CUSPARSELT(cusparseLtSpMMACompressedSize(h(), &plan.plan.v, &same_as_bytes, &scratch_bytes));
+    DeviceBuffer<__nv_bfloat16> probe(rows * cols);
+    DeviceBuffer<char> theirs((int64_t)bytes), mine((int64_t)bytes),
+        scratch((int64_t)std::max<size_t>(scratch_bytes, 256));
+    fill_probe24(probe.get(), rows, cols, transposed, 0x5eed24 + (uint64_t)M * 131 + (uint64_t)K, nullptr);
+    SIEVE_CUSPARSELT(cusparseLtSpMMACompress(h(), &plan.plan.v, probe.get(), theirs.get(), scratch.get(), nullptr));
+    compress24(probe.get(), rows, cols, transposed, mine.get(), nullptr);
+    const bool same = same_bytes(theirs.get(), mine.get(), (int64_t)bytes, nullptr);
+    own_layout.emplace(key, same);
+    return same;
+  }
+
+  // Runs the plan's cuSPARSELt kernel search once, on a scratch D (the search runs every candidate
+  // several times and writes D each time, so never the caller's output, and beta = 0), leaving the
+  // plan on the fastest kernel, whose workspace need is read again after. Synchronises the stream.
+  void search_once(LtPlan& p, const void* a, const void* b, int64_t d_elems, cudaStream_t stream) {
+    if (p.searched) return;
+    const float alpha = 1.0f, zero = 0.0f;
+    DeviceBuffer<__nv_bfloat16> scratch(d_elems);
+    void* ws = workspace_for(std::max(p.workspace, size_t(32) << 20));
+    SIEVE_CUSPARSELT(cusparseLtMatmulSearch(h(), &p.plan.v, &alpha, a, b, &zero, scratch.get(), scratch.get(), ws,
+                                            &stream, 1));
+    SIEVE_CUDA(cudaStreamSynchronize(stream));  // before the scratch output is freed
+    SIEVE_CUSPARSELT(cusparseLtMatmulGetWorkspace(h(), &p.plan.v, &p.workspace));
+    p.searched = true;
   }
 };
 
@@ -194,26 +253,8 @@ struct SparseLinear::State {
     SIEVE_CUSPARSELT(cusparseLtSpMMACompressedSize(h(), &s.compress_plan->plan.v, &s.compressed_bytes, &buffer_bytes));
     s.compressed = DeviceBuffer<char>((int64_t)s.compressed_bytes);
     s.compress_scratch = DeviceBuffer<char>((int64_t)std::max<size_t>(buffer_bytes, 256));
-    s.own = compression == Compression::own && own_layout_holds(s);
-  }
-
-  // Whether compress24 writes, for this side's shape and op, the bytes cuSPARSELt's compression
-  // writes: compared once per SparseLt on a random 2:4 probe, since the layout is undocumented.
-  bool own_layout_holds(Side& s) {
-    const bool transposed = s.op == CUSPARSE_OPERATION_TRANSPOSE;
-    if (!compress24_fits(s.M, s.K) || s.compressed_bytes != (size_t)(s.M * s.K / 8 * 9)) return false;
-    const auto key = std::make_tuple(s.M, s.K, (int)transposed);
-    auto it = lt->own_layout.find(key);
-    if (it != lt->own_layout.end()) return it->second;
-    DeviceBuffer<__nv_bfloat16> probe(OC * IC);
-    DeviceBuffer<char> mine((int64_t)s.compressed_bytes);
-    fill_probe24(probe.get(), OC, IC, transposed, 0x5eed24 + (uint64_t)s.M * 131 + (uint64_t)s.K, nullptr);
-    SIEVE_CUSPARSELT(cusparseLtSpMMACompress(h(), &s.compress_plan->plan.v, probe.get(), s.compressed.get(),
-                                             s.compress_scratch.get(), nullptr));
-    compress24(probe.get(), OC, IC, transposed, mine.get(), nullptr);
-    const bool same = same_bytes(s.compressed.get(), mine.get(), (int64_t)s.compressed_bytes, nullptr);
-    lt->own_layout.emplace(key, same);
-    return same;
+    s.own = compression == Compression::own &&
+            lt->own_layout_holds(*s.compress_plan, OC, IC, op == CUSPARSE_OPERATION_TRANSPOSE, s.compressed_bytes);
   }
 
   void compress(Side& s, const __nv_bfloat16* w, cudaStream_t stream) {
@@ -241,18 +282,7 @@ struct SparseLinear::State {
   void multiply(Side& s, __nv_bfloat16* d, const __nv_bfloat16* b, int64_t N, bool accumulate, cudaStream_t stream) {
     LtPlan& p = plan_for(s, N);
     const float alpha = 1.0f, zero = 0.0f, one = 1.0f;
-    if (algo == SparseAlgo::search && !p.searched) {
-      // The search runs every candidate kernel several times and writes D each time, so it gets a
-      // scratch D (and beta = 0) rather than the caller's output. It leaves the plan on the
-      // fastest kernel, whose workspace need is read again after.
-      DeviceBuffer<__nv_bfloat16> scratch(s.M * N);
-      void* ws = lt->workspace_for(std::max(p.workspace, size_t(32) << 20));
-      SIEVE_CUSPARSELT(cusparseLtMatmulSearch(h(), &p.plan.v, &alpha, s.compressed.get(), b, &zero, scratch.get(),
-                                              scratch.get(), ws, &stream, 1));
-      SIEVE_CUDA(cudaStreamSynchronize(stream));  // before the scratch output is freed
-      SIEVE_CUSPARSELT(cusparseLtMatmulGetWorkspace(h(), &p.plan.v, &p.workspace));
-      p.searched = true;
-    }
+    if (algo == SparseAlgo::search) lt->search_once(p, s.compressed.get(), b, s.M * N, stream);
     void* ws = lt->workspace_for(p.workspace);
     SIEVE_CUSPARSELT(cusparseLtMatmul(h(), &p.plan.v, &alpha, s.compressed.get(), b, accumulate ? &one : &zero, d, d,
                                       ws, &stream, 1));
@@ -371,6 +401,99 @@ int SparseLinear::algorithm(int64_t N, bool backward) const {
   const Side& side = backward ? st_->bwd : st_->fwd;
   auto it = side.plans.find(N);
   return it == side.plans.end() ? -1 : it->second->config_id();
+}
+
+// ---- SparseWeightGrad
+
+namespace {
+
+// dout (N, OC) as the structured operand of the products of N rows, and their plan.
+struct GradOperand {
+  const cusparseLtHandle_t* h;
+  LtObject<cusparseLtMatDescriptor_t> a;  // dout (N, OC), row-major, 2:4 along N
+  bool has_a = false;
+  std::unique_ptr<LtPlan> plan;
+  size_t compressed_bytes = 0, scratch_bytes = 0;
+  bool own = false;  // compressed by compress24 (verified for (OC, N))
+
+  explicit GradOperand(const cusparseLtHandle_t* handle) : h(handle) {}
+  GradOperand(const GradOperand&) = delete;
+  GradOperand& operator=(const GradOperand&) = delete;
+  ~GradOperand() {
+    plan.reset();  // it holds a pointer to the descriptor
+    if (has_a) cusparseLtMatDescriptorDestroy(&a.v);
+  }
+};
+
+}  // namespace
+
+struct SparseWeightGrad::State {
+  SparseLt::State* lt;
+  int64_t OC, IC;
+  SparseAlgo algo;
+  Compression compression;
+  std::map<int64_t, std::unique_ptr<GradOperand>> by_n;
+
+  GradOperand& operand_for(int64_t N) {
+    auto it = by_n.find(N);
+    if (it != by_n.end()) return *it->second;
+    auto g = std::make_unique<GradOperand>(lt->h());
+    SIEVE_CUSPARSELT(cusparseLtStructuredDescriptorInit(lt->h(), &g->a.v, N, OC, OC, 16, CUDA_R_16BF,
+                                                        CUSPARSE_ORDER_ROW, CUSPARSELT_SPARSITY_50_PERCENT));
+    g->has_a = true;
+    g->plan = make_plan(lt->h(), &g->a.v, CUSPARSE_OPERATION_TRANSPOSE, OC, N, IC, Layout::weight_grad);
+    SIEVE_CUSPARSELT(cusparseLtSpMMACompressedSize(lt->h(), &g->plan->plan.v, &g->compressed_bytes, &g->scratch_bytes));
+    g->own = compression == Compression::own && lt->own_layout_holds(*g->plan, N, OC, true, g->compressed_bytes);
+    return *by_n.emplace(N, std::move(g)).first->second;
+  }
+};
+
+SparseWeightGrad::SparseWeightGrad(SparseLt& lt, int64_t OC, int64_t IC, SparseAlgo algo, Compression compression)
+    : st_(new State{lt.st_.get(), OC, IC, algo, compression, {}}) {
+  SIEVE_CHECK(OC > 0 && IC > 0 && OC % 16 == 0 && IC % 16 == 0,
+              "SparseWeightGrad: dW (OC=%lld, IC=%lld): cuSPARSELt's 2:4 bf16 products need every dimension a "
+              "positive multiple of 16",
+              (long long)OC, (long long)IC);
+}
+
+SparseWeightGrad::~SparseWeightGrad() = default;
+
+void SparseWeightGrad::multiply(__nv_bfloat16* dw, const __nv_bfloat16* dout, const __nv_bfloat16* inp, int64_t N,
+                                cudaStream_t stream) {
+  State& s = *st_;
+  SIEVE_CHECK(N > 0 && N % 16 == 0,
+              "SparseWeightGrad: dout (N=%lld, OC=%lld): N must be a positive multiple of 16 (cuSPARSELt)",
+              (long long)N, (long long)s.OC);
+  check_ptr(dw, "SparseWeightGrad: dw");
+  check_ptr(dout, "SparseWeightGrad: dout");
+  check_ptr(inp, "SparseWeightGrad: inp");
+  SIEVE_CHECK(aligned(dw, 16) && aligned(dout, 16) && aligned(inp, 16),
+              "SparseWeightGrad: dw (OC=%lld, IC=%lld), dout (N=%lld, OC=%lld) and inp (N=%lld, IC=%lld) must be "
+              "16-byte aligned (cuSPARSELt)",
+              (long long)s.OC, (long long)s.IC, (long long)N, (long long)s.OC, (long long)N, (long long)s.IC);
+  GradOperand& g = s.operand_for(N);
+  void* compressed = at_least(s.lt->operand, g.compressed_bytes);
+  if (g.own) {
+    compress24(dout, N, s.OC, true, compressed, stream);
+  } else {
+    void* scratch = at_least(s.lt->operand_scratch, std::max<size_t>(g.scratch_bytes, 256));
+    SIEVE_CUSPARSELT(cusparseLtSpMMACompress(s.lt->h(), &g.plan->plan.v, dout, compressed, scratch, stream));
+  }
+  if (s.algo == SparseAlgo::search) s.lt->search_once(*g.plan, compressed, inp, s.OC * s.IC, stream);
+  const float alpha = 1.0f, zero = 0.0f;
+  void* ws = s.lt->workspace_for(g.plan->workspace);
+  SIEVE_CUSPARSELT(
+      cusparseLtMatmul(s.lt->h(), &g.plan->plan.v, &alpha, compressed, inp, &zero, dw, dw, ws, &stream, 1));
+}
+
+bool SparseWeightGrad::own_compression(int64_t N) const {
+  auto it = st_->by_n.find(N);
+  return it != st_->by_n.end() && it->second->own;
+}
+
+int SparseWeightGrad::algorithm(int64_t N) const {
+  auto it = st_->by_n.find(N);
+  return it == st_->by_n.end() ? -1 : it->second->plan->config_id();
 }
 
 }  // namespace sieve::cuda

@@ -3,6 +3,11 @@
 //   forward         out (N, OC)  = inp (N, IC)  W^T   (+ out  when accumulate)
 //   backward_input  dinp (N, IC) = dout (N, OC) W     (+ dinp when accumulate)
 //
+// and, in SparseWeightGrad, the third product of fully 2:4 training (METHODS 2.1):
+//
+//   weight gradient dW (OC, IC)  = dout^T inp, with dout (N, OC) 2:4 along N (MVUE's estimate of
+//                                  the activation gradient, METHODS 2.7)
+//
 // W (OC, IC) is bf16, row-major, already pruned 2:4 along IC (groups of 4 consecutive inputs of
 // one output row, as cpu/sparsity.h prunes); nothing here prunes. cuSPARSELt multiplies by a 2:4
 // operand only when its groups run along the product's reduction dimension: IC in the forward
@@ -57,6 +62,7 @@ class SparseLt {
 
  private:
   friend class SparseLinear;
+  friend class SparseWeightGrad;
   struct State;
   std::unique_ptr<State> st_;
 };
@@ -110,6 +116,36 @@ class SparseLinear {
   int64_t OC() const;
   int64_t IC() const;
   bool transposable() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> st_;
+};
+
+// The weight-gradient product dW (OC, IC) = dout^T inp of one layer shape. Its sparse operand is
+// the activation gradient dout (N, OC), whose groups of 4 consecutive rows (tokens) of every
+// column hold at most 2 nonzeros (MVUE's output), compressed on every call since it changes every
+// micro-step: by compress24 where it is verified for (OC, N), as SparseLinear's copies are, else
+// by cuSPARSELt. Plans are kept per N (N is a dimension of the sparse operand). The compressed
+// operand and its scratch are the SparseLt's, shared by all its layers (one stream, as above).
+// Same precision, limits and stream rules as SparseLinear.
+class SparseWeightGrad {
+ public:
+  SparseWeightGrad(SparseLt& lt, int64_t OC, int64_t IC, SparseAlgo algo = SparseAlgo::search,
+                   Compression compression = Compression::own);
+  ~SparseWeightGrad();
+  SparseWeightGrad(const SparseWeightGrad&) = delete;
+  SparseWeightGrad& operator=(const SparseWeightGrad&) = delete;
+
+  // dw (OC, IC) = dout (N, OC)^T inp (N, IC), overwritten. dout must be 2:4 along N (nothing here
+  // checks it: a group with more than two nonzeros loses the rest).
+  void multiply(__nv_bfloat16* dw, const __nv_bfloat16* dout, const __nv_bfloat16* inp, int64_t N,
+                cudaStream_t stream);
+
+  // Whether the operand of N rows is compressed by compress24 (false before its first call).
+  bool own_compression(int64_t N) const;
+  // The kernel (cuSPARSELt config id) the plan of N runs; -1 before its first call.
+  int algorithm(int64_t N) const;
 
  private:
   struct State;

@@ -33,6 +33,7 @@ using sieve::cuda::Compression;
 using sieve::cuda::SparseAlgo;
 using sieve::cuda::SparseLinear;
 using sieve::cuda::SparseLt;
+using sieve::cuda::SparseWeightGrad;
 using sieve::cuda::to_device;
 using sieve::gpu_check::Check;
 using sieve::gpu_check::kTolBf16;
@@ -437,4 +438,49 @@ SIEVE_GPU_CHECK(own_compression_matches_cusparselt) {
   c.expect(sieve::cuda::compression_from_env() == Compression::cusparselt, "SIEVE_CUDA_COMPRESS=cusparselt not read");
   if (saved) setenv("SIEVE_CUDA_COMPRESS", keep.c_str(), 1);
   else unsetenv("SIEVE_CUDA_COMPRESS");
+}
+
+// The third product of fully 2:4 training, dW (OC, IC) = dZ^T X with dZ (N, OC) MVUE's estimate
+// (2:4 along the N tokens, cpu::mvue24), against the float64 product of the same bf16 values;
+// compress24 and cuSPARSELt's compression of dZ give the same bits (the same default kernel);
+// shapes compress24 does not fit (N % 32, OC % 64) are compressed by cuSPARSELt; bad shapes refused.
+SIEVE_GPU_CHECK(sparse_weight_grad_matches_reference) {
+  SparseLt lt;
+  struct Shape {
+    int64_t N, OC, IC;
+    bool own;  // whether compress24 fits op(A) = dZ^T (M = OC % 64, K = N % 32)
+  };
+  for (Shape s : {Shape{64, 64, 64, true}, Shape{256, 192, 96, true}, Shape{1024, 768, 3072, true},
+                  Shape{2048, 3072, 768, true}, Shape{48, 128, 64, false}, Shape{128, 48, 80, false}})
+    for (SparseAlgo algo : {SparseAlgo::search, SparseAlgo::default_id}) {
+      std::vector<float> Z((size_t)(s.N * s.OC));
+      const auto G = normal(s.N * s.OC);
+      sieve::cpu::mvue24(Z.data(), G.data(), s.N, s.OC, s.OC, s.OC, sieve::gpu_check::rng()());
+      Z = rounded(Z);
+      const auto X = rounded(normal(s.N * s.IC));
+      auto dZ = to_device(to_bf16(Z)), dX = to_device(to_bf16(X));
+      SparseWeightGrad own(lt, s.OC, s.IC, algo, Compression::own);
+      SparseWeightGrad lib(lt, s.OC, s.IC, algo, Compression::cusparselt);
+      DeviceBuffer<bf16> d_own(s.OC * s.IC), d_lib(s.OC * s.IC);
+      own.multiply(d_own.get(), dZ.get(), dX.get(), s.N, nullptr);
+      lib.multiply(d_lib.get(), dZ.get(), dX.get(), s.N, nullptr);
+      char what[96];
+      snprintf(what, sizeof what, "dW %lldx%lldx%lld %s", (long long)s.N, (long long)s.OC, (long long)s.IC,
+               algo == SparseAlgo::search ? "searched" : "default");
+      c.expect(own.own_compression(s.N) == s.own && !lib.own_compression(s.N),
+               std::string(what) + ": compress24 used " + std::to_string(own.own_compression(s.N)) +
+                   " (a 0 where it fits: its bytes differed from cuSPARSELt's on the probe)");
+      c.expect(own.algorithm(s.N) >= 0, std::string(what) + ": no algorithm recorded");
+      const auto out = to_float(d_own.download());
+      c.close(what, out, ref_gemm(true, false, s.OC, s.IC, s.N, 1, Z, s.OC, X, s.IC, 0, {}, s.IC), kTolBf16);
+      if (algo == SparseAlgo::default_id) c.equal(std::string(what) + " own vs cuSPARSELt compression", out,
+                                                  to_float(d_lib.download()));
+    }
+  refused(c, "dW OC = 20", [&] { SparseWeightGrad g(lt, 20, 64); });
+  refused(c, "dW IC = 0", [&] { SparseWeightGrad g(lt, 64, 0); });
+  SparseWeightGrad g(lt, 64, 64);
+  DeviceBuffer<bf16> z(64 * 64), x(64 * 64), dw(64 * 64);
+  refused(c, "dW N = 24", [&] { g.multiply(dw.get(), z.get(), x.get(), 24, nullptr); });
+  refused(c, "dW dout 2 bytes off alignment", [&] { g.multiply(dw.get(), z.get() + 1, x.get(), 32, nullptr); });
+  refused(c, "dW null out", [&] { g.multiply(nullptr, z.get(), x.get(), 32, nullptr); });
 }
