@@ -29,6 +29,7 @@ using sieve::cuda::DeviceBuffer;
 using sieve::cuda::SparseAlgo;
 using sieve::cuda::SparseLinear;
 using sieve::cuda::SparseLt;
+using sieve::cuda::SparseWeightGrad;
 using sieve::gpu_bench::median_ms;
 
 __device__ uint64_t mix64(uint64_t x) {  // splitmix64's finaliser
@@ -54,6 +55,18 @@ __global__ void prune24_kernel(bf16* w, int64_t groups, uint64_t seed) {
     const unsigned k = keep[mix64(seed ^ mix64((uint64_t)g)) % 6];
     for (int j = 0; j < 4; j++)
       if (!(k >> j & 1)) w[4 * g + j] = __float2bfloat16(0.0f);
+  }
+}
+
+// Zeroes two of every four consecutive rows of each column of z (rows, cols): MVUE's pattern.
+__global__ void prune24_down_kernel(bf16* z, int64_t rows, int64_t cols, uint64_t seed) {
+  const unsigned char keep[6] = {0x3, 0x5, 0x9, 0x6, 0xa, 0xc};
+  const int64_t groups = rows / 4 * cols;
+  for (int64_t g = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; g < groups; g += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t q = g / cols, d = g % cols;
+    const unsigned k = keep[mix64(seed ^ mix64((uint64_t)g)) % 6];
+    for (int j = 0; j < 4; j++)
+      if (!(k >> j & 1)) z[(4 * q + j) * cols + d] = __float2bfloat16(0.0f);
   }
 }
 
@@ -147,5 +160,45 @@ SIEVE_GPU_BENCH(gemm_24_vs_dense) {
             {"own compression", searched[0]->own_compression(false) ? 1.0 : 0.0},
             {"alg", (double)searched[0]->algorithm(M, false)},
             {"sets", (double)sets}}});
+  }
+}
+
+// The weight-gradient product of the same layers, dW (N, K) += dZ^T X with dZ (M, N) 2:4 along the
+// M tokens (MVUE's pattern): cuBLASLt accumulating into the fp32 gradient, as the model's dense
+// path does, against SparseWeightGrad, which compresses dZ on every call (it changes every
+// micro-step) and writes a bf16 dW (the model then adds it to the fp32 gradient: not timed here).
+SIEVE_GPU_BENCH(gemm_24_weight_grad) {
+  Blas blas;
+  SparseLt lt;
+  const int64_t M = kTokens;
+  char what[160];
+  for (const Shape& s : kShapes) {
+    const int64_t K = s.K, N = s.N;
+    DeviceBuffer<bf16> X(M * K), Z(M * N), dw(N * K);
+    fill(X, 4000, 1.0f);
+    fill(Z, 5000, 1.0f);
+    prune24_down_kernel<<<sieve::cuda::grid_for(M / 4 * N, 256), 256>>>(Z.get(), M, N, 6000);
+    SIEVE_LAUNCHED();
+    DeviceBuffer<float> grad(N * K);
+    SIEVE_CUDA(cudaMemset(grad.get(), 0, sizeof(float) * (size_t)(N * K)));
+    SparseWeightGrad product(lt, N, K, SparseAlgo::search);
+    product.multiply(dw.get(), Z.get(), X.get(), M, nullptr);  // plans and searches before timing
+    SIEVE_CUDA(cudaDeviceSynchronize());
+    const double dense = median_ms([&](int) {
+      blas.gemm(true, false, N, K, M, 1.0f, Z.get(), N, X.get(), K, 1.0f, grad.get(), K, nullptr);
+    });
+    const double sparse = median_ms([&](int) { product.multiply(dw.get(), Z.get(), X.get(), M, nullptr); });
+    const double flops = 2.0 * (double)M * (double)N * (double)K;
+    snprintf(what, sizeof what, "dW (%lld, %lld) over %lld tokens (%s)", (long long)N, (long long)K, (long long)M,
+             s.model);
+    b.row({s.target,
+           what,
+           {{"ms dense fp32 +=", dense},
+            {"ms 2:4 incl. compression", sparse},
+            {"TFLOP/s dense", flops / (dense * 1e9)},
+            {"TFLOP/s 2:4", flops / (sparse * 1e9)},
+            {"vs dense", dense / sparse},
+            {"own compression", product.own_compression(M) ? 1.0 : 0.0},
+            {"alg", (double)product.algorithm(M)}}});
   }
 }
