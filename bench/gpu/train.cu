@@ -4,8 +4,9 @@
 // G5: GPT-2 small dense (bench/gpu/torch_reference.py's `train` section measures PyTorch on the
 // same configuration in the same call). G6: GPT-2 medium with every block linear weight 2:4 —
 // S-STE (fused soft threshold; cuSPARSELt forward GEMMs) and SR-STE with transposable masks
-// (cuSPARSELt forward and input-gradient GEMMs) — against the same model dense, in the same run;
-// and the same three at LLaMA-7B's width (4 layers), where the GEMMs are most of a step.
+// (cuSPARSELt forward and input-gradient GEMMs), each also with MVUE on (the weight gradient on
+// cuSPARSELt too) — against the same model dense, in the same run; and the same rows at LLaMA-7B's
+// width (4 layers), where the GEMMs are most of a step.
 #include <cuda_profiler_api.h>
 
 #include <algorithm>
@@ -43,7 +44,7 @@ sieve_config llama(int64_t layers, int64_t dim, int64_t heads, int64_t hidden) {
   return c;
 }
 
-// How the block linear weights are trained.
+// How the block linear weights are trained; with MVUE on the weight gradient too (its 2:4 product).
 enum class Sparsity { dense, sste, srste_transposable };
 
 // Median seconds of one training step over `steps` after `warmup`. With `profile`, the last step
@@ -76,8 +77,9 @@ double step_seconds(sieve_model* m, int64_t B, int64_t T, int64_t V, int warmup,
   return times[times.size() / 2];
 }
 
-// Puts every block linear weight under `sparsity`, as the sparse-train stage does.
-void sparsify(sieve_model* m, Sparsity sparsity) {
+// Puts every block linear weight under `sparsity`, as the sparse-train stage does, and with `mvue`
+// turns MVUE on for each (its weight gradient then multiplies on 2:4).
+void sparsify(sieve_model* m, Sparsity sparsity, bool mvue) {
   if (sparsity == Sparsity::dense) return;
   int64_t n = 0;
   ok(sieve_model_num_tensors(m, &n), "num_tensors");
@@ -87,6 +89,8 @@ void sparsify(sieve_model* m, Sparsity sparsity) {
     ok(sieve_model_tensor(m, i, &t), "tensor");
     if (t.kind == SIEVE_KIND_LINEAR) linears.push_back(i);
   }
+  if (mvue)
+    for (int64_t i : linears) ok(sieve_model_set_mvue(m, i, 1, 0x24), "set_mvue");
   if (sparsity == Sparsity::sste) {
     for (int64_t i : linears) {
       double beta = 0;
@@ -109,14 +113,14 @@ void sparsify(sieve_model* m, Sparsity sparsity) {
 // One row: tokens/s of (cfg, sparsity) at B=16, T=1024, and its ratio to `dense_seconds` when given.
 // The environment's SIEVE_PROFILE_ROW, when part of `what`, marks the row's last step for a profiler.
 double train_row(gb::Bench& b, const char* target, const std::string& what, const sieve_config& cfg,
-                 Sparsity sparsity, double dense_seconds = 0) {
+                 Sparsity sparsity, double dense_seconds = 0, bool mvue = false) {
   const int64_t B = 16, T = 1024;
   sieve_model* m = nullptr;
   ok(sieve_model_create(&m, &cfg, SIEVE_DEVICE_CUDA), "create");
   double s = 0;
   try {
     ok(sieve_model_init(m, 1), "init");
-    sparsify(m, sparsity);
+    sparsify(m, sparsity, mvue);
     ok(sieve_model_reset_timers(m), "reset_timers");
     const char* profiled = std::getenv("SIEVE_PROFILE_ROW");
     s = step_seconds(m, B, T, cfg.vocab, 3, 10, profiled && *profiled && what.find(profiled) != std::string::npos);
@@ -143,12 +147,17 @@ SIEVE_GPU_BENCH(train_gpt2_small) {
   train_row(b, "", "sieve GPT-2 small S-STE training B=16 T=1024 (2:4 forward GEMMs)", small, Sparsity::sste, dense);
 }
 
-// G6's three rows for one model: dense, S-STE, SR-STE with transposable masks.
+// G6's rows for one model: dense, S-STE, SR-STE with transposable masks, then each with MVUE on
+// (the papers' recipes: S-STE with MVUE; T-SR-STE, all three products on 2:4).
 void g6_rows(gb::Bench& b, const std::string& model, const sieve_config& cfg) {
   const double dense = train_row(b, "", "sieve " + model + " dense training B=16 T=1024", cfg, Sparsity::dense);
   train_row(b, "G6", "sieve " + model + " S-STE training B=16 T=1024 (2:4 forward GEMMs)", cfg, Sparsity::sste, dense);
   train_row(b, "G6", "sieve " + model + " SR-STE transposable B=16 T=1024 (2:4 forward + input-gradient GEMMs)", cfg,
             Sparsity::srste_transposable, dense);
+  train_row(b, "G6", "sieve " + model + " S-STE + MVUE B=16 T=1024 (2:4 forward + weight-gradient GEMMs)", cfg,
+            Sparsity::sste, dense, true);
+  train_row(b, "G6", "sieve " + model + " SR-STE transposable + MVUE B=16 T=1024 (all three GEMMs 2:4)", cfg,
+            Sparsity::srste_transposable, dense, true);
 }
 
 SIEVE_GPU_BENCH(train_gpt2_medium) { g6_rows(b, "GPT-2 medium", gpt2(24, 1024, 16)); }

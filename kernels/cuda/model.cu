@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "core/rng.h"
 #include "core/rope.h"
@@ -328,35 +330,51 @@ void linear_forward(CudaModel& m, const Linear& lin, float* out, const float* re
   slorb_forward(m, lin, out, inp_bf, xp, N);
 }
 
-bool has_mvue(const CudaModel& m, const Linear& lin) {
-  for (int64_t i = 0; i < lin.count; i++)
-    if (m.net.tensors[lin.first + i].mvue) return true;
-  return false;
-}
-
-// dout with the columns of MVUE weights sparsified 2:4 along the N tokens (the weight-gradient
-// GEMM's dZ), or dout itself when no weight of the layer has MVUE on.
-const float* mvue_dout(CudaModel& m, const Linear& lin, const float* dout, int64_t N) {
-  if (!has_mvue(m, lin)) return dout;
-  float* out = m.acts.mvue_dout;
+// Rewrites the columns of MVUE weights in dout_bf, the bf16 copy of dout, with MVUE's estimate
+// of them (2:4 along the N tokens), drawn from dout itself: the weight-gradient GEMM's dZ.
+void mvue_dout(CudaModel& m, const Linear& lin, __nv_bfloat16* dout_bf, const float* dout, int64_t N) {
   for (int64_t i = 0; i < lin.count; i++) {
     const int64_t idx = lin.first + i;
     const TensorEntry& t = m.net.tensors[idx];
-    const int64_t OCt = t.shape[0], c0 = i * OCt;
+    const int64_t c0 = i * t.shape[0];
     if (t.mvue)
-      mvue24(out + c0, dout + c0, N, OCt, lin.OC, lin.OC, mvue_key(t.mvue_seed, m.model.step, m.model.micro, idx),
-             m.stream);
-    else
-      SIEVE_CUDA(cudaMemcpy2DAsync(out + c0, lin.OC * sizeof(float), dout + c0, lin.OC * sizeof(float),
-                                   OCt * sizeof(float), N, cudaMemcpyDeviceToDevice, m.stream));
+      mvue24(dout_bf + c0, dout + c0, N, t.shape[0], lin.OC, lin.OC,
+             mvue_key(t.mvue_seed, m.model.step, m.model.micro, idx), m.stream);
   }
-  return out;
 }
 
 bool has_scale(const CudaModel& m, const Linear& lin) {
   for (int64_t i = 0; i < lin.count; i++)
     if (m.net.tensors[lin.first + i].transform.kind == SIEVE_TRANSFORM_SCALE) return true;
   return false;
+}
+
+bool has_mvue(const CudaModel& m, const Linear& lin) {
+  for (int64_t i = 0; i < lin.count; i++)
+    if (m.net.tensors[lin.first + i].mvue) return true;
+  return false;
+}
+
+// Whether the layer's weight gradient multiplies on 2:4 for N rows: every weight of it has MVUE on
+// (so all of dZ is 2:4 along the tokens: one product for the layer), the shapes are what
+// cuSPARSELt takes and SIEVE_CUDA_WGRAD24 wants it (model.cuh). Scaled weights keep the dense GEMM
+// (SCALE's backward reads dW~ in fp32).
+bool sparse_weight_grad(const CudaModel& m, const Linear& lin, int64_t N) {
+  if (N % 16 || lin.OC % 16 || lin.IC % 16 || m.weight_grad24 == WeightGrad24::off) return false;
+  if (m.weight_grad24 == WeightGrad24::automatic && std::min(lin.OC, lin.IC) < kWeightGrad24MinDim) return false;
+  for (int64_t i = 0; i < lin.count; i++) {
+    const TensorEntry& t = m.net.tensors[lin.first + i];
+    if (!t.mvue || t.transform.kind == SIEVE_TRANSFORM_SCALE) return false;
+  }
+  return true;
+}
+
+SparseWeightGrad& sparse_wgrad(CudaModel& m, const Linear& lin) {
+  if (!m.sparse_lt) m.sparse_lt = std::make_unique<SparseLt>();
+  std::unique_ptr<SparseWeightGrad>& g = m.sparse_wgrads[lin.first];
+  if (!g) g = std::make_unique<SparseWeightGrad>(*m.sparse_lt, lin.OC, lin.IC, SparseAlgo::search,
+                                                  compression_from_env());
+  return *g;
 }
 
 // dinp = dout W~ (overwritten; through cuSPARSELt when W~ is transposable 2:4) plus the SLoRB
@@ -387,9 +405,15 @@ void linear_backward(CudaModel& m, const Linear& lin, float* dinp, const float* 
                 lin.IC, m.stream);
   }
   slorb_backward(m, lin, dinp, dout_bf, inp, xp, N);  // before dout_bf becomes MVUE's dZ
-  const float* dout_w = mvue_dout(m, lin, dout, N);
-  if (dout_w != dout) to_bf16(dout_bf, dout_w, N * lin.OC, m.stream);
+  mvue_dout(m, lin, dout_bf, dout, N);
   m.timing.gemm_flops += 2.0 * flops;
+  if (sparse_weight_grad(m, lin, N)) {  // dW += bf16(dZ^T inp), the layer's weights in one product
+    float* dw = grad(m, lin.first);
+    sparse_wgrad(m, lin).multiply(a.wgrad_bf, dout_bf, inp, N, m.stream);
+    widen(dw, a.wgrad_bf, nullptr, dw, lin.OC, lin.IC, m.stream);  // out = res: each element read, then written
+    m.timing.sparse_gemm_flops += flops;
+    return;
+  }
   if (!has_scale(m, lin)) {
     m.blas.gemm(true, false, lin.OC, lin.IC, N, 1.0f, dout_bf, lin.OC, inp, lin.IC, 1.0f, grad(m, lin.first), lin.IC,
                 m.stream);
@@ -414,12 +438,12 @@ void linear_backward(CudaModel& m, const Linear& lin, float* dinp, const float* 
 int64_t head_chunk(int64_t N, int64_t V) { return std::min(N, std::max<int64_t>(256, (int64_t(1) << 28) / V)); }
 
 
-int64_t max_mvue_width(const CudaModel& m) {
+// The largest dW of a layer whose weight gradient is a 2:4 product for N rows (sizes wgrad_bf).
+int64_t max_sparse_wgrad_size(const CudaModel& m, int64_t N) {
   int64_t n = 0;
   for (const LayerLinears& ll : m.net.layers)
     for (auto member : kLinears)
-      for (int64_t i = 0; i < (ll.*member).count; i++)
-        if (m.net.tensors[(ll.*member).first + i].mvue) n = std::max(n, (ll.*member).OC);
+      if (sparse_weight_grad(m, ll.*member, N)) n = std::max(n, (ll.*member).OC * (ll.*member).IC);
   return n;
 }
 
@@ -475,7 +499,6 @@ void carve_activations(Activations& a, Carver<float>& f, Carver<__nv_bfloat16>& 
   a.dqkv = f.take(N * 3 * C);
   a.dfc = f.take(N * FC);
   a.dact = f.take(N * H);
-  a.mvue_dout = f.take(N * max_mvue_width(m));
   a.logits = f.take(a.head_rows * head_ld(V));
   a.teacher = f.take(a.head_rows * head_ld(V));
   a.ce = f.take(N);
@@ -490,6 +513,7 @@ void carve_activations(Activations& a, Carver<float>& f, Carver<__nv_bfloat16>& 
   a.lnf_bf = h.take(N * C);
   a.grad_bf = h.take(std::max(N * widest, a.head_rows * head_ld(V)));
   a.sparse_bf = any_sparse_transform(m) ? h.take(N * widest) : nullptr;
+  a.wgrad_bf = h.take(max_sparse_wgrad_size(m, N));
   a.scale_dwt = f.take(max_scaled_size(m));
   a.slorb_xp = h.take(L * N * m.slorb.width);
   a.slorb_dxp = h.take(N * m.slorb.rmax);
@@ -770,7 +794,16 @@ float optimize(CudaModel& m, const sieve_optim_opts& o, int64_t t_step) {
 
 // ---------------------------------------------------------------- memory
 
-CudaModel::CudaModel(const sieve_model& m) : model(m), net(m.layout), slorb(m.layout) {
+WeightGrad24 weight_grad24_from_env() {
+  const char* v = std::getenv("SIEVE_CUDA_WGRAD24");
+  if (!v || !*v || !strcmp(v, "auto")) return WeightGrad24::automatic;
+  if (!strcmp(v, "on")) return WeightGrad24::on;
+  if (!strcmp(v, "off")) return WeightGrad24::off;
+  fail(SIEVE_E_INVALID_ARGUMENT, "SIEVE_CUDA_WGRAD24=%s: expected auto, on or off", v);
+}
+
+CudaModel::CudaModel(const sieve_model& m)
+    : model(m), net(m.layout), slorb(m.layout), weight_grad24(weight_grad24_from_env()) {
   SIEVE_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   SIEVE_CUDA(cudaStreamCreateWithFlags(&compress_stream, cudaStreamNonBlocking));
   SIEVE_CUDA(cudaEventCreateWithFlags(&weights_ready, cudaEventDisableTiming));

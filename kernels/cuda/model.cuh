@@ -15,9 +15,11 @@
 // 2:4 GEMMs: a linear layer whose W~ is known to be 2:4 along IC (every tensor of it under the
 // SSTE transform, or under MASK with a mask update_masks made) multiplies its forward through
 // cuSPARSELt (sparse_gemm.cuh), and its input gradient too when the masks are transposable; the
-// compressed weight is remade once per pass, since W changes every step. Those products round
-// their output to bf16 (cuSPARSELt writes bf16 from bf16 operands). A mask written from the host
-// is counted when it arrives: a layer whose mask is not 2:4 keeps the dense GEMMs.
+// compressed weight is remade once per pass, since W changes every step. A layer whose every
+// weight has MVUE on multiplies its weight gradient on 2:4 as well (MVUE's dZ is 2:4 along the
+// tokens), whatever its W~. Those products round their output to bf16 (cuSPARSELt writes bf16
+// from bf16 operands); a 2:4 weight gradient is then added to the fp32 gradient. A mask written
+// from the host is counted when it arrives: a layer whose mask is not 2:4 keeps the dense GEMMs.
 //
 // SLoRB adapters (METHODS 4.5) add (X P^T) S^T to their weight's output columns through two
 // more bf16 GEMMs, X P^T kept in bf16 for the backward.
@@ -48,7 +50,7 @@ struct Activations {
   float *x, *xmid, *ln1_mean, *ln1_rstd, *qkv, *lse, *atty, *ln2_mean, *ln2_rstd, *fc;
   float *lnf_mean, *lnf_rstd;
   float* tap_inp;  // (N, max(C, H)): a linear layer's fp32 input while a tap is set
-  float *dx, *dln, *datty, *dqkv, *dfc, *dact, *mvue_dout;
+  float *dx, *dln, *datty, *dqkv, *dfc, *dact;
   // one LM-head chunk of (head_rows, V) logits with rows head_ld(V) apart, the teacher's rows
   // alike; the per-position CE and KL
   float *logits, *teacher, *ce, *kl;
@@ -56,12 +58,25 @@ struct Activations {
   __nv_bfloat16 *ln1_bf, *atty_bf, *ln2_bf, *act_bf, *lnf_bf;
   __nv_bfloat16* grad_bf;  // the bf16 copy of whichever output gradient a GEMM multiplies next
   __nv_bfloat16* sparse_bf;  // the bf16 result of a 2:4 GEMM (null while no layer can have one)
+  __nv_bfloat16* wgrad_bf;   // one layer's bf16 dW from its 2:4 weight-gradient GEMM (empty while none has one)
   // SLoRB: (L, N, slorb.width) each block's X P^T of its adapted weights (the second GEMM's
   // operand, kept for the backward), and (N, slorb.rmax) one weight's d loss / d X P^T
   __nv_bfloat16 *slorb_xp, *slorb_dxp;
   float* scale_dwt;          // one scaled weight's dW~ before SCALE's backward (empty while none is scaled)
   int32_t* targets;        // (N) on the device
 };
+
+// SIEVE_CUDA_WGRAD24: which layers with MVUE on multiply their weight gradient on 2:4. The product
+// compresses dZ on every call; on an H200 (cuSPARSELt 0.8.0, 16384 tokens) it beat cuBLASLt at the
+// LLaMA-7B/70B FFN shapes (1.16-1.42x) and lost at GPT-2's (0.51-1.03x), hence the default.
+enum class WeightGrad24 {
+  automatic,  // unset or "auto": layers whose OC and IC are both at least kWeightGrad24MinDim
+  on,         // "on": every layer cuSPARSELt takes
+  off,        // "off": none (the dense GEMM of MVUE's dZ)
+};
+constexpr int64_t kWeightGrad24MinDim = 4096;
+// Anything else is refused with SIEVE_E_INVALID_ARGUMENT naming the variable.
+WeightGrad24 weight_grad24_from_env();
 
 // What a tensor's W~ is known to be: 2:4 along IC (forward products), or along OC as well
 // (transposable: the input gradient's product too). Ordered: a layer is the least of its tensors.
@@ -100,6 +115,7 @@ class CudaModel final : public ModelBackend {
   const sieve_model& model;  // step counters, cancel flag
   const Layout& net;         // the tensor table and seam settings
   const SlorbColumns slorb;  // where each SLoRB weight's X P^T sits in Activations::slorb_xp
+  const WeightGrad24 weight_grad24;  // read when the model is made
   cudaStream_t stream = nullptr;
   // The 2:4 weights' compressions run here, ahead of the forward that reads them (prepare_weights);
   // weights_ready marks weights_bf written, compressions_done the last compression queued.
@@ -126,6 +142,7 @@ class CudaModel final : public ModelBackend {
   // the passes that remade weights_bf: the compressed copies are remade when it moves.
   std::unique_ptr<SparseLt> sparse_lt;
   std::unordered_map<int64_t, std::unique_ptr<SparseLinear>> sparse_layers;
+  std::unordered_map<int64_t, std::unique_ptr<SparseWeightGrad>> sparse_wgrads;  // the MVUE layers
   uint64_t weights_version = 0;
   // Per tensor, what its mask is known to be (Mask24): set by update_masks and by a write.
   std::vector<uint8_t> mask24;
