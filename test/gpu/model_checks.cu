@@ -90,6 +90,15 @@ struct Batch {
   }
 };
 
+// One step of m on b, with the flops it ran on 2:4 (the timers reset first).
+std::pair<sieve_loss, double> step_and_sparse_flops(Model& m, const Batch& b) {
+  Model::ok(sieve_model_reset_timers(m.m), "reset_timers");
+  const sieve_loss l = m.step(b.in, b.tg, nullptr, b.B, b.T);
+  sieve_timers t{};
+  Model::ok(sieve_model_timers(m.m, &t), "timers");
+  return {l, t.sparse_gemm_flops};
+}
+
 double rel(double a, double b) { return std::fabs(a - b) / std::max(std::fabs(b), 1e-30); }
 
 // Every tensor's slice of a flat buffer within tol of the CPU's.
@@ -223,13 +232,7 @@ SIEVE_GPU_CHECK(model_sparse_training_matches_cpu) {
   const Batch b(2, 32, cfg.vocab);
   const int64_t N = b.B * b.T, C = cfg.dim, H = cfg.mlp_hidden;
   const double sparse_flops = cfg.layers * (2.0 * N * 3 * C * C + 2.0 * N * H * C + 2 * 2.0 * N * C * H);
-  const auto sparse_flops_of_step = [&](Model& m) {
-    Model::ok(sieve_model_reset_timers(m.m), "reset_timers");
-    const sieve_loss l = m.step(b.in, b.tg, nullptr, b.B, b.T);
-    sieve_timers t{};
-    Model::ok(sieve_model_timers(m.m, &t), "timers");
-    return std::make_pair(l, t.sparse_gemm_flops);
-  };
+  const auto sparse_flops_of_step = [&](Model& m) { return step_and_sparse_flops(m, b); };
   const auto [lc, cpu_sparse] = sparse_flops_of_step(cpu);
   const auto [lg, gpu_sparse] = sparse_flops_of_step(gpu);
   c.expect(cpu_sparse == 0 && gpu_sparse == sparse_flops,
@@ -472,13 +475,7 @@ SIEVE_GPU_CHECK(model_fully_sparse_training_matches_cpu) {
     // three products of 2 N OC IC flops per 2:4 layer: attention's always, the FFN's in GPT-2
     const double per_layer = 3 * C * C + C * C + (cfg.family == SIEVE_FAMILY_GPT2 ? 2 * C * H : 0.0);
     const double sparse_flops = cfg.layers * 3 * 2 * N * per_layer;
-    const auto flops_of_step = [&](Model& m) {
-      Model::ok(sieve_model_reset_timers(m.m), "reset_timers");
-      const sieve_loss l = m.step(b.in, b.tg, nullptr, b.B, b.T);
-      sieve_timers t{};
-      Model::ok(sieve_model_timers(m.m, &t), "timers");
-      return std::make_pair(l, t.sparse_gemm_flops);
-    };
+    const auto flops_of_step = [&](Model& m) { return step_and_sparse_flops(m, b); };
     const sieve_loss lc = cpu.step(b.in, b.tg, nullptr, b.B, b.T);
     const auto [lg, flops] = flops_of_step(gpu);
     c.expect(flops == sparse_flops,
