@@ -172,8 +172,8 @@ struct SparseLt::State {
     const auto key = std::make_tuple(M, K, (int)transposed);
     auto it = own_layout.find(key);
     if (it != own_layout.end()) return it->second;
-    size_t same_as_bytes = 0, scratch_bytes = 0;
-    SIEVE_CUSPARSELT(cusparseLtSpMMACompressedSize(h(), &plan.plan.v, &same_as_bytes, &scratch_bytes));
+    size_t compressed_bytes = 0, scratch_bytes = 0;  // the first is `bytes`: the scratch is what is asked
+    SIEVE_CUSPARSELT(cusparseLtSpMMACompressedSize(h(), &plan.plan.v, &compressed_bytes, &scratch_bytes));
     DeviceBuffer<__nv_bfloat16> probe(rows * cols);
     DeviceBuffer<char> theirs((int64_t)bytes), mine((int64_t)bytes),
         scratch((int64_t)std::max<size_t>(scratch_bytes, 256));
