@@ -68,7 +68,7 @@ struct Activations {
 
 // SIEVE_CUDA_WGRAD24: which layers with MVUE on multiply their weight gradient on 2:4. The product
 // compresses dZ on every call; on an H200 (cuSPARSELt 0.8.0, 16384 tokens) it beat cuBLASLt at the
-// LLaMA-7B/70B FFN shapes (1.16-1.42x) and lost at GPT-2's (0.51-1.03x), hence the default.
+// LLaMA-7B/70B FFN shapes (1.16-1.42x) and lost or tied at GPT-2's (0.51-1.03x), hence the default.
 enum class WeightGrad24 {
   automatic,  // unset or "auto": layers whose OC and IC are both at least kWeightGrad24MinDim
   on,         // "on": every layer cuSPARSELt takes
