@@ -48,25 +48,15 @@ __global__ void fill_kernel(bf16* p, int64_t n, uint64_t seed, float scale) {
   }
 }
 
-// Zeroes two of every four consecutive values, keeping one of the six 2-of-4 patterns at random.
-__global__ void prune24_kernel(bf16* w, int64_t groups, uint64_t seed) {
+// Zeroes two of every four values `stride` apart (1: consecutive values; a matrix's width: four
+// consecutive rows of a column, MVUE's pattern), keeping one of the six 2-of-4 patterns at random.
+__global__ void prune24_kernel(bf16* w, int64_t groups, int64_t stride, uint64_t seed) {
   const unsigned char keep[6] = {0x3, 0x5, 0x9, 0x6, 0xa, 0xc};
   for (int64_t g = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; g < groups; g += (int64_t)gridDim.x * blockDim.x) {
     const unsigned k = keep[mix64(seed ^ mix64((uint64_t)g)) % 6];
+    const int64_t first = g / stride * 4 * stride + g % stride;
     for (int j = 0; j < 4; j++)
-      if (!(k >> j & 1)) w[4 * g + j] = __float2bfloat16(0.0f);
-  }
-}
-
-// Zeroes two of every four consecutive rows of each column of z (rows, cols): MVUE's pattern.
-__global__ void prune24_down_kernel(bf16* z, int64_t rows, int64_t cols, uint64_t seed) {
-  const unsigned char keep[6] = {0x3, 0x5, 0x9, 0x6, 0xa, 0xc};
-  const int64_t groups = rows / 4 * cols;
-  for (int64_t g = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; g < groups; g += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t q = g / cols, d = g % cols;
-    const unsigned k = keep[mix64(seed ^ mix64((uint64_t)g)) % 6];
-    for (int j = 0; j < 4; j++)
-      if (!(k >> j & 1)) z[(4 * q + j) * cols + d] = __float2bfloat16(0.0f);
+      if (!(k >> j & 1)) w[first + j * stride] = __float2bfloat16(0.0f);
   }
 }
 
@@ -114,7 +104,7 @@ SIEVE_GPU_BENCH(gemm_24_vs_dense) {
       fill(X.back(), 1000 + k, 1.0f);
       W.emplace_back(N * K);
       fill(W.back(), 2000 + k, 1.0f / std::sqrt((float)K));
-      prune24_kernel<<<sieve::cuda::grid_for(N * K / 4, 256), 256>>>(W.back().get(), N * K / 4, 3000 + k);
+      prune24_kernel<<<sieve::cuda::grid_for(N * K / 4, 256), 256>>>(W.back().get(), N * K / 4, 1, 3000 + k);
       SIEVE_LAUNCHED();
       searched.push_back(std::make_unique<SparseLinear>(lt, N, K, false, SparseAlgo::search));
       plain.push_back(std::make_unique<SparseLinear>(lt, N, K, false, SparseAlgo::default_id));
@@ -177,7 +167,7 @@ SIEVE_GPU_BENCH(gemm_24_weight_grad) {
     DeviceBuffer<bf16> X(M * K), Z(M * N), dw(N * K);
     fill(X, 4000, 1.0f);
     fill(Z, 5000, 1.0f);
-    prune24_down_kernel<<<sieve::cuda::grid_for(M / 4 * N, 256), 256>>>(Z.get(), M, N, 6000);
+    prune24_kernel<<<sieve::cuda::grid_for(M / 4 * N, 256), 256>>>(Z.get(), M / 4 * N, N, 6000);
     SIEVE_LAUNCHED();
     DeviceBuffer<float> grad(N * K);
     SIEVE_CUDA(cudaMemset(grad.get(), 0, sizeof(float) * (size_t)(N * K)));
