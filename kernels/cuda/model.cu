@@ -158,7 +158,7 @@ SparseLinear& sparse_layer(CudaModel& m, const Linear& lin, bool transposable) {
   std::unique_ptr<SparseLinear>& layer = m.sparse_layers[lin.first];
   if (!layer || layer->transposable() != transposable)
     layer = std::make_unique<SparseLinear>(*m.sparse_lt, lin.OC, lin.IC, transposable, SparseAlgo::search,
-                                           compression_from_env());
+                                           m.compression);
   return *layer;
 }
 
@@ -372,8 +372,7 @@ bool sparse_weight_grad(const CudaModel& m, const Linear& lin, int64_t N) {
 SparseWeightGrad& sparse_wgrad(CudaModel& m, const Linear& lin) {
   if (!m.sparse_lt) m.sparse_lt = std::make_unique<SparseLt>();
   std::unique_ptr<SparseWeightGrad>& g = m.sparse_wgrads[lin.first];
-  if (!g) g = std::make_unique<SparseWeightGrad>(*m.sparse_lt, lin.OC, lin.IC, SparseAlgo::search,
-                                                  compression_from_env());
+  if (!g) g = std::make_unique<SparseWeightGrad>(*m.sparse_lt, lin.OC, lin.IC, SparseAlgo::search, m.compression);
   return *g;
 }
 
@@ -803,7 +802,11 @@ WeightGrad24 weight_grad24_from_env() {
 }
 
 CudaModel::CudaModel(const sieve_model& m)
-    : model(m), net(m.layout), slorb(m.layout), weight_grad24(weight_grad24_from_env()) {
+    : model(m),
+      net(m.layout),
+      slorb(m.layout),
+      compression(compression_from_env()),
+      weight_grad24(weight_grad24_from_env()) {
   SIEVE_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   SIEVE_CUDA(cudaStreamCreateWithFlags(&compress_stream, cudaStreamNonBlocking));
   SIEVE_CUDA(cudaEventCreateWithFlags(&weights_ready, cudaEventDisableTiming));

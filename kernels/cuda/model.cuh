@@ -115,7 +115,9 @@ class CudaModel final : public ModelBackend {
   const sieve_model& model;  // step counters, cancel flag
   const Layout& net;         // the tensor table and seam settings
   const SlorbColumns slorb;  // where each SLoRB weight's X P^T sits in Activations::slorb_xp
-  const WeightGrad24 weight_grad24;  // read when the model is made
+  // SIEVE_CUDA_COMPRESS and SIEVE_CUDA_WGRAD24, read when the model is made
+  const Compression compression;
+  const WeightGrad24 weight_grad24;
   cudaStream_t stream = nullptr;
   // The 2:4 weights' compressions run here, ahead of the forward that reads them (prepare_weights);
   // weights_ready marks weights_bf written, compressions_done the last compression queued.
