@@ -23,10 +23,10 @@
 //     bumps w_version whenever it changes the weight or its mask. New values written under the
 //     same version and pointer are not seen (the checks use this to prove the cache).
 //   - Compression::own writes the compressed copies with compress24 (compress24.cuh), a kernel at
-//     the memory's rate where cuSPARSELt's compression is not, for each product whose shape it fits and for
-//     which it produced cuSPARSELt's bytes exactly on a random 2:4 probe of that shape and op
-//     (checked once per SparseLt, shape and op, when a layer is made; the check synchronises the
-//     device). Any other product, and every product under Compression::cusparselt, is compressed
+//     the memory's rate where cuSPARSELt's compression is not, for each product whose shape it
+//     fits and for which it produced cuSPARSELt's bytes exactly on a random 2:4 probe of that
+//     shape and op (checked once per SparseLt, shape and op, when a layer is made; the check
+//     synchronises the device). Any other product, and every product under Compression::cusparselt, is compressed
 //     by cuSPARSELt (cusparseLtSpMMACompress).
 //   - Descriptors and plans are built once per (product, N) and kept. With SparseAlgo::search,
 //     cusparseLtMatmulSearch picks the kernel once per (product, N), into a scratch output so an
@@ -137,8 +137,8 @@ class SparseWeightGrad {
   SparseWeightGrad(const SparseWeightGrad&) = delete;
   SparseWeightGrad& operator=(const SparseWeightGrad&) = delete;
 
-  // dw (OC, IC) = dout (N, OC)^T inp (N, IC), overwritten. dout must be 2:4 along N (nothing here
-  // checks it: a group with more than two nonzeros loses the rest).
+  // dw (OC, IC) = dout (N, OC)^T inp (N, IC), overwritten. dout must be 2:4 along N; nothing here
+  // checks it (compress24 keeps a group's first two nonzeros, cuSPARSELt's compression says nothing).
   void multiply(__nv_bfloat16* dw, const __nv_bfloat16* dout, const __nv_bfloat16* inp, int64_t N,
                 cudaStream_t stream);
 
