@@ -1,6 +1,6 @@
 // sparsity.cu — G3 (the fused S-STE kernel) and G4 (the transposable 2:4 mask) against the
 // device's copy bandwidth, at the FFN weight shapes of GPT-2 small, LLaMA-7B and LLaMA-70B;
-// the magnitude mask and the AdamW step as reference rows.
+// the magnitude mask, the AdamW step and MVUE on an output gradient as reference rows.
 //
 // Bandwidth counts the bytes a kernel must move once (each input read, each output written)
 // over its median time. The inputs rotate over enough sets that a pass reads well past L2
@@ -131,6 +131,28 @@ SIEVE_GPU_BENCH(mask24_magnitude) {
       sieve::cuda::mask24_magnitude(mask[k].get(), w[k].get(), s.R, s.K, 0);
     });
     b.row(bandwidth_row("", "magnitude 2:4 mask, " + shape_text(s), ms, bytes));
+  }
+}
+
+// MVUE on dZ (16,384 tokens x D), fp32 in and the weight-gradient GEMM's bf16 operand out: 6 bytes
+// an element, at the widths of GPT-2 medium's projections and FFN and LLaMA-7B's FFN.
+SIEVE_GPU_BENCH(mvue24) {
+  const int64_t N = 16384;
+  for (int64_t D : {int64_t(1024), int64_t(4096), int64_t(11008)}) {
+    const int64_t n = N * D;
+    const double bytes = (double)n * 6;
+    const int sets = sets_for(bytes);
+    std::vector<DeviceBuffer<float>> g;
+    std::vector<DeviceBuffer<__nv_bfloat16>> out;
+    for (int i = 0; i < sets; i++) {
+      g.push_back(random_buffer(n, 8000 + i, 1e-3f));
+      out.emplace_back(n);
+    }
+    const double ms = gb::median_ms([&](int i) {
+      const int k = i % sets;
+      sieve::cuda::mvue24(out[k].get(), g[k].get(), N, D, D, D, 0x24 + i, 0);
+    });
+    b.row(bandwidth_row("", "MVUE fp32 dZ -> bf16, 16384x" + std::to_string(D), ms, bytes));
   }
 }
 
