@@ -14,6 +14,8 @@
 # CHECKS="attention" (sieve_gpu_checks' filters), TORCH="train" (torch_reference.py's sections;
 # "none" skips PyTorch), C6=0 (no CPU comparison). BIN=DIR runs another build's binaries (built with
 # kernels/cuda/build.sh DIR), e.g. a change and its baseline side by side in one call.
+# CUSPARSELT_DIR=DIR loads DIR/libcusparseLt.so.0 instead of the machine's (the bench's first gemm
+# row names the version loaded), e.g. a newer release measured beside the machine's own.
 # PROFILE=<a sieve_gpu_bench filter> (e.g. train_gpt2_small) also times every kernel of a few of that
 # bench's steps with Nsight Compute (kernels serialised, clocks left as they are) and sums the times by
 # kernel (bench/gpu/kernel_times.py): OUT/profile.txt, where a step's time goes. PROFILE_ROW=<part of
@@ -41,6 +43,10 @@ for f in libcublasLt.so.13 libcusparseLt.so.0; do
   [[ -n "$d" ]] || { echo "bench/gpu/run.sh: $f not found on this machine" >&2; exit 1; }
   export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 done
+if [[ -n "${CUSPARSELT_DIR:-}" ]]; then  # another cuSPARSELt than the machine's, ahead of it
+  [[ -f "$CUSPARSELT_DIR/libcusparseLt.so.0" ]] || { echo "bench/gpu/run.sh: no libcusparseLt.so.0 in CUSPARSELT_DIR=$CUSPARSELT_DIR" >&2; exit 1; }
+  export LD_LIBRARY_PATH="$(cd "$CUSPARSELT_DIR" && pwd):$LD_LIBRARY_PATH"
+fi
 
 {
   date -u +%FT%TZ
