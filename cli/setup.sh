@@ -41,10 +41,20 @@ fi
 nodedir="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
 [ -e "$nodedir/include/node/node.h" ] && export npm_config_nodedir="$nodedir"
 
+# Whether the built engine runs its GEMMs on the portable code although OpenBLAS is installed now
+# (built before OpenBLAS was, e.g. by an `npm install` ahead of this script): then it is rebuilt.
+built_without_blas() {
+  dpkg -s libopenblas-dev >/dev/null 2>&1 &&
+    [ "$(node -e 'console.log(require("./build/Release/sieve.node").backend(0).blas === null)' 2>/dev/null)" = true ]
+}
+
 if [ ! -e node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages and building the native engine (npm ci)"
   npm ci --no-audit --no-fund
 elif [ ! -e build/Release/sieve.node ]; then
   say "building the native engine"
+  npm run build
+elif built_without_blas; then
+  say "rebuilding the native engine: it was built before OpenBLAS was installed"
   npm run build
 fi
