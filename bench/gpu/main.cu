@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <exception>
+#include <string>
 
 #include "bench.h"
 #include "core/error.h"
@@ -81,12 +83,13 @@ int main(int argc, char** argv) {
     for (auto f : filters) wanted |= strstr(e.name, f) != nullptr;
     if (!wanted) continue;
     Bench b;
+    std::string failure;  // a bench that fails keeps the rows it finished, and the next benches run
     try {
       e.body(b);
     } catch (const sieve::Error& x) {
-      printf("%s: FAILED: %s\n", e.name, x.message.c_str());
-      failed++;
-      continue;
+      failure = x.message;
+    } catch (const std::exception& x) {
+      failure = x.what();
     }
     for (auto& r : b.rows()) {
       printf("%-4s %-56s", r.target.c_str(), r.what.c_str());
@@ -98,6 +101,10 @@ int main(int argc, char** argv) {
         for (auto& [k, v] : r.values) fprintf(json, ",\"%s\":%.6g", k.c_str(), v);
         fprintf(json, "}\n");
       }
+    }
+    if (!failure.empty()) {
+      printf("%s: FAILED: %s\n", e.name, failure.c_str());
+      failed++;
     }
     fflush(stdout);
     if (json) fflush(json);  // a bench cut short by a time limit keeps the rows it finished
