@@ -17,6 +17,7 @@
 // The native addon is loaded on first use, so importing this module never fails by itself.
 import { join } from 'node:path';
 import { chooseOpenBlasCore, weakCoreWarningHere } from './blas-core';
+import { sparseLibraryWarning } from './sparse-library';
 
 // ---------------------------------------------------------------- errors
 
@@ -1076,10 +1077,17 @@ export class Model {
 
 // ---------------------------------------------------------------- module functions
 
+let sparseLibraryChecked = false;
+
 /** The backend of `device` in this build (loads the addon); BackendUnavailableError when it has none. */
 export function backendInfo(device: Device = 'cpu'): Backend {
   const d = deviceIndex(device, 'device');
   const b = sync(() => native().backend(d));
+  if (device === 'cuda' && !sparseLibraryChecked) {
+    sparseLibraryChecked = true;
+    const warning = b.blas && sparseLibraryWarning(b.blas);
+    if (warning) process.stderr.write(warning);
+  }
   return { device, name: b.name, blas: b.blas, threads: b.threads };
 }
 

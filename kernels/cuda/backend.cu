@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <string>
 
+#include <cusparseLt.h>
+
 #include "model.cuh"
 #include "quant.cuh"
 
@@ -20,10 +22,21 @@ class CudaBackend final : public Backend {
     SIEVE_CUDA(cudaGetDeviceProperties(&prop, device));
     SIEVE_CUDA(cudaRuntimeGetVersion(&runtime));
     char text[1024];
-    std::snprintf(text, sizeof text, "%s (sm_%d%d, %.0f GiB), CUDA runtime %d.%d, cuBLASLt %zu", prop.name,
+    std::snprintf(text, sizeof text, "%s (sm_%d%d, %.0f GiB), CUDA runtime %d.%d, cuBLASLt %zu, %s", prop.name,
                   prop.major, prop.minor, (double)prop.totalGlobalMem / (1 << 30), runtime / 1000,
-                  (runtime % 1000) / 10, cublasLtGetVersion());
+                  (runtime % 1000) / 10, cublasLtGetVersion(), sparse_library().c_str());
     description_ = text;
+  }
+
+  // "cuSPARSELt M.m.p": the library loaded decides the 2:4 products' speed and bits, so a run records
+  // it (and `sieve reproduce` names it when it changed). Never fatal: the dense path needs none of it.
+  static std::string sparse_library() {
+    int major = 0, minor = 0, patch = 0;
+    if (cusparseLtGetProperty(MAJOR_VERSION, &major) != CUSPARSE_STATUS_SUCCESS ||
+        cusparseLtGetProperty(MINOR_VERSION, &minor) != CUSPARSE_STATUS_SUCCESS ||
+        cusparseLtGetProperty(PATCH_LEVEL, &patch) != CUSPARSE_STATUS_SUCCESS)
+      return "cuSPARSELt (version unknown)";
+    return "cuSPARSELt " + std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
   }
 
   int32_t device() const override { return SIEVE_DEVICE_CUDA; }
