@@ -3,7 +3,8 @@
 #
 #   bash kernels/cuda/build.sh [OUT]      (OUT defaults to build-gpu)
 #
-# Makes, for sm_90 (Hopper) plus SIEVE_CUDA_ARCHS if set (e.g. "sm_100"):
+# Makes, for sm_90 (Hopper), the arch of every GPU nvidia-smi lists here (the device's own: an sm_90
+# image runs on no other major arch) and SIEVE_CUDA_ARCHS if set (e.g. "sm_100"):
 #   OUT/libsieve_cuda.so   kernels/cuda/*.cu: the GPU model and kernels (cuBLASLt, cuSPARSELt, our own),
 #                          loaded by the addon for device cuda (core/backends.cc)
 #   OUT/libsieve_cpu_ref.a kernels/core + kernels/cpu with the portable GEMM: the CPU reference
@@ -43,12 +44,31 @@ lib() { # the linker flags for a library that may exist only as a versioned .so
 }
 CUBLASLT="$(lib cublasLt)"
 CUSPARSELT="$(lib cusparseLt)"
-GENCODE=(-gencode=arch=compute_90,code=sm_90)
-for a in ${SIEVE_CUDA_ARCHS:-}; do GENCODE+=("-gencode=arch=compute_${a#sm_},code=$a"); done
+own_archs() { # sm_XY of each GPU on this machine, from its compute capability X.Y
+  command -v nvidia-smi >/dev/null 2>&1 || return 0
+  nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | tr -d '. ' | grep -E '^[0-9]+$' | sed 's/^/sm_/'
+}
+ARCHS=(sm_90)
+for a in ${SIEVE_CUDA_ARCHS:-} $(own_archs); do
+  [[ " ${ARCHS[*]} " == *" $a "* ]] && continue
+  if ! "$NVCC" --list-gpu-code | grep -qx "$a"; then
+    echo "kernels/cuda/build.sh: this nvcc cannot build for $a (a GPU here, or SIEVE_CUDA_ARCHS): the backend will not load on it; use a newer CUDA toolkit" >&2
+    continue
+  fi
+  ARCHS+=("$a")
+done
+GENCODE=()
+for a in "${ARCHS[@]}"; do GENCODE+=("-gencode=arch=compute_${a#sm_},code=$a"); done
 INCLUDES=(-I"$ROOT/kernels/include" -I"$ROOT/kernels" -I"$ROOT/kernels/cpu" -I"$SPLT/include")
 NVFLAGS=(-std=c++17 -O3 "${GENCODE[@]}" -Xcompiler -fPIC,-Wall,-fopenmp "${INCLUDES[@]}")
 CXXFLAGS=(-std=c++17 -O3 -fPIC -fopenmp -ffp-contract=off -fno-math-errno -fno-trapping-math "${INCLUDES[@]}")
 JOBS="$(nproc)"
+# Objects built with other flags (another arch list, another nvcc) are rebuilt, not reused.
+FLAGS_STAMP="$OUT/obj/flags"
+if [[ "$(cat "$FLAGS_STAMP" 2>/dev/null)" != "$NVCC ${NVFLAGS[*]} ${CXXFLAGS[*]}" ]]; then
+  rm -f "$OUT"/obj/*.o
+  echo "$NVCC ${NVFLAGS[*]} ${CXXFLAGS[*]}" > "$FLAGS_STAMP"
+fi
 NEWEST_HEADER="$(find "$ROOT/kernels" "$ROOT/test/gpu" "$ROOT/bench/gpu" \( -name '*.h' -o -name '*.cuh' \) -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2)"
 
 objs=()
@@ -92,4 +112,4 @@ compile check "$ROOT"/test/gpu/*.cu
 "$NVCC" "${NVFLAGS[@]}" -o "$OUT/sieve_gpu_checks" "${objs[@]}" "$OUT/libsieve_cpu_ref.a" "${RUNTIME[@]}"
 compile bench "$ROOT"/bench/gpu/*.cu
 "$NVCC" "${NVFLAGS[@]}" -o "$OUT/sieve_gpu_bench" "${objs[@]}" "$OUT/libsieve_cpu_ref.a" "${RUNTIME[@]}"
-echo "kernels/cuda/build.sh: built $OUT with $NVCC ($("$NVCC" --version | tail -1))"
+echo "kernels/cuda/build.sh: built $OUT for ${ARCHS[*]} with $NVCC ($("$NVCC" --version | tail -1))"
