@@ -3,7 +3,7 @@
 // stage kind, named after the kind, for `cpu` / `gpu`.
 
 import os from 'node:os';
-import { backendInfo } from '../kernels';
+import { backendInfo, type Backend, type Device } from '../kernels';
 import type { ComputeResult, StageTask } from '../schemas/pipeline';
 import { memoryShortfall, STAGE_KINDS, type StageKind } from '../schemas/stages';
 import { findStage, type ComputeDeps } from './compute';
@@ -55,10 +55,19 @@ export async function computeStage<K extends StageKind>(deps: ComputeDeps, ctx: 
     const shortfall = memoryShortfall(stage, task.recipe, { threads, memoryBytes: os.totalmem() });
     if (shortfall) throw resourceExhausted(`${shortfall}; run it on a larger machine or shrink it`);
     const output = await STAGE_RUNS[kind](deps, ctx, task, stage);
-    return { output, attempt: ctx.attempt, environment: environment({ blas: backendInfo(task.recipe.device).blas }) };
+    return { output, attempt: ctx.attempt, environment: environment(loadedEngine(task.recipe.device)) };
   } catch (error) {
     throw attachAttempt(classifyStageFailure(error, { home: deps.store.home }), ctx.attempt);
   }
+}
+
+/**
+ * What the engine loaded for a stage on `device`, for its environment record: the CPU's BLAS (every
+ * stage's host side) and, on cuda, the GPU backend's description (GPU, CUDA runtime, cuBLASLt,
+ * cuSPARSELt), so that `sieve reproduce` names a changed GPU or library as a cause.
+ */
+export function loadedEngine(device: Device, info: (device: Device) => Backend = backendInfo): { blas: string | null; gpu: string | null } {
+  return { blas: info('cpu').blas, gpu: device === 'cuda' ? info('cuda').blas : null };
 }
 
 /** Compute activities: one per stage kind. */
