@@ -484,3 +484,43 @@ SIEVE_GPU_CHECK(sparse_weight_grad_matches_reference) {
   refused(c, "dW dout 2 bytes off alignment", [&] { g.multiply(dw.get(), z.get() + 1, x.get(), 32, nullptr); });
   refused(c, "dW null out", [&] { g.multiply(nullptr, z.get(), x.get(), 32, nullptr); });
 }
+
+// Determinism across processes (docs/cuda.md): a 2:4 product runs the kernel cusparseLtMatmulSearch
+// timed fastest, once per model, so a resumed run may run another one. The bits must not depend on
+// which: at training sizes, cuSPARSELt's default kernel and two independent searches (each with its
+// own SparseLt) give the same forward and weight-gradient products.
+SIEVE_GPU_CHECK(sparse_kernel_choice_keeps_the_bits) {
+  struct Shape {
+    int64_t N, OC, IC;
+  };
+  const SparseAlgo choices[] = {SparseAlgo::default_id, SparseAlgo::search, SparseAlgo::search};
+  for (Shape s : {Shape{16384, 1024, 4096}, Shape{16384, 4096, 1024}, Shape{2048, 768, 3072}}) {
+    const auto W = rounded(pruned(normal(s.OC * s.IC), s.OC, s.IC, false));
+    const auto X = rounded(normal(s.N * s.IC));
+    std::vector<float> Z((size_t)(s.N * s.OC));
+    const auto G = normal(s.N * s.OC);
+    sieve::cpu::mvue24(Z.data(), G.data(), s.N, s.OC, s.OC, s.OC, sieve::gpu_check::rng()());
+    auto dW = to_device(to_bf16(W)), dX = to_device(to_bf16(X)), dZ = to_device(to_bf16(rounded(Z)));
+    std::vector<std::vector<float>> forward, weight_grad;
+    std::string kernels;
+    for (SparseAlgo algo : choices) {
+      SparseLt lt;  // a search of its own, as a new process makes
+      SparseLinear layer(lt, s.OC, s.IC, false, algo);
+      SparseWeightGrad grad(lt, s.OC, s.IC, algo);
+      DeviceBuffer<bf16> dY(s.N * s.OC), dG(s.OC * s.IC);
+      layer.forward(dY.get(), dX.get(), dW.get(), 1, s.N, false, nullptr);
+      grad.multiply(dG.get(), dZ.get(), dX.get(), s.N, nullptr);
+      forward.push_back(to_float(dY.download()));
+      weight_grad.push_back(to_float(dG.download()));
+      kernels += " " + std::to_string(layer.algorithm(s.N, false)) + "/" + std::to_string(grad.algorithm(s.N));
+    }
+    char what[96];
+    snprintf(what, sizeof what, "%lldx%lldx%lld (kernels forward/dW:", (long long)s.N, (long long)s.OC,
+             (long long)s.IC);
+    const std::string name = what + kernels + ")";
+    c.equal(name + " forward, default vs searched", forward[0], forward[1]);
+    c.equal(name + " forward, two searches", forward[1], forward[2]);
+    c.equal(name + " dW, default vs searched", weight_grad[0], weight_grad[1]);
+    c.equal(name + " dW, two searches", weight_grad[1], weight_grad[2]);
+  }
+}
