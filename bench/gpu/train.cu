@@ -167,8 +167,8 @@ SIEVE_GPU_BENCH(train_llama_wide) { g6_rows(b, "LLaMA-7B-width 4 layers", llama(
 // LLaMA-70B's width (C = 8192, H = 28672), where cuSPARSELt's 2:4 products gain most over dense
 // (bench gemm_24_*): 2.5 G parameters in 2 layers, so that the dense LM head stays a small share
 // of the step. With fp32 weights, gradients, Adam's moments, the masks, the bf16 and compressed
-// copies and B=16, T=1024's activations it needs about 85 GB by count: an H200's, not an H100's (there a
-// row fails for memory, and the bench says so after the rows it finished).
+// copies and B=16, T=1024's activations it needs about 85 GB by count: an H200's, not an H100's
+// (there a row fails for memory, and the bench says so after the rows it finished).
 SIEVE_GPU_BENCH(train_llama70_wide) { g6_rows(b, "LLaMA-70B-width 2 layers", llama(2, 8192, 64, 28672)); }
 
 }  // namespace
