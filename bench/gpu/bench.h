@@ -3,7 +3,8 @@
 // Register a benchmark with SIEVE_GPU_BENCH(name) { ... b.row({...}); }. Timing follows
 // ../shared's method: CUDA events around the region, warm-up first, the median of many
 // repetitions, inputs random (never zeros). Each row is printed as a table line and, with
-// --json FILE, appended as one JSON object per line, for bench/gpu/report.ts.
+// --json FILE, appended as one JSON object per line, for bench/gpu/report.ts, as soon as it is
+// measured: a run stopped by a time limit keeps every row it finished.
 #pragma once
 
 #include <functional>
@@ -21,11 +22,12 @@ struct Row {
 
 class Bench {
  public:
-  void row(Row r) { rows_.push_back(std::move(r)); }
-  const std::vector<Row>& rows() const { return rows_; }
+  using Sink = std::function<void(const Row&)>;
+  explicit Bench(Sink sink) : sink_(std::move(sink)) {}
+  void row(Row r) { sink_(r); }
 
  private:
-  std::vector<Row> rows_;
+  Sink sink_;
 };
 
 // Median milliseconds of fn over reps timed runs (CUDA events on the default stream) after

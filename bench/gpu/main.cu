@@ -2,6 +2,7 @@
 //
 //   sieve_gpu_bench [--json FILE] [name-substring...]
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -77,37 +78,40 @@ int main(int argc, char** argv) {
   }
   printf("device: %s (sm_%d%d, %d SMs, %.0f MiB)\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount,
          prop.totalGlobalMem / 1048576.0);
+  fflush(stdout);
   int failed = 0;
   for (auto& e : registry()) {
     bool wanted = filters.empty();
     for (auto f : filters) wanted |= strstr(e.name, f) != nullptr;
     if (!wanted) continue;
-    Bench b;
-    std::string failure;  // a bench that fails keeps the rows it finished, and the next benches run
-    try {
-      e.body(b);
-    } catch (const sieve::Error& x) {
-      failure = x.message;
-    } catch (const std::exception& x) {
-      failure = x.what();
-    }
-    for (auto& r : b.rows()) {
+    // The stdout line also says how long the row took to set up and measure (not in the JSON):
+    // where a bench's time goes when it runs past a call's limit.
+    auto since = std::chrono::steady_clock::now();
+    Bench b([&](const Row& r) {
+      const auto now = std::chrono::steady_clock::now();
       printf("%-4s %-56s", r.target.c_str(), r.what.c_str());
       for (auto& [k, v] : r.values) printf("  %s %.4g", k.c_str(), v);
-      printf("\n");
+      printf("  (%.1f s)\n", std::chrono::duration<double>(now - since).count());
+      since = now;
+      fflush(stdout);
       if (json) {
         fprintf(json, "{\"bench\":\"%s\",\"target\":\"%s\",\"what\":\"%s\",\"device\":\"%s\"", e.name, r.target.c_str(),
                 r.what.c_str(), prop.name);
         for (auto& [k, v] : r.values) fprintf(json, ",\"%s\":%.6g", k.c_str(), v);
         fprintf(json, "}\n");
+        fflush(json);
       }
-    }
-    if (!failure.empty()) {
-      printf("%s: FAILED: %s\n", e.name, failure.c_str());
+    });
+    try {  // a bench that fails keeps the rows it finished, and the next benches run
+      e.body(b);
+    } catch (const sieve::Error& x) {
+      printf("%s: FAILED: %s\n", e.name, x.message.c_str());
+      failed++;
+    } catch (const std::exception& x) {
+      printf("%s: FAILED: %s\n", e.name, x.what());
       failed++;
     }
     fflush(stdout);
-    if (json) fflush(json);  // a bench cut short by a time limit keeps the rows it finished
   }
   if (json) fclose(json);
   return failed ? 1 : 0;
