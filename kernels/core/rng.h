@@ -46,7 +46,7 @@ inline uint64_t fnv1a64(const std::string& s) {
 inline uint64_t stream_key(uint64_t seed, const std::string& name) { return splitmix64_mix(seed ^ fnv1a64(name)); }
 
 // The k-th draw (k = 0, 1, ...) of the stream with key s.
-inline uint64_t stream_draw(uint64_t s, uint64_t k) { return splitmix64_mix(s + (k + 1) * kGolden); }
+SIEVE_HOST_DEVICE inline uint64_t stream_draw(uint64_t s, uint64_t k) { return splitmix64_mix(s + (k + 1) * kGolden); }
 
 // Elements 2k and 2k + 1 of the standard-normal sequence of the stream with key s.
 struct NormalPair {
@@ -71,12 +71,9 @@ inline uint64_t mvue_key(uint64_t seed, int64_t step, int64_t micro, int64_t ten
   return splitmix64_mix(k + (uint64_t)tensor);
 }
 
-// The key of column d's stream inside sieve_mvue24: its group q draws 2q and 2q + 1.
-inline uint64_t mvue_column_key(uint64_t seed, int64_t d) {
+// The key of column d's stream inside sieve_mvue24: its group q takes draw q (core/mvue.h).
+SIEVE_HOST_DEVICE inline uint64_t mvue_column_key(uint64_t seed, int64_t d) {
   return splitmix64_mix(seed + (uint64_t)(d + 1) * 0xD1B54A32D192ED03ULL);
 }
-
-// A uniform double in [0, 1) from a 64-bit draw: (draw >> 11) 2^-53.
-inline double unit_double(uint64_t draw) { return (double)(draw >> 11) * 0x1.0p-53; }
 
 }  // namespace sieve

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common.h"
+#include "core/mvue.h"
 #include "core/rng.h"
 
 namespace sieve::cpu {
@@ -173,34 +174,8 @@ void sste_dots(double* ws, double* ss, const float* w, int64_t n) {
 
 // ---------------------------------------------------------------- MVUE
 
-namespace {
-
-constexpr double kMvueEps = 0x1.0p-23;  // 1.19209e-7, METHODS 2.7
-
-// One group's a_i = |x_i| + eps and S = sum a_i, and the quotients every p_i is made of:
-// q_i = a_i / S and t_i = q_i / (S - a_i), so that p_i = q_i + a_i sum_{j != i} t_j costs no
-// division of its own (the divisions are most of MVUE's time).
-struct MvueGroup {
-  double a[4], S = 0, q[4], t[4];
-  explicit MvueGroup(const float x[4]) {
-    for (int i = 0; i < 4; i++) S += (a[i] = std::fabs((double)x[i]) + kMvueEps);
-    for (int i = 0; i < 4; i++) {
-      q[i] = a[i] / S;
-      t[i] = q[i] / (S - a[i]);
-    }
-  }
-  double p(int i) const {
-    double second = 0;
-    for (int j = 0; j < 4; j++)
-      if (j != i) second += t[j];
-    return q[i] + a[i] * second;
-  }
-};
-
-}  // namespace
-
-void mvue24_probabilities(double p[4], const float x[4]) {
-  const MvueGroup group(x);
+void mvue24_probabilities(float p[4], const float x[4]) {
+  const MvueGroup group({x[0], x[1], x[2], x[3]});
   for (int i = 0; i < 4; i++) p[i] = group.p(i);
 }
 
@@ -209,43 +184,9 @@ void mvue24(float* out, const float* g, int64_t N, int64_t D, int64_t ldo, int64
 #pragma omp parallel for schedule(static)
   for (int64_t q = 0; q < groups; q++) {
     for (int64_t d = 0; d < D; d++) {
-      float x[4];
+      float x[4], y[4];
       for (int i = 0; i < 4; i++) x[i] = g[(4 * q + i) * ldg + d];
-      float y[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      if (!std::isfinite(x[0]) || !std::isfinite(x[1]) || !std::isfinite(x[2]) || !std::isfinite(x[3])) {
-        for (int i = 0; i < 4; i++) y[i] = x[i];  // nothing to estimate: passed on as it is
-      } else {
-        const MvueGroup group(x);
-        const double* a = group.a;
-        const double S = group.S;
-        const uint64_t key = mvue_column_key(seed, d);
-        const double u1 = unit_double(stream_draw(key, 2 * (uint64_t)q));
-        const double u2 = unit_double(stream_draw(key, 2 * (uint64_t)q + 1));
-        // first index with P(i) = a_i / S
-        int i1 = 3;
-        double acc = 0;
-        for (int i = 0; i < 4; i++) {
-          acc += a[i];
-          if (u1 * S < acc) {
-            i1 = i;
-            break;
-          }
-        }
-        // second from the other three with P(j) ~ a_j
-        const double S2 = S - a[i1];
-        int i2 = i1 == 3 ? 2 : 3;
-        acc = 0;
-        for (int j = 0; j < 4; j++) {
-          if (j == i1) continue;
-          acc += a[j];
-          if (u2 * S2 < acc) {
-            i2 = j;
-            break;
-          }
-        }
-        y[i1] = (float)((double)x[i1] / group.p(i1));
-        y[i2] = (float)((double)x[i2] / group.p(i2));
-      }
+      mvue24_group(y, x, stream_draw(mvue_column_key(seed, d), (uint64_t)q));
       for (int i = 0; i < 4; i++) out[(4 * q + i) * ldo + d] = y[i];
     }
   }

@@ -35,8 +35,8 @@ void sste_dots(double* ws, double* ss, const float* w /* (n) */, int64_t n);
 
 void mvue24(float* out /* (N, ldo) */, const float* g /* (N, ldg) */, int64_t N, int64_t D, int64_t ldo, int64_t ldg,
             uint64_t seed);
-// The inclusion probabilities p_i of MVUE24_approx for one group (a_i = |x_i| + 2^-23).
-void mvue24_probabilities(double p[4], const float x[4]);
+// The inclusion probabilities p_i of MVUE24_approx for one group (a_i = |x_i| + 2^-23; core/mvue.h).
+void mvue24_probabilities(float p[4], const float x[4]);
 
 // ---- counts and sums
 

@@ -12,6 +12,7 @@
 
 #include "common.cuh"
 #include "reduce.cuh"
+#include "core/mvue.h"
 #include "core/rng.h"
 
 namespace sieve::cuda {
@@ -271,25 +272,7 @@ __global__ void __launch_bounds__(kThreads) masked_decay_kernel(float* __restric
   for (int64_t i = done + first; i < n; i += stride) grad[i] = one(grad[i], w[i], mask[i]);
 }
 
-// ---- MVUE: core/rng.h's draws, on the device
-
-__device__ __forceinline__ double unit_draw(uint64_t key, uint64_t k) {
-  return (double)(splitmix64_mix(key + (k + 1) * kGolden) >> 11) * 0x1.0p-53;
-}
-__device__ __forceinline__ double pick(const double (&a)[4], int i) {
-  return i == 0 ? a[0] : i == 1 ? a[1] : i == 2 ? a[2] : a[3];
-}
-
-// p_i of MVUE24_approx (cpu::mvue24_probabilities): a_i / S + a_i sum_{j != i} (a_j / S) / (S - a_j),
-// from q_j = a_j / S and t_j = q_j / (S - a_j), which the two draws' p share (the divisions are
-// most of the kernel's time; the sum still adds the t_j in the CPU's order, so the bits are its).
-__device__ __forceinline__ double inclusion(const double (&a)[4], const double (&q)[4], const double (&t)[4], int i) {
-  double second = 0;
-#pragma unroll
-  for (int j = 0; j < 4; j++)
-    if (j != i) second = __dadd_rn(second, t[j]);
-  return __dadd_rn(pick(q, i), __dmul_rn(pick(a, i), second));
-}
+// ---- MVUE: core/mvue.h's estimator with core/rng.h's draws, the CPU's code on the device
 
 __device__ __forceinline__ void store(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
@@ -302,59 +285,17 @@ __global__ void __launch_bounds__(kThreads) mvue24_kernel(Out* __restrict__ out,
                                                           uint64_t seed) {
   const int64_t d = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (d >= D) return;
-  const uint64_t key = splitmix64_mix(seed + (uint64_t)(d + 1) * 0xD1B54A32D192ED03ULL);  // core/rng.h mvue_column_key
+  const uint64_t key = mvue_column_key(seed, d);
   const int64_t groups = N / 4;
   for (int64_t q = blockIdx.y; q < (N + 3) / 4; q += gridDim.y) {
     if (q == groups) {  // a trailing partial group is kept as it is
       for (int64_t r = 4 * q; r < N; r++) store(&out[r * ldo + d], g[r * ldg + d]);
       continue;
     }
-    float x[4], y[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    float x[4], y[4];
 #pragma unroll
     for (int i = 0; i < 4; i++) x[i] = g[(4 * q + i) * ldg + d];
-    if (!isfinite(x[0]) || !isfinite(x[1]) || !isfinite(x[2]) || !isfinite(x[3])) {
-#pragma unroll
-      for (int i = 0; i < 4; i++) y[i] = x[i];  // nothing to estimate: passed on as it is
-    } else {
-      double a[4], S = 0;
-#pragma unroll
-      for (int i = 0; i < 4; i++) S = __dadd_rn(S, a[i] = __dadd_rn(fabs((double)x[i]), 0x1.0p-23));
-      const double u1 = unit_draw(key, 2 * (uint64_t)q), u2 = unit_draw(key, 2 * (uint64_t)q + 1);
-      // first index with P(i) = a_i / S
-      int i1 = 3;
-      double acc = 0;
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        acc = __dadd_rn(acc, a[i]);
-        if (__dmul_rn(u1, S) < acc) {
-          i1 = i;
-          break;
-        }
-      }
-      // second from the other three with P(j) ~ a_j
-      const double S2 = __dsub_rn(S, pick(a, i1));
-      int i2 = i1 == 3 ? 2 : 3;
-      acc = 0;
-#pragma unroll
-      for (int j = 0; j < 4; j++) {
-        if (j == i1) continue;
-        acc = __dadd_rn(acc, a[j]);
-        if (__dmul_rn(u2, S2) < acc) {
-          i2 = j;
-          break;
-        }
-      }
-      double q[4], t[4];
-#pragma unroll
-      for (int j = 0; j < 4; j++) {
-        q[j] = __ddiv_rn(a[j], S);
-        t[j] = __ddiv_rn(q[j], __dsub_rn(S, a[j]));
-      }
-      const float v1 = __double2float_rn(__ddiv_rn((double)x[i1], inclusion(a, q, t, i1)));
-      const float v2 = __double2float_rn(__ddiv_rn((double)x[i2], inclusion(a, q, t, i2)));
-#pragma unroll
-      for (int i = 0; i < 4; i++) y[i] = i == i1 ? v1 : i == i2 ? v2 : 0.0f;
-    }
+    mvue24_group(y, x, stream_draw(key, (uint64_t)q));
 #pragma unroll
     for (int i = 0; i < 4; i++) store(&out[(4 * q + i) * ldo + d], y[i]);
   }

@@ -515,12 +515,13 @@ int sieve_sste_threshold(float* out /* (R, K) */, const float* w /* (R, K) */, i
 int sieve_sste_beta(double* beta, const float* w /* (R, K) */, int64_t R, int64_t K);
 /* MVUE24_approx (METHODS 2.7) along N: per column d and group q of 4 consecutive rows, with
  * a_i = |x_i| + 2^-23, draw i1 with P(i) = a_i / S, then i2 from the other three with P(j) ~ a_j;
- * out = x_i / p_i at i1 and i2 (p_i the inclusion probability, computed in double), 0 elsewhere.
- * The two uniforms of (d, q) are draws 2q and 2q + 1 of the stream keyed
- * c = mix(seed + (d + 1) 0xD1B54A32D192ED03) (draw k = mix(c + (k + 1) 0x9E3779B97F4A7C15),
- * u = (draw >> 11) 2^-53), so the result depends only on (seed, g), not on threads. A trailing
- * partial group (N % 4 rows) and a group holding a non-finite value are copied unchanged
- * (trivially unbiased). */
+ * out = x_i / p_i at i1 and i2 (p_i the inclusion probability), 0 elsewhere, all in single
+ * precision as the paper's kernel (core/mvue.h, which the CUDA backend runs too). The two uniforms
+ * of (d, q) come from draw q of the stream keyed c = mix(seed + (d + 1) 0xD1B54A32D192ED03)
+ * (draw k = mix(c + (k + 1) 0x9E3779B97F4A7C15)): its bits 63..40 and 39..16, each times 2^-24.
+ * So the result depends only on (seed, g), not on threads. A trailing partial group (N % 4 rows)
+ * and a group whose S is not finite (a non-finite value, or magnitudes past single precision)
+ * are copied unchanged (trivially unbiased). */
 int sieve_mvue24(float* out /* (N, OC) */, const float* g /* (N, OC) */, int64_t N, int64_t OC, uint64_t seed);
 /* flips = the number of i with before[i] != after[i] */
 int sieve_mask_flips(int64_t* flips, const float* before /* (n) */, const float* after /* (n) */, int64_t n);

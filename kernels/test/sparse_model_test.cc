@@ -711,7 +711,9 @@ TEST_P(SparseFamilyTest, MvueWeightGradientIsUnbiased) {
     counted++;
   }
   ASSERT_GT(counted, t.size / 2);
-  EXPECT_NEAR(z2 / counted, 1.0, 0.2) << "standardized errors of unit variance";
+  // The elements share their column's draws, so this mean of z^2 varies more than 384 independent
+  // ones would: over 60 seed sets (both families) it was 1.01 on average with sd 0.125.
+  EXPECT_NEAR(z2 / counted, 1.0, 0.4) << "standardized errors of unit variance";
 }
 
 // SLoRB, the scale transform and MVUE keep the engine's promise: the same bits at 1 and 2 threads.

@@ -492,12 +492,32 @@ TEST(Mvue24, WorkedExampleInclusionProbabilitiesAndValues) {
     sum += law.p[i];
   }
   EXPECT_NEAR(sum, 2.0, 1e-12);
-  // the kernel's own probabilities agree with the formula
+  // the kernel's own probabilities (single precision) agree with the formula in double
   const float xf[4] = {0.9f, -0.1f, 0.4f, -0.7f};
-  double pk[4];
+  float pk[4];
   sieve::cpu::mvue24_probabilities(pk, xf);
   const MvueLaw lf({0.9f, -0.1f, 0.4f, -0.7f});
-  for (int i = 0; i < 4; i++) EXPECT_NEAR(pk[i], lf.p[i], 1e-15) << i;
+  for (int i = 0; i < 4; i++) EXPECT_NEAR(pk[i], lf.p[i], 4e-7 * lf.p[i]) << i;
+}
+
+// Single precision stays accurate where one entry dominates (S - a_j would cancel: the kernel sums
+// the other three instead) and across float's range, up to magnitudes whose S overflows.
+TEST(Mvue24, ProbabilitiesHoldWhenOneEntryDominatesAndAtExtremeScales) {
+  const std::vector<std::array<float, 4>> groups = {{1.0f, 0.0f, 0.0f, 0.0f},   {3.0f, 1e-7f, -2e-7f, 0.0f},
+                                                    {-1e30f, 1.0f, 0.0f, 2e29f}, {1e-30f, 0.0f, 0.0f, 0.0f},
+                                                    {1e37f, -1e37f, 3e36f, 0.0f}};
+  for (const auto& x : groups) {
+    float pk[4];
+    sieve::cpu::mvue24_probabilities(pk, x.data());
+    const MvueLaw law({x[0], x[1], x[2], x[3]});
+    double sum = 0;
+    for (int i = 0; i < 4; i++) {
+      // relative, and absolute where p is denormal (the zero entry beside 1e37)
+      EXPECT_NEAR(pk[i], law.p[i], 2e-6 * law.p[i] + 0x1.0p-149) << x[0] << " " << i;
+      sum += pk[i];
+    }
+    EXPECT_NEAR(sum, 2.0, 1e-6) << x[0];
+  }
 }
 
 // E[out] = x, summing the 12 ordered draws with their probabilities (Horvitz-Thompson).
@@ -538,7 +558,7 @@ TEST(Mvue24, OutputsAreTwoHorvitzThompsonValuesPerGroup) {
         const float y = out[(4 * q + i) * OC + d];
         if (y == 0.0f) continue;
         nonzero++;
-        ASSERT_NEAR(y, x[i] / law.p[i], 1e-6 * std::fabs(x[i] / law.p[i])) << q << "," << d;
+        ASSERT_NEAR(y, x[i] / law.p[i], 1e-6 * std::fabs(x[i] / law.p[i])) << q << "," << d;  // a few float roundings
         ASSERT_EQ(std::signbit(y), std::signbit((float)x[i])) << "sign kept";
       }
       ASSERT_EQ(nonzero, 2) << q << "," << d;
@@ -574,13 +594,19 @@ TEST(Mvue24, ZeroGroupsStayZeroPartialGroupsAndNonFiniteGroupsPassThrough) {
   std::vector<float> g = randn(N * OC, 16);
   for (int i = 0; i < 4 * OC; i++) g[i] = 0.0f;  // group 0: all zero
   g[4 * OC + 1] = NAN;                          // group 1, column 1
+  g[4 * OC + 2] = 3e38f;                        // group 1, column 2: S overflows single precision
+  g[5 * OC + 2] = -2e38f;
   std::vector<float> out(N * OC, 99.0f);
   SIEVE_OK_OR_FAIL(sieve_mvue24(out.data(), g.data(), N, OC, 3));
   for (int i = 0; i < 4 * OC; i++) EXPECT_EQ(out[i], 0.0f) << i;
-  for (int r = 4; r < 8; r++) {
-    const float a = out[r * OC + 1], b = g[r * OC + 1];
-    EXPECT_TRUE(same_bits(&a, &b, 1)) << "a group holding NaN is copied, row " << r;
-  }
+  for (int r = 4; r < 8; r++)
+    for (int d : {1, 2}) {
+      const float a = out[r * OC + d], b = g[r * OC + d];
+      EXPECT_TRUE(same_bits(&a, &b, 1)) << "a group holding NaN or too large to sum is copied, row " << r << " column " << d;
+    }
+  int kept = 0;
+  for (int r = 4; r < 8; r++) kept += out[r * OC] != 0.0f;
+  EXPECT_EQ(kept, 2) << "column 0 of group 1 is estimated";
   for (int i = 8 * OC; i < N * OC; i++) EXPECT_EQ(out[i], g[i]) << "rows 8 and 9 (N % 4) are copied";
 }
 
