@@ -8,7 +8,6 @@
 #include "sparsity.cuh"
 
 #include <cstdint>
-#include <type_traits>
 #include <utility>
 
 #include "common.cuh"
@@ -278,53 +277,27 @@ __global__ void __launch_bounds__(kThreads) masked_decay_kernel(float* __restric
 __device__ __forceinline__ void store(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
-// Threads: x over pairs of columns (coalesced within each row; a pair is one 8-byte load and one
-// paired store), y over groups q. A thread's two columns are two independent groups, so their
-// divisions overlap; odd widths, strides or addresses take one column a thread (Pair = false).
-// Out is fp32, or bf16 rounded to nearest even (the weight-gradient GEMM's operand, written
-// without an fp32 pass). Every column's bits are those of the CPU's code either way.
-template <class Out, bool Pair>
+// Threads: x over columns d (coalesced within each row), y over groups q. Out is fp32, or bf16
+// rounded to nearest even (the weight-gradient GEMM's operand, written without an fp32 pass).
+template <class Out>
 __global__ void __launch_bounds__(kThreads) mvue24_kernel(Out* __restrict__ out, const float* __restrict__ g,
                                                           int64_t N, int64_t D, int64_t ldo, int64_t ldg,
                                                           uint64_t seed) {
-  constexpr int C = Pair ? 2 : 1;
-  const int64_t d = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) * C;
-  if (d >= D) return;  // with Pair, D is even: d + 1 < D too
-  uint64_t key[C];
-#pragma unroll
-  for (int c = 0; c < C; c++) key[c] = mvue_column_key(seed, d + c);
+  const int64_t d = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (d >= D) return;
+  const uint64_t key = mvue_column_key(seed, d);
   const int64_t groups = N / 4;
   for (int64_t q = blockIdx.y; q < (N + 3) / 4; q += gridDim.y) {
     if (q == groups) {  // a trailing partial group is kept as it is
-      for (int64_t r = 4 * q; r < N; r++)
-        for (int c = 0; c < C; c++) store(&out[r * ldo + d + c], g[r * ldg + d + c]);
+      for (int64_t r = 4 * q; r < N; r++) store(&out[r * ldo + d], g[r * ldg + d]);
       continue;
     }
-    float x[C][4], y[C][4];
+    float x[4], y[4];
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-      const float* row = g + (4 * q + i) * ldg + d;
-      if constexpr (Pair) {
-        const float2 v = *reinterpret_cast<const float2*>(row);
-        x[0][i] = v.x;
-        x[1][i] = v.y;
-      } else {
-        x[0][i] = *row;
-      }
-    }
+    for (int i = 0; i < 4; i++) x[i] = g[(4 * q + i) * ldg + d];
+    mvue24_group(y, x, stream_draw(key, (uint64_t)q));
 #pragma unroll
-    for (int c = 0; c < C; c++) mvue24_group(y[c], x[c], stream_draw(key[c], (uint64_t)q));
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-      Out* row = out + (4 * q + i) * ldo + d;
-      if constexpr (!Pair) {
-        store(row, y[0][i]);
-      } else if constexpr (std::is_same_v<Out, float>) {
-        *reinterpret_cast<float2*>(row) = make_float2(y[0][i], y[1][i]);
-      } else {
-        *reinterpret_cast<__nv_bfloat162*>(row) = __floats2bfloat162_rn(y[0][i], y[1][i]);
-      }
-    }
+    for (int i = 0; i < 4; i++) store(&out[(4 * q + i) * ldo + d], y[i]);
   }
 }
 
@@ -535,12 +508,8 @@ void launch_mvue24(Out* out, const float* g, int64_t N, int64_t D, int64_t ldo, 
               (long long)N, (long long)D, (long long)ldo, (long long)ldg);
   if (N == 0 || D == 0) return;
   const int64_t qs = (N + 3) / 4;
-  const bool pair = D % 2 == 0 && ldo % 2 == 0 && ldg % 2 == 0 && aligned(g, 2 * sizeof(float)) &&
-                    aligned(out, 2 * sizeof(Out));
-  const int64_t threads_x = pair ? D / 2 : D;
-  const dim3 grid((unsigned)((threads_x + kThreads - 1) / kThreads), (unsigned)(qs < 65535 ? qs : 65535));
-  if (pair) mvue24_kernel<Out, true><<<grid, kThreads, 0, stream>>>(out, g, N, D, ldo, ldg, seed);
-  else mvue24_kernel<Out, false><<<grid, kThreads, 0, stream>>>(out, g, N, D, ldo, ldg, seed);
+  const dim3 grid((unsigned)((D + kThreads - 1) / kThreads), (unsigned)(qs < 65535 ? qs : 65535));
+  mvue24_kernel<<<grid, kThreads, 0, stream>>>(out, g, N, D, ldo, ldg, seed);
   SIEVE_LAUNCHED();
 }
 
