@@ -1,16 +1,17 @@
 // The README's quickstart command, exactly as a new user types it (`npm run quickstart`), in a
 // fresh SIEVE_HOME: the embedded dev server starts, examples/quickstart.yaml trains and evaluates,
-// everything lands in SQLite, and the model has learned something about the language. Then
-// `sieve reproduce` runs it again with the cache off and finds every stage bit-identical.
+// everything lands in SQLite, and the model has learned something about the language.
+// (`sieve reproduce` of a whole run is checked on a smaller recipe in reproduce.test.ts: a second
+// quickstart would double this test's minutes.)
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadCorpus } from '../../activities/data/corpus';
-import type { ReproduceOutput, ShowOutput } from '../../schemas/cli';
+import type { ShowOutput } from '../../schemas/cli';
 import { DevServer } from '../../cli/temporal/dev-server';
-import { lastJson, sieve, tempHome } from './helpers';
+import { sieve, tempHome } from './helpers';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -23,7 +24,7 @@ function unigramPerplexity(text: string): number {
   return Math.exp(entropy);
 }
 
-test('npm run quickstart runs examples/quickstart.yaml end to end, and sieve reproduce finds it bit-identical', { timeout: 1_800_000 }, async () => {
+test('npm run quickstart runs examples/quickstart.yaml end to end: the model learned the language, all of it recorded', { timeout: 1_800_000 }, async () => {
   const home = tempHome('quickstart');
   try {
     const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
@@ -50,15 +51,6 @@ test('npm run quickstart runs examples/quickstart.yaml end to end, and sieve rep
     const unigram = unigramPerplexity(loadCorpus({ corpus: 'sotu', years: [2000, 2016] }).text);
     assert.ok(recent < unigram / 2, `held-out speeches: perplexity ${recent} well below the byte-unigram ${unigram}`);
     assert.ok(moby > recent, `another author and century is harder (${moby} vs ${recent})`);
-
-    const again = await sieve(home, ['reproduce', id, '--json']);
-    assert.equal(again.code, 0, again.stderr);
-    const reproduction = lastJson<ReproduceOutput>(again.stdout);
-    assert.equal(reproduction.reproduces, id);
-    assert.deepEqual(reproduction.stages.map((s) => [s.id, s.identical, s.causes]), [['dense', true, []], ['report', true, []]], JSON.stringify(reproduction));
-    const reproduced = JSON.parse((await sieve(home, ['show', reproduction.id, '--json'])).stdout) as ShowOutput;
-    assert.equal(reproduced.reproduces, id);
-    assert.ok(reproduced.stages.every((s) => s.status === 'completed' && s.reason === 'cache disabled (--no-cache)'), 'every stage ran again');
   } finally {
     await new DevServer(home).stop();
   }

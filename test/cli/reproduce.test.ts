@@ -1,6 +1,8 @@
-// `sieve reproduce` names what was not the same: here the original run's recorded code version and
-// one of its outputs are altered, and a reproduction of one stage (--stage) reports the output that
-// differs and the code version as a cause; the stages upstream are taken from the original run.
+// `sieve reproduce`: a whole run reproduced with the cache off is bit-identical, stage by stage
+// (a model wide enough that its GEMMs are split over both threads); and it names what was not the
+// same: the original run's recorded code version and one of its outputs are altered, and a
+// reproduction of one stage (--stage) reports the output that differs and the code version as a
+// cause, the stages upstream taken from the original run.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -14,6 +16,21 @@ import { lastJson, sieve, tempHome, tinyRecipe, writeRecipe } from './helpers';
 const home = tempHome('reproduce');
 after(async () => {
   await new DevServer(home).stop();
+});
+
+test('a whole run reproduced with the cache off: every stage runs again and is bit-identical', { timeout: 300_000 }, async () => {
+  const r = await sieve(home, ['run', writeRecipe(home, 'same.yaml', tinyRecipe({ name: 'same', steps: 40, slow: true })), '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const id = lastJson<{ id: string }>(r.stdout).id;
+  const again = await sieve(home, ['reproduce', id, '--json']);
+  assert.equal(again.code, 0, again.stderr);
+  const reproduction = lastJson<ReproduceOutput>(again.stdout);
+  assert.equal(reproduction.reproduces, id);
+  assert.equal(reproduction.identical, true);
+  assert.deepEqual(reproduction.stages.map((s) => [s.id, s.identical, s.causes]), [['dense', true, []], ['report', true, []]], JSON.stringify(reproduction));
+  const reproduced = JSON.parse((await sieve(home, ['show', reproduction.id, '--json'])).stdout) as ShowOutput;
+  assert.equal(reproduced.reproduces, id);
+  assert.ok(reproduced.stages.every((s) => s.status === 'completed' && s.reason === 'cache disabled (--no-cache)'), 'every stage ran again');
 });
 
 test('a stage reproduced with another code version: the differing output and the cause are named', { timeout: 300_000 }, async () => {

@@ -53,7 +53,9 @@ function recordedStep(home: string): number {
   }
 }
 
-const slowRecipe = (dir: string, name: string) => writeRecipe(dir, `${name}.yaml`, tinyRecipe({ name, slow: true, steps: 2000, checkpointEvery: 20 }));
+// Long enough (~10 s or more after step 20) for each fault to land mid-stage; a resume trains
+// the rest, so every step past that margin is the suite's time.
+const slowRecipe = (dir: string, name: string) => writeRecipe(dir, `${name}.yaml`, tinyRecipe({ name, slow: true, steps: 600, checkpointEvery: 20 }));
 
 test('the database deleted mid-run stops the run, naming the file, and is never silently replaced', { timeout: 180_000 }, async () => {
   const home = tempHome('db-deleted');
