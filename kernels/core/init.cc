@@ -68,10 +68,10 @@ void init_weights(sieve_model& m, uint64_t seed) {
       if (constant) {
         std::fill(chunk.begin(), chunk.end(), t.kind == SIEVE_KIND_NORM ? 1.0f : 0.0f);
       } else {
-        // Every value is a function of its index alone, so the threads change no bit. On one core
-        // a value took ~27 ns (Box-Muller in double): half a minute a billion parameters, for
-        // each model a GPU bench or a user creates.
-#pragma omp parallel for schedule(static)
+        // On the model's threads: every value is a function of its index alone, so their number
+        // changes no bit. On one core a value took ~27 ns (Box-Muller in double): half a minute
+        // a billion parameters, for each model a GPU bench or a user creates.
+#pragma omp parallel for schedule(static) num_threads(m.threads)
         for (int64_t i = 0; i < n; i += 2) {
           const NormalPair z = stream_normal_pair(key, (uint64_t)(c0 + i) / 2);
           chunk[i] = (float)(sd * z.even);

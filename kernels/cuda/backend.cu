@@ -1,6 +1,8 @@
 // backend.cu — the CUDA backend object: describes the GPU it runs on and makes CudaModels.
 // The core finds it through the one C symbol below when a model asks for device cuda
 // (core/backends.cc loads libsieve_cuda.so on first use).
+#include <omp.h>
+
 #include <cstdio>
 #include <string>
 
@@ -45,7 +47,8 @@ class CudaBackend final : public Backend {
     out->abi_version = SIEVE_ABI_VERSION;
     out->name = "cuda";
     out->blas = description_.c_str();
-    out->default_threads = 1;  // host threads do not matter to a GPU model
+    // a GPU model's host work: its initialisation's draws (core/init.cc)
+    out->default_threads = omp_get_max_threads();
   }
 
   std::unique_ptr<ModelBackend> create_model(const sieve_model& model) const override {

@@ -71,7 +71,8 @@ typedef struct sieve_backend_info {
   int32_t abi_version;    /* SIEVE_ABI_VERSION */
   const char* name;       /* "cpu" */
   const char* blas;       /* e.g. "OpenBLAS 0.3.21 ... SkylakeX", NULL: portable GEMM or not applicable */
-  int32_t default_threads;/* threads a new model gets (cpu: OMP_NUM_THREADS or the core count) */
+  int32_t default_threads;/* threads a new model gets: OMP_NUM_THREADS or the core count (cuda: for its host work,
+                             the initialisation's draws) */
 } sieve_backend_info;
 
 /* The backend of `device`; SIEVE_E_UNAVAILABLE when this build has none for it. */
