@@ -80,31 +80,19 @@ struct AdamS {
   }
 };
 
-// cpu/grad_hook.cc's masked decay of one entry: g + (lambda (1 - k)) w where k != 1 (g + 0 would
-// turn -0 into +0: kept entries keep their bits).
-__device__ __forceinline__ float masked_decay(float g, float w, float k, float lambda) {
-  return k == 1.0f ? g : __fadd_rn(g, __fmul_rn(__fmul_rn(lambda, __fsub_rn(1.0f, k)), w));
-}
-
-// One fused pass: read w, m, v, grad (and mask), write w, m, v. mask null reads as 1. With kDecay,
-// grad is first decayed by decay.mask and the w read here, and written back.
-template <class Rule, bool kVec, bool kDecay>
+// One fused pass: read w, m, v, grad (and mask), write w, m, v. mask null reads as 1.
+template <class Rule, bool kVec>
 __global__ void __launch_bounds__(kThreads)
-    update_kernel(float* __restrict__ w, float* __restrict__ m, float* __restrict__ v, float* __restrict__ grad,
-                  const float* __restrict__ mask, Rule rule, MaskedDecay decay, int64_t n) {
+    update_kernel(float* __restrict__ w, float* __restrict__ m, float* __restrict__ v, const float* __restrict__ grad,
+                  const float* __restrict__ mask, Rule rule, int64_t n) {
   const int64_t stride = (int64_t)gridDim.x * blockDim.x, first = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   int64_t done = 0;
   if constexpr (kVec) {
     for (int64_t q = first; q < n / 4; q += stride) {
       float4 W = reinterpret_cast<const float4*>(w)[q], M = reinterpret_cast<const float4*>(m)[q],
-             V = reinterpret_cast<const float4*>(v)[q], G = reinterpret_cast<const float4*>(grad)[q];
+             V = reinterpret_cast<const float4*>(v)[q];
+      const float4 G = reinterpret_cast<const float4*>(grad)[q];
       const float4 K = mask ? reinterpret_cast<const float4*>(mask)[q] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
-      if constexpr (kDecay) {
-        const float4 D = reinterpret_cast<const float4*>(decay.mask)[q];
-        G = make_float4(masked_decay(G.x, W.x, D.x, decay.lambda), masked_decay(G.y, W.y, D.y, decay.lambda),
-                        masked_decay(G.z, W.z, D.z, decay.lambda), masked_decay(G.w, W.w, D.w, decay.lambda));
-        reinterpret_cast<float4*>(grad)[q] = G;
-      }
       rule(W.x, M.x, V.x, G.x, K.x);
       rule(W.y, M.y, V.y, G.y, K.y);
       rule(W.z, M.z, V.z, G.z, K.z);
@@ -116,29 +104,22 @@ __global__ void __launch_bounds__(kThreads)
     done = n / 4 * 4;
   }
   for (int64_t i = done + first; i < n; i += stride) {
-    float W = w[i], M = m[i], V = v[i], G = grad[i];
-    if constexpr (kDecay) grad[i] = G = masked_decay(G, W, decay.mask[i], decay.lambda);
-    rule(W, M, V, G, mask ? mask[i] : 1.0f);
+    float W = w[i], M = m[i], V = v[i];
+    rule(W, M, V, grad[i], mask ? mask[i] : 1.0f);
     w[i] = W, m[i] = M, v[i] = V;
   }
 }
 
 template <class Rule>
-void launch_update(float* w, float* m, float* v, float* grad, const float* mask, const Rule& rule, MaskedDecay decay,
-                   int64_t n, cudaStream_t stream) {
+void launch_update(float* w, float* m, float* v, const float* grad, const float* mask, const Rule& rule, int64_t n,
+                   cudaStream_t stream) {
   if (n == 0) return;
-  const bool vec = aligned(w, 16) && aligned(m, 16) && aligned(v, 16) && aligned(grad, 16) && aligned(mask, 16) &&
-                   aligned(decay.mask, 16);
+  const bool vec = aligned(w, 16) && aligned(m, 16) && aligned(v, 16) && aligned(grad, 16) && aligned(mask, 16);
   const unsigned grid = grid_for(vec ? (n + 3) / 4 : n, kThreads);
-  const bool decayed = decay.mask != nullptr;
-  if (vec && decayed)
-    update_kernel<Rule, true, true><<<grid, kThreads, 0, stream>>>(w, m, v, grad, mask, rule, decay, n);
-  else if (vec)
-    update_kernel<Rule, true, false><<<grid, kThreads, 0, stream>>>(w, m, v, grad, mask, rule, decay, n);
-  else if (decayed)
-    update_kernel<Rule, false, true><<<grid, kThreads, 0, stream>>>(w, m, v, grad, mask, rule, decay, n);
+  if (vec)
+    update_kernel<Rule, true><<<grid, kThreads, 0, stream>>>(w, m, v, grad, mask, rule, n);
   else
-    update_kernel<Rule, false, false><<<grid, kThreads, 0, stream>>>(w, m, v, grad, mask, rule, decay, n);
+    update_kernel<Rule, false><<<grid, kThreads, 0, stream>>>(w, m, v, grad, mask, rule, n);
   SIEVE_LAUNCHED();
 }
 
@@ -181,30 +162,27 @@ __global__ void __launch_bounds__(kThreads) sum_squares_final(double* __restrict
 
 }  // namespace
 
-void adamw_update(float* w, float* m, float* v, float* grad, float lr, float beta1, float beta2, float eps,
-                  float weight_decay, int64_t t, int64_t n, cudaStream_t stream, MaskedDecay decay) {
+void adamw_update(float* w, float* m, float* v, const float* grad, float lr, float beta1, float beta2, float eps,
+                  float weight_decay, int64_t t, int64_t n, cudaStream_t stream) {
   check_step("adamw_update", t, n);
   const BiasCorrection bc = bias_correction(lr, beta1, beta2, t);
-  launch_update(w, m, v, grad, nullptr, AdamW{lr, beta1, beta2, eps, weight_decay, bc.step_size, bc.bc2_sqrt}, decay,
-                n, stream);
+  launch_update(w, m, v, grad, nullptr, AdamW{lr, beta1, beta2, eps, weight_decay, bc.step_size, bc.bc2_sqrt}, n,
+                stream);
 }
 
-void ast_update(float* w, float* m, float* v, float* grad, const float* mask, float lr, float beta1, float beta2,
-                float eps, float weight_decay, float lambda, int64_t t, int64_t n, cudaStream_t stream,
-                MaskedDecay decay) {
+void ast_update(float* w, float* m, float* v, const float* grad, const float* mask, float lr, float beta1, float beta2,
+                float eps, float weight_decay, float lambda, int64_t t, int64_t n, cudaStream_t stream) {
   check_step("ast_update", t, n);
   const BiasCorrection bc = bias_correction(lr, beta1, beta2, t);
-  launch_update(w, m, v, grad, mask, Ast{lr, beta1, beta2, eps, weight_decay, lambda, bc.step_size, bc.bc2_sqrt},
-                decay, n, stream);
+  launch_update(w, m, v, grad, mask, Ast{lr, beta1, beta2, eps, weight_decay, lambda, bc.step_size, bc.bc2_sqrt}, n,
+                stream);
 }
 
-void adams_update(float* w, float* m, float* v, float* grad, const float* mask, float lr, float beta1,
-                  float beta2, float eps, float alpha, float lambda, int64_t t, int64_t n, cudaStream_t stream,
-                  MaskedDecay decay) {
+void adams_update(float* w, float* m, float* v, const float* grad, const float* mask, float lr, float beta1,
+                  float beta2, float eps, float alpha, float lambda, int64_t t, int64_t n, cudaStream_t stream) {
   check_step("adams_update", t, n);
   const BiasCorrection bc = bias_correction(lr, beta1, beta2, t);
-  launch_update(w, m, v, grad, mask, AdamS{beta1, beta2, eps, alpha, lambda, bc.step_size, bc.bc2_sqrt}, decay, n,
-                stream);
+  launch_update(w, m, v, grad, mask, AdamS{beta1, beta2, eps, alpha, lambda, bc.step_size, bc.bc2_sqrt}, n, stream);
 }
 
 int64_t global_norm_scratch(int64_t n) { return (n + kChunk - 1) / kChunk; }

@@ -20,32 +20,21 @@
 
 namespace sieve::cuda {
 
-// SR-STE's masked decay (METHODS 2.2, cpu/grad_hook.cc's MASKED_DECAY hook) taken into an
-// update's own pass: before the rule reads g, g += lambda (1 - M) (.) W with the W before the
-// update, where M != 1 (kept entries keep their bits), and that g is written back to grad, as
-// the hook leaves it. One pass instead of two saves a read of W and a read and write of the
-// gradient. mask null: no decay.
-struct MaskedDecay {
-  const float* mask = nullptr;  // (n)
-  float lambda = 0.0f;
-};
-
 // AdamW, PyTorch's order: w *= 1 - lr wd; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
 // w -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-void adamw_update(float* w /* (n) */, float* m /* (n) */, float* v /* (n) */, float* grad /* (n) */, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, int64_t t, int64_t n, cudaStream_t stream,
-                  MaskedDecay decay = {});
+void adamw_update(float* w /* (n) */, float* m /* (n) */, float* v /* (n) */, const float* grad /* (n) */, float lr,
+                  float beta1, float beta2, float eps, float weight_decay, int64_t t, int64_t n, cudaStream_t stream);
 
 // AST (METHODS 4.3): the decay lambda (1 - M) w enters after the momentum (m keeps the loss
 // gradient only) and before the second moment.
-void ast_update(float* w /* (n) */, float* m /* (n) */, float* v /* (n) */, float* grad /* (n) */,
+void ast_update(float* w /* (n) */, float* m /* (n) */, float* v /* (n) */, const float* grad /* (n) */,
                 const float* mask /* (n) */, float lr, float beta1, float beta2, float eps, float weight_decay,
-                float lambda, int64_t t, int64_t n, cudaStream_t stream, MaskedDecay decay = {});
+                float lambda, int64_t t, int64_t n, cudaStream_t stream);
 
 // AdamS (METHODS 5.3): where M = 0, u = (1 - alpha) m + alpha lambda sign(w); no decoupled decay.
-void adams_update(float* w /* (n) */, float* m /* (n) */, float* v /* (n) */, float* grad /* (n) */,
+void adams_update(float* w /* (n) */, float* m /* (n) */, float* v /* (n) */, const float* grad /* (n) */,
                   const float* mask /* (n) */, float lr, float beta1, float beta2, float eps, float alpha,
-                  float lambda, int64_t t, int64_t n, cudaStream_t stream, MaskedDecay decay = {});
+                  float lambda, int64_t t, int64_t n, cudaStream_t stream);
 
 // Doubles of scratch global_norm needs for n elements.
 int64_t global_norm_scratch(int64_t n);

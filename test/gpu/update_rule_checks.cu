@@ -1,7 +1,5 @@
 // update_rule_checks.cu — cuda/update_rule.cuh against cpu/update_rule.h: AdamW, AST and
-// AdamS over steps t = 1..5 with their state (w, m, v) carried on both sides, each also with
-// SR-STE's masked decay taken into its pass (against cpu/grad_hook.h's hook, then the rule; the
-// gradient it writes back compared too), and the global norm.
+// AdamS over steps t = 1..5 with their state (w, m, v) carried on both sides, and the global norm.
 //
 // Tolerances: the updates are compared bit for bit after every step (the device evaluates
 // the CPU's expression operation by operation, the bias corrections come from the same host
@@ -14,8 +12,6 @@
 #include <vector>
 
 #include "check.h"
-#include "core/seams.h"
-#include "cpu/grad_hook.h"
 #include "cpu/update_rule.h"
 #include "cuda/common.cuh"
 #include "cuda/device_buffer.cuh"
@@ -72,13 +68,9 @@ int64_t first_difference(const std::vector<float>& a, const std::vector<float>& 
 
 enum class Rule { kAdamW, kAst, kAdamS };
 
-// Five steps of one rule on both backends from the same state; compares w, m, v after each, and
-// with `decayed` the gradient the masked decay wrote back.
-int64_t run_rule(gc::Check& c, Rule rule, bool decayed, int64_t n, int shift) {
+// Five steps of one rule on both backends from the same state; compares w, m, v after each.
+int64_t run_rule(gc::Check& c, Rule rule, int64_t n, int shift) {
   const float lr = 1e-3f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f, lambda = 2e-4f, alpha = 0.3f;
-  sieve::SeamSpec hook;
-  hook.kind = SIEVE_HOOK_MASKED_DECAY;
-  hook.params = {6e-5f};
   auto w = gc::normal(n, 0.02f);
   for (int64_t i = 0; i < n; i += 7) w[i] = i % 2 ? -0.0f : 0.0f;  // sign(0) = 0 in AdamS
   std::vector<float> m(n, 0.0f), v(n, 0.0f), mask = random_mask(n);
@@ -86,44 +78,40 @@ int64_t run_rule(gc::Check& c, Rule rule, bool decayed, int64_t n, int shift) {
   const char* names[] = {"adamw", "ast", "adams"};
   int64_t compared = 0;
   for (int64_t t = 1; t <= 5; t++) {
-    auto g = gradient(n);
+    const auto g = gradient(n);
     if (t == 3) {  // a mask refresh mid-run
       mask = random_mask(n);
       dmask.upload(mask);
     }
     dg.upload(g);
-    if (decayed) sieve::cpu::grad_hook_apply(g.data(), w.data(), mask.data(), hook, n);
-    const sieve::cuda::MaskedDecay decay = decayed ? sieve::cuda::MaskedDecay{dmask.get(), hook.params[0]}
-                                                   : sieve::cuda::MaskedDecay{};
     switch (rule) {
       case Rule::kAdamW:
         sieve::cpu::adamw_update(w.data(), m.data(), v.data(), g.data(), lr, b1, b2, eps, wd, t, n);
-        sieve::cuda::adamw_update(dw.get(), dm.get(), dv.get(), dg.get(), lr, b1, b2, eps, wd, t, n, 0, decay);
+        sieve::cuda::adamw_update(dw.get(), dm.get(), dv.get(), dg.get(), lr, b1, b2, eps, wd, t, n, 0);
         break;
       case Rule::kAst:
         sieve::cpu::ast_update(w.data(), m.data(), v.data(), g.data(), mask.data(), lr, b1, b2, eps, wd, lambda, t, n);
         sieve::cuda::ast_update(dw.get(), dm.get(), dv.get(), dg.get(), dmask.get(), lr, b1, b2, eps, wd, lambda, t, n,
-                                0, decay);
+                                0);
         break;
       case Rule::kAdamS:
         sieve::cpu::adams_update(w.data(), m.data(), v.data(), g.data(), mask.data(), lr, b1, b2, eps, alpha, lambda,
                                  t, n);
         sieve::cuda::adams_update(dw.get(), dm.get(), dv.get(), dg.get(), dmask.get(), lr, b1, b2, eps, alpha, lambda,
-                                  t, n, 0, decay);
+                                  t, n, 0);
         break;
     }
-    const std::vector<float>* ref[4] = {&w, &m, &v, &g};
-    const Dev* out[4] = {&dw, &dm, &dv, &dg};
-    const char* what[4] = {"w", "m", "v", "grad"};
-    for (int j = 0; j < 4; j++) {
+    const std::vector<float>* ref[3] = {&w, &m, &v};
+    const Dev* out[3] = {&dw, &dm, &dv};
+    const char* what[3] = {"w", "m", "v"};
+    for (int j = 0; j < 3; j++) {
       const auto got = out[j]->download();
       const int64_t at = first_difference(got, *ref[j]);
       compared++;
       if (at >= 0) {
         char buf[240];
-        snprintf(buf, sizeof buf, "%s%s n=%lld%s t=%lld: %s[%lld] = %.9g, CPU %.9g", names[(int)rule],
-                 decayed ? " + masked decay" : "", (long long)n, shift ? " misaligned" : "", (long long)t, what[j],
-                 (long long)at, got[at], (*ref[j])[at]);
+        snprintf(buf, sizeof buf, "%s n=%lld%s t=%lld: %s[%lld] = %.9g, CPU %.9g", names[(int)rule], (long long)n,
+                 shift ? " misaligned" : "", (long long)t, what[j], (long long)at, got[at], (*ref[j])[at]);
         c.expect(false, buf);
         return compared;  // the states have diverged: later steps say nothing new
       }
@@ -134,10 +122,9 @@ int64_t run_rule(gc::Check& c, Rule rule, bool decayed, int64_t n, int shift) {
 
 void check_rule(gc::Check& c, Rule rule) {
   int64_t compared = 0;
-  for (bool decayed : {false, true})
-    for (int64_t n : {int64_t(1), int64_t(5), int64_t(4096), int64_t(1 << 20) + 3})
-      for (int shift : {0, 1}) compared += run_rule(c, rule, decayed, n, shift);
-  c.equal(std::to_string(compared) + " states (w, m, v and the gradient after each step)", {}, {});
+  for (int64_t n : {int64_t(1), int64_t(5), int64_t(4096), int64_t(1 << 20) + 3})
+    for (int shift : {0, 1}) compared += run_rule(c, rule, n, shift);
+  c.equal(std::to_string(compared) + " states (w, m, v after each step)", {}, {});
 }
 
 }  // namespace
