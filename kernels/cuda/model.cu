@@ -188,10 +188,7 @@ void prepare_weights(CudaModel& m, int64_t N) {
   // a compression queued by the last call may not have been read by any product: it still reads
   // weights_bf, which is about to change
   SIEVE_CUDA(cudaStreamWaitEvent(m.stream, m.compressions_done, 0));
-  // The transformed weights are written by their own kernels; every other tensor is rounded as
-  // it is, in runs of consecutive tensors (at LLaMA-7B width with every linear 2:4, rounding the
-  // linears too cost a 4-byte read and 2-byte write of ~0.8 G weights a step, all overwritten).
-  std::vector<bool> transformed(m.net.tensors.size(), false);
+  to_bf16(m.weights_bf.get(), m.params.get(), m.net.num_params, m.stream);
   for (const LayerLinears& ll : m.net.layers)
     for (auto member : kLinears) {
       const Linear& lin = ll.*member;
@@ -199,7 +196,6 @@ void prepare_weights(CudaModel& m, int64_t N) {
         const TensorEntry& t = m.net.tensors[lin.first + i];
         __nv_bfloat16* out = m.weights_bf.get() + t.offset;
         const float* w = m.params.get() + t.offset;
-        transformed[lin.first + i] = t.transform.kind != SIEVE_TRANSFORM_NONE;
         if (t.transform.kind == SIEVE_TRANSFORM_MASK)
           masked_weight(nullptr, out, w, m.masks.get() + t.offset, t.size, m.stream);
         else if (t.transform.kind == SIEVE_TRANSFORM_SSTE)
@@ -208,18 +204,6 @@ void prepare_weights(CudaModel& m, int64_t N) {
           weight_scale(nullptr, out, w, param(m, t.scale), t.shape[0], t.shape[1], scale_segments(m, t), m.stream);
       }
     }
-  const std::vector<TensorEntry>& ts = m.net.tensors;
-  for (size_t i = 0; i < ts.size();) {
-    if (transformed[i]) {
-      i++;
-      continue;
-    }
-    size_t j = i + 1;  // the run [i, j): untransformed and contiguous in the flat buffers
-    while (j < ts.size() && !transformed[j] && ts[j].offset == ts[j - 1].offset + ts[j - 1].size) j++;
-    to_bf16(m.weights_bf.get() + ts[i].offset, m.params.get() + ts[i].offset,
-            ts[j - 1].offset + ts[j - 1].size - ts[i].offset, m.stream);
-    i = j;
-  }
   const int64_t head = m.net.head;  // (V, C), then head_bf's zero rows stay as they were made
   SIEVE_CUDA(cudaMemcpyAsync(m.head_bf.get(), weight_bf(m, head), m.net.tensors[head].size * sizeof(__nv_bfloat16),
                              cudaMemcpyDeviceToDevice, m.stream));
@@ -782,24 +766,20 @@ float optimize(CudaModel& m, const sieve_optim_opts& o, int64_t t_step) {
     const int64_t off = t.offset, n = ts[run.last].offset + ts[run.last].size - off;
     float* w = m.params.get() + off;
     const float* mask = m.masks.get() ? m.masks.get() + off : nullptr;
-    // the gradient hook runs inside the update's pass (masks exist wherever the hook is set)
-    const MaskedDecay decay =
-        t.hook.kind == SIEVE_HOOK_MASKED_DECAY ? MaskedDecay{mask, t.hook.params[0]} : MaskedDecay{};
+    if (t.hook.kind == SIEVE_HOOK_MASKED_DECAY) masked_decay(g + off, w, mask, t.hook.params[0], n, m.stream);
     const float wd = t.decay ? o.weight_decay : 0.0f;
     switch (t.rule.kind) {
       case SIEVE_RULE_ADAMW:
-        adamw_update(w, mom + off, var + off, g + off, o.lr, o.beta1, o.beta2, o.eps, wd, t_step, n, m.stream, decay);
+        adamw_update(w, mom + off, var + off, g + off, o.lr, o.beta1, o.beta2, o.eps, wd, t_step, n, m.stream);
         break;
-      case SIEVE_RULE_FROZEN:  // no update to take the hook into: the gradient is still hooked, as on the CPU
-        if (decay.mask) masked_decay(g + off, w, mask, decay.lambda, n, m.stream);
-        break;
+      case SIEVE_RULE_FROZEN: break;
       case SIEVE_RULE_AST:
         ast_update(w, mom + off, var + off, g + off, mask, o.lr, o.beta1, o.beta2, o.eps, wd, t.rule.params[0], t_step,
-                   n, m.stream, decay);
+                   n, m.stream);
         break;
       case SIEVE_RULE_ADAMS:
         adams_update(w, mom + off, var + off, g + off, mask, o.lr, o.beta1, o.beta2, o.eps, t.rule.params[0],
-                     t.rule.params[1], t_step, n, m.stream, decay);
+                     t.rule.params[1], t_step, n, m.stream);
         break;
       default: fail(SIEVE_E_INVALID_ARGUMENT, "tensor %s: unknown update rule %d", t.name.c_str(), (int)t.rule.kind);
     }
