@@ -4,7 +4,9 @@
 // GEMMs straight on the strided q/k/v slices of the qkv buffer (no transposes, no copies).
 // The causal structure is used in blocks of kBlock query rows: block i only multiplies
 // against keys [0, end of block i), which skips most of the masked upper triangle. The
-// block size is a constant, so the bits never depend on the thread count.
+// block size is a constant, so the bits never depend on the thread count. The backward reads
+// the forward's probabilities when they were kept, or recomputes them by the forward's own
+// calls, the same bits, into per-thread scratch (model.cc decides which).
 //
 // Layout: qkv (B, T, 3C) holds [q | k | v] per token, head h at channels [h HS, (h+1) HS)
 // of each part. S = q k^T / sqrt(HS), P = softmax(S) over keys <= query, y = P v.
@@ -28,6 +30,13 @@ inline void causal_softmax_row(float* row, int64_t i, int64_t end) {
   const float inv = 1.0f / sum_f32(row, n);
   for (int64_t j = 0; j < n; j++) row[j] *= inv;
   for (int64_t j = n; j < end; j++) row[j] = 0.0f;
+}
+
+// Rows [r0, r1) of P: S[r0:r1, 0:r1] = scale q[r0:r1] k[0:r1]^T, then each row's causal softmax.
+void probabilities(float* P, const float* q, const float* k, int64_t r0, int64_t r1, int64_t T, int64_t C,
+                   int64_t HS, float scale) {
+  sgemm_serial(false, true, r1 - r0, r1, HS, scale, q + r0 * 3 * C, 3 * C, k, 3 * C, 0.0f, P + r0 * T, T);
+  for (int64_t i = r0; i < r1; i++) causal_softmax_row(P + i * T, i, r1);
 }
 
 }  // namespace
@@ -79,10 +88,7 @@ void attention_forward(float* out, float* att, float* scratch, const float* qkv,
     float* y = out + b * T * C + h * HS;
     for (int64_t r0 = 0; r0 < T; r0 += kBlock) {
       const int64_t r1 = std::min(T, r0 + kBlock), rows = r1 - r0;
-      // S[r0:r1, 0:r1] = scale q[r0:r1] k[0:r1]^T
-      sgemm_serial(false, true, rows, r1, HS, scale, q + r0 * 3 * C, 3 * C, k, 3 * C, 0.0f,
-                   P + r0 * T, T);
-      for (int64_t i = r0; i < r1; i++) causal_softmax_row(P + i * T, i, r1);
+      probabilities(P, q, k, r0, r1, T, C, HS, scale);
       // y[r0:r1] = P[r0:r1, 0:r1] v[0:r1]
       sgemm_serial(false, false, rows, HS, r1, 1.0f, P + r0 * T, T, v, 3 * C, 0.0f, y + r0 * C, C);
     }
@@ -99,14 +105,17 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
     const float* q = qkv + b * T * 3 * C + h * HS;
     const float* k = q + C;
     const float* v = q + 2 * C;
-    const float* P = att + bh * T * T;
     const float* dy = dout + b * T * C + h * HS;
     float* dq = dqkv + b * T * 3 * C + h * HS;
     float* dk = dq + C;
     float* dv = dq + 2 * C;
-    float* dS = scratch + (int64_t)omp_get_thread_num() * T * T;  // dP, then dS, in place
+    float* own = scratch + (int64_t)omp_get_thread_num() * (att ? 1 : 2) * T * T;
+    float* dS = own;                                   // dP, then dS, in place
+    float* recomputed = att ? nullptr : own + T * T;  // P, when the forward did not keep it
+    const float* P = att ? att + bh * T * T : recomputed;
     for (int64_t r0 = 0; r0 < T; r0 += kBlock) {
       const int64_t r1 = std::min(T, r0 + kBlock), rows = r1 - r0;
+      if (recomputed) probabilities(recomputed, q, k, r0, r1, T, C, HS, scale);
       // dP[r0:r1, 0:r1] = dy[r0:r1] v[0:r1]^T
       sgemm_serial(false, true, rows, r1, HS, 1.0f, dy + r0 * C, C, v, 3 * C, 0.0f, dS + r0 * T, T);
       // dS = P (dP - sum_j P dP), zero above the diagonal

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include "core/rng.h"
@@ -49,8 +50,20 @@ float initial_value(int32_t which) { return which == SIEVE_BUFFER_MASKS ? 1.0f :
 
 }  // namespace
 
+AttentionProbabilities attention_probabilities_from_env() {
+  const char* v = std::getenv("SIEVE_CPU_ATTENTION");
+  if (!v || !*v || !strcmp(v, "auto")) return AttentionProbabilities::automatic;
+  if (!strcmp(v, "keep")) return AttentionProbabilities::keep;
+  if (!strcmp(v, "recompute")) return AttentionProbabilities::recompute;
+  fail(SIEVE_E_INVALID_ARGUMENT, "SIEVE_CPU_ATTENTION=%s: expected auto, keep or recompute", v);
+}
+
 CpuModel::CpuModel(const sieve_model& m)
-    : model(m), net(m.layout), transform_state(m.layout.tensors.size()), slorb(m.layout) {
+    : model(m),
+      net(m.layout),
+      transform_state(m.layout.tensors.size()),
+      slorb(m.layout),
+      attention_probabilities(attention_probabilities_from_env()) {
   params.allocate(net.num_params, 0.0f);
   if (!net.gpt2()) {
     const int64_t context = net.cfg.context;
@@ -307,7 +320,11 @@ void layout_activations(Activations& a, Carver& cv, const CpuModel& m, int64_t B
   a.ln1_mean = cv.take(L * N);
   a.ln1_rstd = cv.take(L * N);
   a.qkv = cv.take(L * N * 3 * C);
-  a.att = cv.take(L * B * m.net.NH * T * T);
+  const int64_t probabilities = L * B * m.net.NH * T * T;
+  const bool keep = m.attention_probabilities == AttentionProbabilities::keep ||
+                    (m.attention_probabilities == AttentionProbabilities::automatic &&
+                     4.0 * (double)probabilities <= kKeptProbabilitiesBytes);
+  a.att = keep ? cv.take(probabilities) : nullptr;
   a.atty = cv.take(L * N * C);
   a.ln2 = cv.take(L * N * C);
   a.ln2_mean = cv.take(L * N);
@@ -324,7 +341,7 @@ void layout_activations(Activations& a, Carver& cv, const CpuModel& m, int64_t B
   a.dfc = cv.take(N * m.net.FC);
   a.dact = cv.take(N * m.net.H);
   a.logits = cv.take(head_chunk(N, m.net.V) * m.net.V);
-  a.att_scratch = cv.take(threads * T * T);
+  a.att_scratch = cv.take(threads * (keep ? 1 : 2) * T * T);
   a.ce = cv.take(N);
   a.kl = cv.take(N);
   a.dw_scratch = cv.take(max_linear_size(m));
@@ -445,7 +462,7 @@ BlockIO train_io(CpuModel& m, int64_t l) {
   io.ln1_mean = a.ln1_mean + l * N;
   io.ln1_rstd = a.ln1_rstd + l * N;
   io.qkv = a.qkv + l * N * 3 * C;
-  io.att = a.att + l * a.B * m.net.NH * a.T * a.T;
+  io.att = a.att ? a.att + l * a.B * m.net.NH * a.T * a.T : nullptr;
   io.atty = a.atty + l * N * C;
   io.ln2 = a.ln2 + l * N * C;
   io.ln2_mean = a.ln2_mean + l * N;

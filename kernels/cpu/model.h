@@ -36,6 +36,12 @@ struct Buffer {
 // Pointers into the training arena for one (B, T), N = B T (layout_activations in
 // model.cc). The per-layer arrays keep one slice per block for the backward; the
 // gradients of activations are one block's worth, reused by every block.
+// keep: always (faster: no second S = q k^T, no second softmax); recompute: never (memory:
+// two (T, T) slices a thread instead); automatic: keep while they fit kKeptProbabilitiesBytes.
+enum class AttentionProbabilities { automatic, keep, recompute };
+AttentionProbabilities attention_probabilities_from_env();
+constexpr double kKeptProbabilitiesBytes = 1024.0 * 1024.0 * 1024.0;
+
 struct Activations {
   int64_t B = 0, T = 0;
   float* x;            // (L + 1, N, C) residual stream: block l reads slice l, writes slice l + 1
@@ -44,7 +50,7 @@ struct Activations {
   float* ln1_mean;     // (L, N) (LayerNorm only)
   float* ln1_rstd;     // (L, N)
   float* qkv;          // (L, N, 3C) q | k | v, RoPE applied (llama)
-  float* att;          // (L, B, NH, T, T) attention probabilities
+  float* att;          // (L, B, NH, T, T) attention probabilities, or null: recomputed by the backward
   float* atty;         // (L, N, C) attention output, before attn.out
   float* ln2;          // (L, N, C) norm2 output
   float* ln2_mean;     // (L, N)
@@ -61,7 +67,7 @@ struct Activations {
   float* dfc;          // (N, FC)
   float* dact;         // (N, H)
   float* logits;       // (rows, V) one LM-head chunk (rows <= head_chunk), then its gradient
-  float* att_scratch;  // (threads, T, T) per-thread attention scratch
+  float* att_scratch;  // (threads, T, T) per-thread attention scratch; (threads, 2, T, T) without att
   float* ce;           // (N) cross-entropy per position
   float* kl;           // (N) KL per position (0 without a teacher)
   float* dw_scratch;   // (max OC IC over the linear layers) dW~ of a non-straight-through transform
@@ -110,6 +116,10 @@ class CpuModel final : public ModelBackend {
   std::vector<TransformState> transform_state;   // per tensor
   std::vector<float> rope_cos, rope_sin;         // (context, HS/2), llama
   SlorbColumns slorb;  // where each weight's X P^T sits in a block's slice of Activations::slorb_xp
+
+  // Whether training keeps every layer's attention probabilities for the backward (L B NH T^2
+  // floats) or recomputes them there: SIEVE_CPU_ATTENTION, read when the model is made.
+  const AttentionProbabilities attention_probabilities;
 
   Buffer train_mem;        // the arena behind acts
   Activations acts{};

@@ -72,9 +72,11 @@ void rope_backward(float* dqkv /* (B, T, 3C) in place */, const float* cos_t /* 
 void attention_forward(float* out /* (B, T, C) */, float* att /* (B, NH, T, T) or null */,
                        float* scratch /* (threads, T, T) */, const float* qkv /* (B, T, 3C) */,
                        int64_t B, int64_t T, int64_t C, int64_t NH);
-void attention_backward(float* dqkv /* (B, T, 3C) */, float* scratch /* (threads, T, T) */,
+// att: the forward's probabilities, or null to recompute them (the same bits) in scratch, which
+// then holds two (T, T) slices a thread.
+void attention_backward(float* dqkv /* (B, T, 3C) */, float* scratch /* (threads, T, T) or (threads, 2, T, T) */,
                         const float* dout /* (B, T, C) */, const float* qkv /* (B, T, 3C) */,
-                        const float* att /* (B, NH, T, T) */, int64_t B, int64_t T, int64_t C,
+                        const float* att /* (B, NH, T, T) or null */, int64_t B, int64_t T, int64_t C,
                         int64_t NH);
 
 // ---- embedding.cc

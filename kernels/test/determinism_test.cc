@@ -1,9 +1,12 @@
-// determinism_test.cc — same seed and inputs give the same bits: across runs, and across
-// thread counts (1 vs 2), for training (losses, gradient norms, weights, both moments)
-// and for evaluation. The model is large enough that the engine splits its GEMMs and
+// determinism_test.cc — same seed and inputs give the same bits: across runs, across
+// thread counts (1 vs 2), and whether training keeps the attention probabilities or recomputes
+// them in the backward (SIEVE_CPU_ATTENTION), for training (losses, gradient norms, weights,
+// both moments) and for evaluation. The model is large enough that the engine splits its GEMMs and
 // spreads attention heads and norm chunks over the threads.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "sieve.h"
@@ -76,6 +79,38 @@ TEST_P(DeterminismTest, SameBitsAcrossRunsAndThreadCounts) {
   expect_identical(one, two);
   expect_identical(two, again);
   EXPECT_LT(one.losses.back(), one.losses.front());  // and it learns the batch
+}
+
+// SIEVE_CPU_ATTENTION for the models made while it lives.
+struct AttentionMode {
+  explicit AttentionMode(const char* mode) { setenv("SIEVE_CPU_ATTENTION", mode, 1); }
+  ~AttentionMode() { unsetenv("SIEVE_CPU_ATTENTION"); }
+};
+
+TEST_P(DeterminismTest, RecomputedAttentionProbabilitiesAreTheKeptOnesBits) {
+  RunResult kept, recomputed;
+  {
+    AttentionMode mode("keep");
+    kept = train(GetParam(), 2);
+  }
+  {
+    AttentionMode mode("recompute");
+    recomputed = train(GetParam(), 2);
+  }
+  expect_identical(kept, recomputed);
+  const RunResult automatic = train(GetParam(), 2);  // small enough to keep
+  expect_identical(kept, automatic);
+}
+
+TEST(AttentionMode, AnUnknownModeIsRefusedNamingTheVariable) {
+  AttentionMode mode("sometimes");
+  sieve_model* m = nullptr;
+  const sieve_config cfg = split_config(SIEVE_FAMILY_GPT2);
+  EXPECT_EQ(sieve_model_create(&m, &cfg, SIEVE_DEVICE_CPU), SIEVE_E_INVALID_ARGUMENT);
+  EXPECT_EQ(m, nullptr);
+  EXPECT_NE(std::string(sieve_last_error()).find("SIEVE_CPU_ATTENTION=sometimes: expected auto, keep or recompute"),
+            std::string::npos)
+      << sieve_last_error();
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, DeterminismTest, ::testing::Values(SIEVE_FAMILY_GPT2, SIEVE_FAMILY_LLAMA),
