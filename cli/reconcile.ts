@@ -10,9 +10,8 @@ import { appendEvent } from '../activities/store/journal';
 import { setRunStatus, upsertStage } from '../activities/store/writes';
 import type { StageProgress } from '../schemas/pipeline';
 import { TERMINAL_STAGE_STATUSES, type RunStatus, type StageStatus } from '../schemas/records';
-import { stageActivityId, type PipelineResult } from '../workflows/contract';
+import type { PipelineResult } from '../workflows/contract';
 import { getRun, listRuns } from './read-models';
-import { openTemporal } from './temporal/connect';
 
 export interface Reconciled {
   id: string;
@@ -32,6 +31,8 @@ type StageFailure = { error: string; attempt: number };
  */
 async function stageFailures(client: Client, runId: string): Promise<Map<string, StageFailure>> {
   const { events } = await client.workflow.getHandle(runId).fetchHistory();
+  // required here, as the Temporal client is: the contract loads the workflow SDK
+  const { stageActivityId } = require('../workflows/contract') as typeof import('../workflows/contract');
   const prefix = stageActivityId('');
   const stageOf = new Map<string, string>();
   const attemptOf = new Map<string, number>();
@@ -74,11 +75,15 @@ async function ending(client: Client, runId: string): Promise<Ending | null> {
   return { status: 'failed', reason: `its workflow ${state.toLowerCase().replace('_', ' ')}${why}`, stages: null, failures: await stageFailures(client, runId) };
 }
 
+/** The runs the database still has unfinished: the only ones Temporal can say more about. */
+function unfinishedRuns(db: SieveDb) {
+  return [...listRuns(db, { status: 'running', limit: 10_000 }), ...listRuns(db, { status: 'pending', limit: 10_000 })];
+}
+
 /** Brings every unfinished run of the database in line with how Temporal says it ended. */
 export async function reconcileRuns(db: SieveDb, store: ArtifactStore, client: Client): Promise<Reconciled[]> {
-  const unfinished = [...listRuns(db, { status: 'running', limit: 10_000 }), ...listRuns(db, { status: 'pending', limit: 10_000 })];
   const done: Reconciled[] = [];
-  for (const { id } of unfinished) {
+  for (const { id } of unfinishedRuns(db)) {
     const end = await ending(client, id);
     if (!end) continue;
     const run = getRun(db, store, id)!;
@@ -103,16 +108,23 @@ export async function reconcileRuns(db: SieveDb, store: ArtifactStore, client: C
  * it is up (a read-only command does not start one just for this); reports each on stderr.
  */
 export async function reconcileHome(home: string, client: Client | null = null): Promise<Reconciled[]> {
-  const temporal = client ? null : await openTemporal(home, { start: false }).catch(() => null);
-  const using = client ?? temporal?.client;
-  if (!using) return [];
   const { db, close } = openDb({ home });
   try {
-    const done = await reconcileRuns(db, createArtifactStore(home), using);
-    for (const r of done) console.error(`sieve: run ${r.id} is recorded ${r.status} now: ${r.reason}.`);
-    return done;
+    // Mostly every run has ended, and then the Temporal client is not even loaded: it was half
+    // of `sieve history`'s start-up.
+    if (unfinishedRuns(db).length === 0) return [];
+    const { openTemporal } = require('./temporal/connect') as typeof import('./temporal/connect');
+    const temporal = client ? null : await openTemporal(home, { start: false }).catch(() => null);
+    const using = client ?? temporal?.client;
+    if (!using) return [];
+    try {
+      const done = await reconcileRuns(db, createArtifactStore(home), using);
+      for (const r of done) console.error(`sieve: run ${r.id} is recorded ${r.status} now: ${r.reason}.`);
+      return done;
+    } finally {
+      await temporal?.close();
+    }
   } finally {
     close();
-    await temporal?.close();
   }
 }
