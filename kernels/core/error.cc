@@ -3,6 +3,8 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <new>
 
@@ -53,6 +55,19 @@ void check_tokens(const int32_t* tokens, int64_t n, int64_t V, const char* what,
     fail(SIEVE_E_INVALID_ARGUMENT, "%s[%lld] = %d is not a token id of this model (vocab %lld%s)", what, (long long)i,
          (int)t, (long long)V, allow_ignore ? "; -1 ignores a position" : "");
   }
+}
+
+int env_choice(const char* name, std::initializer_list<const char*> choices) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return 0;
+  std::string expected;
+  int i = 0;
+  for (const char* c : choices) {
+    if (!std::strcmp(v, c)) return i;
+    expected += (i == 0 ? "" : i + 1 == (int)choices.size() ? " or " : ", ") + std::string(c);
+    i++;
+  }
+  fail(SIEVE_E_INVALID_ARGUMENT, "%s=%s: expected %s", name, v, expected.c_str());
 }
 
 }  // namespace sieve

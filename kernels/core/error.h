@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 
 #include "sieve.h"
@@ -27,6 +28,10 @@ struct Error {
   do {                                                                  \
     if (!(cond)) ::sieve::fail(SIEVE_E_INVALID_ARGUMENT, __VA_ARGS__);  \
   } while (0)
+
+// The index in `choices` of environment variable `name`'s value: unset or empty is choices[0], the
+// default; any other value fails, naming the variable, its value and the choices.
+int env_choice(const char* name, std::initializer_list<const char*> choices);
 
 // Called inside a catch (...) block: stores the exception's message as the calling thread's
 // last error and returns its status (bad_alloc: out of memory; anything else unexpected:

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <new>
 
 #include "core/rng.h"
@@ -51,11 +50,9 @@ float initial_value(int32_t which) { return which == SIEVE_BUFFER_MASKS ? 1.0f :
 }  // namespace
 
 AttentionProbabilities attention_probabilities_from_env() {
-  const char* v = std::getenv("SIEVE_CPU_ATTENTION");
-  if (!v || !*v || !strcmp(v, "auto")) return AttentionProbabilities::automatic;
-  if (!strcmp(v, "keep")) return AttentionProbabilities::keep;
-  if (!strcmp(v, "recompute")) return AttentionProbabilities::recompute;
-  fail(SIEVE_E_INVALID_ARGUMENT, "SIEVE_CPU_ATTENTION=%s: expected auto, keep or recompute", v);
+  constexpr AttentionProbabilities kModes[] = {AttentionProbabilities::automatic, AttentionProbabilities::keep,
+                                               AttentionProbabilities::recompute};
+  return kModes[env_choice("SIEVE_CPU_ATTENTION", {"auto", "keep", "recompute"})];
 }
 
 CpuModel::CpuModel(const sieve_model& m)

@@ -794,11 +794,8 @@ float optimize(CudaModel& m, const sieve_optim_opts& o, int64_t t_step) {
 // ---------------------------------------------------------------- memory
 
 WeightGrad24 weight_grad24_from_env() {
-  const char* v = std::getenv("SIEVE_CUDA_WGRAD24");
-  if (!v || !*v || !strcmp(v, "auto")) return WeightGrad24::automatic;
-  if (!strcmp(v, "on")) return WeightGrad24::on;
-  if (!strcmp(v, "off")) return WeightGrad24::off;
-  fail(SIEVE_E_INVALID_ARGUMENT, "SIEVE_CUDA_WGRAD24=%s: expected auto, on or off", v);
+  constexpr WeightGrad24 kModes[] = {WeightGrad24::automatic, WeightGrad24::on, WeightGrad24::off};
+  return kModes[env_choice("SIEVE_CUDA_WGRAD24", {"auto", "on", "off"})];
 }
 
 CudaModel::CudaModel(const sieve_model& m)

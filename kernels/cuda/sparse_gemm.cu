@@ -290,10 +290,8 @@ struct SparseLinear::State {
 };
 
 Compression compression_from_env() {
-  const char* v = std::getenv("SIEVE_CUDA_COMPRESS");
-  if (!v || !*v || !strcmp(v, "own")) return Compression::own;
-  if (!strcmp(v, "cusparselt")) return Compression::cusparselt;
-  fail(SIEVE_E_INVALID_ARGUMENT, "SIEVE_CUDA_COMPRESS=%s: expected own or cusparselt", v);
+  constexpr Compression kModes[] = {Compression::own, Compression::cusparselt};
+  return kModes[env_choice("SIEVE_CUDA_COMPRESS", {"own", "cusparselt"})];
 }
 
 SparseLinear::SparseLinear(SparseLt& lt, int64_t OC, int64_t IC, bool transposable, SparseAlgo algo,
